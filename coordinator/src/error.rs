@@ -1,0 +1,56 @@
+//! The one mapping from coordinator errors to gRPC status codes.
+
+use tonic::Status;
+
+use crate::ca::CaError;
+use crate::store::{StoreError, TokenError};
+
+/// What an RPC handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; the message says which field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The state does not allow it (revoked node, already enrolled, wrong CA).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Certificate issuance failed or the CSR was bad.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::InvalidArgument(m) => Status::invalid_argument(m),
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::Ca(e @ (CaError::BadCsr(_) | CaError::IdentityMismatch { .. })) => {
+                Status::invalid_argument(e.to_string())
+            }
+            ApiError::Ca(e) => {
+                tracing::error!(error = %e, "certificate issuance failed");
+                Status::internal(format!("certificate issuance failed: {e}"))
+            }
+            ApiError::Store(StoreError::Token(t)) => match t {
+                TokenError::Unknown => Status::permission_denied(t.to_string()),
+                TokenError::Expired | TokenError::AlreadyUsed(_) => {
+                    Status::failed_precondition(t.to_string())
+                }
+            },
+            ApiError::Store(StoreError::Exists(what)) => {
+                Status::already_exists(format!("{what} already exists"))
+            }
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                Status::internal("coordinator store failure; see the coordinator log")
+            }
+        }
+    }
+}

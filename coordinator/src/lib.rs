@@ -1,0 +1,56 @@
+//! lab-coordinator: the centre of labfleet. It owns the CA and enrollment, the inventory and the
+//! live agent sessions, and serves the agent and operator gRPC APIs over mutual TLS.
+//!
+//! `main.rs` only parses arguments; `lab-coordinator init` is [`init::init`], `serve` is
+//! [`run`]. `labctl dev` embeds the same two functions.
+
+pub mod agent_api;
+pub mod auth;
+pub mod ca;
+pub mod datadir;
+pub mod error;
+pub mod init;
+pub mod metrics;
+pub mod operator_api;
+pub mod server;
+pub mod session;
+pub mod sessions;
+pub mod state;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use datadir::DataDir;
+pub use state::{Coordinator, ServeOptions};
+
+/// Loads the coordinator from `dir`, binds the listeners and serves until `shutdown`.
+pub async fn run(
+    dir: DataDir,
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let coord = Arc::new(Coordinator::open(&dir, options, shutdown)?);
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let metrics = match metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        trust_domain = %coord.trust_domain,
+        "coordinator serving"
+    );
+    server::serve(coord, &dir, listener, metrics).await
+}

@@ -1,0 +1,149 @@
+//! `lab-coordinator`: argument parsing and exit codes only; the work is in the library.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use lab_coordinator::init::{init, InitOptions};
+use lab_coordinator::{DataDir, ServeOptions};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "lab-coordinator", version, about = "labfleet coordinator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the CA, server certificate, admin operator and DIR/labctl.toml
+    Init {
+        /// Data directory to create
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-coordinator")]
+        data_dir: std::path::PathBuf,
+        /// Address agents and operators dial, HOST:PORT (its host goes into the server certificate)
+        #[arg(long, env = "LAB_ADVERTISE")]
+        advertise: String,
+        /// Trust domain of the CA (identities are spiffe://DOMAIN/...)
+        #[arg(long, env = "LAB_TRUST_DOMAIN", default_value = "lab.local")]
+        trust_domain: String,
+        /// Extra DNS name or IP for the server certificate (repeatable)
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+    /// Serve the agent and operator APIs
+    Serve {
+        /// Data directory made by init
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-coordinator")]
+        data_dir: std::path::PathBuf,
+        /// gRPC (mTLS) listen address
+        #[arg(long, env = "LAB_LISTEN", default_value = "0.0.0.0:7443")]
+        listen: SocketAddr,
+        /// Prometheus metrics listen address (plain HTTP); "off" disables
+        #[arg(long, env = "LAB_METRICS_LISTEN", default_value = "127.0.0.1:7444")]
+        metrics_listen: String,
+        /// Heartbeat interval handed to agents; offline after 3 missed
+        #[arg(long, env = "LAB_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+        heartbeat_interval: Duration,
+        /// Lifetime of node certificates
+        #[arg(long, env = "LAB_NODE_CERT_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+        node_cert_ttl: Duration,
+    },
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Init {
+            data_dir,
+            advertise,
+            trust_domain,
+            sans,
+        } => {
+            let opts = InitOptions {
+                data_dir: DataDir::new(&data_dir),
+                advertise,
+                trust_domain,
+                extra_sans: sans,
+            };
+            init(&opts).await.map(|()| {
+                println!(
+                    "initialized {}\nadmin labctl config: {}",
+                    data_dir.display(),
+                    opts.data_dir.labctl_config().display()
+                );
+            })
+        }
+        Command::Serve {
+            data_dir,
+            listen,
+            metrics_listen,
+            heartbeat_interval,
+            node_cert_ttl,
+        } => {
+            let metrics = match metrics_listen.as_str() {
+                "off" | "" => Ok(None),
+                addr => addr.parse::<SocketAddr>().map(Some).map_err(|e| {
+                    anyhow::anyhow!("--metrics-listen '{addr}': {e}; use ADDR:PORT or off")
+                }),
+            };
+            match metrics {
+                Err(e) => Err(e),
+                Ok(metrics) => {
+                    let shutdown = CancellationToken::new();
+                    let on_signal = shutdown.clone();
+                    tokio::spawn(async move {
+                        wait_for_signal().await;
+                        on_signal.cancel();
+                    });
+                    let options = ServeOptions {
+                        heartbeat_interval,
+                        node_cert_ttl,
+                    };
+                    lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
+                        .await
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

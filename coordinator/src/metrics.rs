@@ -1,0 +1,89 @@
+//! Prometheus metrics, served as text on a separate plain-HTTP listener (default 127.0.0.1:7444).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::Coordinator;
+
+/// The coordinator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Agents with a live session.
+    pub nodes_online: Gauge,
+    /// Nodes in the inventory.
+    pub nodes_known: Gauge,
+    /// Successful enrollments.
+    pub enrollments: Counter<u64, AtomicU64>,
+    /// Certificates renewed by agents.
+    pub renewals: Counter<u64, AtomicU64>,
+    /// Sessions opened by agents.
+    pub sessions_opened: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("labfleet");
+        let m = Metrics {
+            nodes_online: Gauge::default(),
+            nodes_known: Gauge::default(),
+            enrollments: Counter::default(),
+            renewals: Counter::default(),
+            sessions_opened: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("nodes_online", "Agents with a live session", m.nodes_online.clone());
+        registry.register("nodes_known", "Nodes in the inventory", m.nodes_known.clone());
+        registry.register("enrollments", "Successful enrollments", m.enrollments.clone());
+        registry.register("certificate_renewals", "Node certificates renewed", m.renewals.clone());
+        registry.register("sessions_opened", "Agent sessions opened", m.sessions_opened.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The text exposition, refreshing the gauges from `coord` first.
+    pub fn render(&self, coord: &Coordinator) -> String {
+        self.nodes_online.set(coord.sessions.count() as i64);
+        if let Ok(nodes) = coord.store.nodes() {
+            self.nodes_known.set(nodes.len() as i64);
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    coord: Arc<Coordinator>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let coord = coord.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    coord.metrics.render(&coord),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,304 @@
+//! `OperatorService`: what labctl and scripts call. Authorization already happened in
+//! [`crate::auth`]; handlers only read the resolved [`Caller`] for auditing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab_proto::identity::{IdentityError, NodeName, UserName};
+use lab_proto::limits::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL};
+use lab_proto::store::v1::{CertificateRecord, NodeRecord, TokenRecord, UserRecord};
+use lab_proto::token::EnrollToken;
+use lab_proto::v1::operator_service_server::OperatorService;
+use lab_proto::v1::{
+    CreateTokenRequest, CreateTokenResponse, CreateUserRequest, CreateUserResponse, GetNodeRequest,
+    ListNodesRequest, ListNodesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
+    ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse, RevokeNodeRequest,
+    RevokeNodeResponse, TokenInfo, User, WhoAmIRequest, WhoAmIResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::agent_api::validate_labels;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::init::OPERATOR_CERT_TTL;
+use crate::sessions::CloseReason;
+use crate::state::{now_ms, Coordinator};
+
+/// The `OperatorService` implementation.
+pub struct OperatorApi {
+    coord: Arc<Coordinator>,
+}
+
+impl OperatorApi {
+    /// Handlers over `coord`.
+    pub fn new(coord: Arc<Coordinator>) -> Self {
+        OperatorApi { coord }
+    }
+
+    fn node_view(&self, rec: NodeRecord) -> Node {
+        let online = self.coord.sessions.is_online(&rec.name);
+        let last_seen = self
+            .coord
+            .sessions
+            .last_seen_ms(&rec.name)
+            .unwrap_or(rec.last_seen_unix_ms);
+        let facts_json = self
+            .coord
+            .store
+            .facts(&rec.name)
+            .ok()
+            .flatten()
+            .map(|f| f.json)
+            .unwrap_or_default();
+        Node {
+            online,
+            last_seen_unix_ms: last_seen,
+            labels: rec.labels.into_iter().collect(),
+            enrolled_unix_ms: rec.enrolled_unix_ms,
+            revoked: rec.revoked,
+            agent_version: rec.agent_version,
+            boot_id: rec.boot_id,
+            facts_json,
+            cert_not_after_unix_ms: rec.cert_not_after_unix_ms,
+            name: rec.name,
+        }
+    }
+
+    fn existing_node(&self, name: &str) -> Result<NodeRecord, ApiError> {
+        let name = parse_name::<NodeName>(name)?;
+        self.coord
+            .store
+            .node(name.as_str())?
+            .ok_or_else(|| ApiError::NotFound(format!("no node named '{name}'; see 'labctl nodes'")))
+    }
+
+    async fn revoke(&self, name: &str) -> Result<RevokeNodeResponse, ApiError> {
+        let mut node = self.existing_node(name)?;
+        let name: NodeName = parse_name(&node.name)?;
+        if !node.revoked {
+            node.revoked = true;
+            node.revoked_unix_ms = now_ms();
+            self.coord.store.put_node(node).await?;
+        }
+        let count = self
+            .coord
+            .store
+            .revoke_certificates(&self.coord.node_id(&name).uri())
+            .await?;
+        let closed = self.coord.sessions.close(name.as_str(), CloseReason::Revoked);
+        tracing::warn!(node = %name, certificates = count, session_closed = closed, "node revoked");
+        Ok(RevokeNodeResponse {
+            certificates_revoked: count,
+            session_closed: closed,
+        })
+    }
+
+    async fn remove(&self, name: &str) -> Result<RemoveNodeResponse, ApiError> {
+        self.revoke(name).await?;
+        self.coord.store.remove_node(name).await?;
+        tracing::warn!(node = %name, "node removed");
+        Ok(RemoveNodeResponse {})
+    }
+
+    async fn create_token(
+        &self,
+        creator: String,
+        req: CreateTokenRequest,
+    ) -> Result<CreateTokenResponse, ApiError> {
+        let ttl = match req.ttl_seconds {
+            0 => DEFAULT_TOKEN_TTL,
+            s => Duration::from_secs(s),
+        };
+        if ttl > MAX_TOKEN_TTL {
+            return Err(ApiError::InvalidArgument(format!(
+                "token ttl {}s is longer than the maximum of {}s",
+                ttl.as_secs(),
+                MAX_TOKEN_TTL.as_secs()
+            )));
+        }
+        if !req.node_name.is_empty() {
+            let name: NodeName = parse_name(&req.node_name)?;
+            if self.coord.store.node(name.as_str())?.is_some() {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "node '{name}' is already enrolled; remove it first to enroll it again"
+                )));
+            }
+        }
+        let labels: BTreeMap<String, String> = req.labels.into_iter().collect();
+        validate_labels(&labels)?;
+        let token = EnrollToken {
+            id: hex::encode(rand::random::<[u8; 8]>()),
+            secret: rand::random(),
+            ca_pin: self.coord.ca.pin(),
+        };
+        let now = now_ms();
+        let expires = now + ttl.as_millis() as i64;
+        self.coord
+            .store
+            .put_token(TokenRecord {
+                token_id: token.id.clone(),
+                secret_sha256: token.secret_sha256().to_vec(),
+                created_unix_ms: now,
+                expires_unix_ms: expires,
+                node_name: req.node_name,
+                labels: labels.into_iter().collect(),
+                created_by: creator,
+                ..Default::default()
+            })
+            .await?;
+        Ok(CreateTokenResponse {
+            token: token.to_string(),
+            token_id: token.id,
+            expires_unix_ms: expires,
+        })
+    }
+
+    async fn create_user(&self, req: CreateUserRequest) -> Result<CreateUserResponse, ApiError> {
+        let user: UserName = parse_name(&req.name)?;
+        let role = Role::from_proto(req.role).ok_or_else(|| {
+            ApiError::InvalidArgument("role must be viewer, operator or admin".into())
+        })?;
+        let id = self.coord.operator_id(&user);
+        let issued = self.coord.ca.sign_csr(&id, &req.csr_pem, OPERATOR_CERT_TTL)?;
+        self.coord
+            .store
+            .create_user(UserRecord {
+                name: user.to_string(),
+                role: role.to_proto() as i32,
+                created_unix_ms: now_ms(),
+                ..Default::default()
+            })
+            .await?;
+        self.coord
+            .store
+            .put_certificate(CertificateRecord {
+                serial: issued.info.serial_hex.clone(),
+                identity_uri: id.uri(),
+                not_after_unix_ms: issued.info.not_after_unix_ms,
+                issued_unix_ms: now_ms(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(CreateUserResponse {
+            certificate_pem: issued.cert_pem,
+            ca_pem: self.coord.ca.cert_pem().to_owned(),
+            identity_uri: id.uri(),
+        })
+    }
+}
+
+fn parse_name<T: std::str::FromStr<Err = IdentityError>>(name: &str) -> Result<T, ApiError> {
+    name.parse()
+        .map_err(|e: IdentityError| ApiError::InvalidArgument(e.to_string()))
+}
+
+fn caller_name<T>(req: &Request<T>) -> String {
+    match req.extensions().get::<Caller>() {
+        Some(Caller::Operator { user, .. }) => user.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl OperatorService for OperatorApi {
+    async fn who_am_i(
+        &self,
+        req: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        match req.extensions().get::<Caller>() {
+            Some(Caller::Operator { user, role }) => Ok(Response::new(WhoAmIResponse {
+                identity_uri: self.coord.operator_id(user).uri(),
+                user: user.to_string(),
+                role: role.to_proto() as i32,
+            })),
+            _ => Err(Status::internal("caller was not resolved to an operator")),
+        }
+    }
+
+    async fn list_nodes(
+        &self,
+        _req: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        let nodes = self.coord.store.nodes().map_err(ApiError::from)?;
+        Ok(Response::new(ListNodesResponse {
+            nodes: nodes.into_iter().map(|n| self.node_view(n)).collect(),
+        }))
+    }
+
+    async fn get_node(&self, req: Request<GetNodeRequest>) -> Result<Response<Node>, Status> {
+        let rec = self.existing_node(&req.get_ref().name)?;
+        Ok(Response::new(self.node_view(rec)))
+    }
+
+    async fn revoke_node(
+        &self,
+        req: Request<RevokeNodeRequest>,
+    ) -> Result<Response<RevokeNodeResponse>, Status> {
+        Ok(Response::new(self.revoke(&req.get_ref().name).await?))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        Ok(Response::new(self.remove(&req.get_ref().name).await?))
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let creator = caller_name(&req);
+        Ok(Response::new(
+            OperatorApi::create_token(self, creator, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_tokens(
+        &self,
+        _req: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensResponse>, Status> {
+        let tokens = self.coord.store.tokens().map_err(ApiError::from)?;
+        Ok(Response::new(ListTokensResponse {
+            tokens: tokens
+                .into_iter()
+                .map(|t| TokenInfo {
+                    token_id: t.token_id,
+                    node_name: t.node_name,
+                    labels: t.labels,
+                    expires_unix_ms: t.expires_unix_ms,
+                    used_unix_ms: t.used_unix_ms,
+                    used_by: t.used_by,
+                    created_by: t.created_by,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        req: Request<CreateUserRequest>,
+    ) -> Result<Response<CreateUserResponse>, Status> {
+        Ok(Response::new(
+            OperatorApi::create_user(self, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_users(
+        &self,
+        _req: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let users = self.coord.store.users().map_err(ApiError::from)?;
+        Ok(Response::new(ListUsersResponse {
+            users: users
+                .into_iter()
+                .map(|u| User {
+                    name: u.name,
+                    role: u.role,
+                    created_unix_ms: u.created_unix_ms,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,110 @@
+//! Serving: the mTLS gRPC listener (agent, operator and health services behind the auth layer),
+//! the metrics listener, and the background sweeper, until the shutdown token fires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lab_proto::limits::MAX_MESSAGE_BYTES;
+use lab_proto::pem::cert_info_from_pem;
+use lab_proto::v1::agent_service_server::AgentServiceServer;
+use lab_proto::v1::operator_service_server::OperatorServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::agent_api::AgentApi;
+use crate::auth::{AuthLayer, Authorizer};
+use crate::datadir::DataDir;
+use crate::init::write_server_cert;
+use crate::operator_api::OperatorApi;
+use crate::state::{now_ms, Coordinator};
+
+/// The server certificate is re-issued at start when it has less than this left.
+const SERVER_CERT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn tls_config(coord: &Coordinator, dir: &DataDir) -> anyhow::Result<ServerTlsConfig> {
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
+    let mut chain = read(dir.server_cert())?;
+    let left = cert_info_from_pem(&chain)?.not_after_unix_ms - now_ms();
+    if left < SERVER_CERT_RENEW_BEFORE.as_millis() as i64 {
+        tracing::info!("server certificate expires soon; issuing a new one");
+        write_server_cert(dir, &coord.ca, &coord.settings.server_names)?;
+        chain = read(dir.server_cert())?;
+    }
+    let key = read(dir.server_key())?;
+    Ok(ServerTlsConfig::new()
+        .identity(Identity::from_pem(chain, key))
+        .client_ca_root(Certificate::from_pem(coord.ca.cert_pem()))
+        // Bootstrap and Enroll are reachable without a client certificate; the auth layer
+        // requires one for everything else.
+        .client_auth_optional(true)
+        .timeout(HANDSHAKE_TIMEOUT))
+}
+
+/// Serves gRPC on `listener` (and metrics on `metrics`) until `coord.shutdown` is cancelled,
+/// then waits for sessions to finish.
+pub async fn serve(
+    coord: Arc<Coordinator>,
+    dir: &DataDir,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+) -> anyhow::Result<()> {
+    let tls = tls_config(&coord, dir)?;
+    let authorizer = Arc::new(Authorizer::new(
+        coord.store.clone(),
+        coord.trust_domain.clone(),
+    ));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AgentServiceServer<AgentApi>>()
+        .await;
+    health_reporter
+        .set_serving::<OperatorServiceServer<OperatorApi>>()
+        .await;
+
+    let agent = AgentServiceServer::new(AgentApi::new(coord.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let operator = OperatorServiceServer::new(OperatorApi::new(coord.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    coord.tasks.spawn(crate::session::sweep_silent(coord.clone()));
+    if let Some(metrics) = metrics {
+        let (c, s) = (coord.clone(), coord.shutdown.clone());
+        coord.tasks.spawn(async move {
+            if let Err(e) = crate::metrics::serve(metrics, c, s).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
+
+    let shutdown = coord.shutdown.clone();
+    let result = Server::builder()
+        .tls_config(tls)?
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true)
+        .layer(AuthLayer::new(authorizer))
+        .add_service(health_service)
+        .add_service(agent)
+        .add_service(operator)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.cancelled().await
+        })
+        .await;
+    coord.shutdown.cancel();
+    coord.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), coord.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not finish within 10s of shutdown");
+    }
+    result?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! One agent's `Connect` session on the coordinator side: welcome, heartbeats, facts, and closing
+//! when the coordinator says so (revocation, a newer session, missed heartbeats, shutdown).
+
+use lab_proto::identity::NodeName;
+use lab_proto::limits::MAX_FACTS_BYTES;
+use lab_proto::store::v1::FactsRecord;
+use lab_proto::v1::agent_message::Msg as AgentMsg;
+use lab_proto::v1::coordinator_message::Msg as CoordMsg;
+use lab_proto::v1::{
+    facts, AgentMessage, CoordinatorMessage, Facts, FactsAck, HeartbeatAck, Hello, RequestFacts,
+    Welcome,
+};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use crate::sessions::{CloseReason, Session};
+use crate::state::{now_ms, Coordinator};
+
+/// Messages queued towards one agent. When full, heartbeat acks are dropped (the agent only needs
+/// some of them); everything else waits.
+pub const OUTBOUND_CAPACITY: usize = 64;
+
+type Outbound = mpsc::Sender<Result<CoordinatorMessage, Status>>;
+
+fn msg(m: CoordMsg) -> Result<CoordinatorMessage, Status> {
+    Ok(CoordinatorMessage { msg: Some(m) })
+}
+
+/// Registers the session, sends `Welcome`, and spawns the loop that serves it.
+pub async fn start(
+    coord: Arc<Coordinator>,
+    name: NodeName,
+    inbound: Streaming<AgentMessage>,
+    tx: Outbound,
+) -> Result<(), Status> {
+    let labels = coord
+        .store
+        .node(name.as_str())
+        .ok()
+        .flatten()
+        .map(|n| n.labels)
+        .unwrap_or_default();
+    let session = coord.sessions.open(name.as_str(), now_ms());
+    coord.metrics.sessions_opened.inc();
+    let welcome = Welcome {
+        node_name: name.to_string(),
+        heartbeat_interval_ms: coord.options.heartbeat_interval.as_millis() as u32,
+        labels,
+    };
+    if tx.send(msg(CoordMsg::Welcome(welcome))).await.is_err() {
+        coord.sessions.remove(name.as_str(), session.id);
+        return Err(Status::cancelled("agent went away"));
+    }
+    tracing::info!(node = %name, session = session.id, "agent connected");
+    let tasks = coord.tasks.clone();
+    tasks.spawn(serve(coord, name, session, inbound, tx));
+    Ok(())
+}
+
+async fn serve(
+    coord: Arc<Coordinator>,
+    name: NodeName,
+    session: Session,
+    mut inbound: Streaming<AgentMessage>,
+    tx: Outbound,
+) {
+    let ending = loop {
+        tokio::select! {
+            _ = session.cancel.cancelled() => {
+                let status = match session.close_reason() {
+                    Some(CloseReason::Revoked) => Status::permission_denied(format!("node '{name}' has been revoked")),
+                    Some(CloseReason::Replaced) => Status::aborted("a newer session of this node replaced this one"),
+                    _ => Status::unavailable("no heartbeat within the allowed window; reconnect"),
+                };
+                let _ = tx.send(Err(status)).await;
+                break "closed by coordinator";
+            }
+            _ = coord.shutdown.cancelled() => {
+                let _ = tx.send(Err(Status::unavailable("coordinator is shutting down"))).await;
+                break "coordinator shutdown";
+            }
+            next = inbound.message() => match next {
+                Ok(Some(m)) => {
+                    session.touch(now_ms());
+                    if let Err(e) = handle(&coord, &name, m, &tx).await {
+                        let _ = tx.send(Err(e)).await;
+                        break "protocol error";
+                    }
+                }
+                Ok(None) => break "agent closed the stream",
+                Err(_) => break "stream error",
+            },
+        }
+    };
+    coord.sessions.remove(name.as_str(), session.id);
+    if let Ok(Some(mut node)) = coord.store.node(name.as_str()) {
+        node.last_seen_unix_ms = session.last_seen_ms();
+        if let Err(e) = coord.store.put_node(node).await {
+            tracing::warn!(node = %name, error = %e, "cannot record last_seen");
+        }
+    }
+    tracing::info!(node = %name, session = session.id, reason = ending, "agent session ended");
+}
+
+async fn handle(
+    coord: &Coordinator,
+    name: &NodeName,
+    m: AgentMessage,
+    tx: &Outbound,
+) -> Result<(), Status> {
+    match m.msg {
+        Some(AgentMsg::Hello(hello)) => on_hello(coord, name, hello, tx).await,
+        Some(AgentMsg::Heartbeat(hb)) => {
+            // A full queue means the agent is not reading; skipping an ack is harmless.
+            let _ = tx.try_send(msg(CoordMsg::HeartbeatAck(HeartbeatAck { seq: hb.seq })));
+            Ok(())
+        }
+        Some(AgentMsg::Facts(f)) => on_facts(coord, name, f, tx).await,
+        None => Err(Status::invalid_argument("empty agent message")),
+    }
+}
+
+async fn on_hello(
+    coord: &Coordinator,
+    name: &NodeName,
+    hello: Hello,
+    tx: &Outbound,
+) -> Result<(), Status> {
+    if let Ok(Some(mut node)) = coord.store.node(name.as_str()) {
+        node.agent_version = hello.agent_version.chars().take(64).collect();
+        node.boot_id = hello.boot_id.chars().take(64).collect();
+        node.last_seen_unix_ms = now_ms();
+        coord
+            .store
+            .put_node(node)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+    }
+    let known = coord
+        .store
+        .facts(name.as_str())
+        .ok()
+        .flatten()
+        .map(|f| f.digest)
+        .unwrap_or_default();
+    if hello.facts_digest.is_empty() || hello.facts_digest != known {
+        let _ = tx
+            .send(msg(CoordMsg::RequestFacts(RequestFacts {})))
+            .await;
+    }
+    Ok(())
+}
+
+async fn on_facts(
+    coord: &Coordinator,
+    name: &NodeName,
+    f: Facts,
+    tx: &Outbound,
+) -> Result<(), Status> {
+    let doc = match f.body {
+        Some(facts::Body::FullJson(text)) => {
+            if text.len() > MAX_FACTS_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "fact document is {} bytes, over the limit of {MAX_FACTS_BYTES}",
+                    text.len()
+                )));
+            }
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Status::invalid_argument(format!("facts are not valid JSON: {e}")))?;
+            if !doc.is_object() {
+                return Err(Status::invalid_argument("facts must be a JSON object"));
+            }
+            doc
+        }
+        Some(facts::Body::Patch(patch)) => {
+            let stored = coord.store.facts(name.as_str()).ok().flatten();
+            let Some(stored) = stored.filter(|s| s.digest == patch.base_digest) else {
+                // We do not have the base; ask for everything.
+                let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
+                return Ok(());
+            };
+            if patch.merge_patch_json.len() > MAX_FACTS_BYTES {
+                return Err(Status::invalid_argument("fact patch over the size limit"));
+            }
+            let mut doc: serde_json::Value = serde_json::from_str(&stored.json)
+                .map_err(|e| Status::internal(format!("stored facts corrupt: {e}")))?;
+            let p: serde_json::Value = serde_json::from_str(&patch.merge_patch_json)
+                .map_err(|e| Status::invalid_argument(format!("fact patch is not valid JSON: {e}")))?;
+            lab_proto::facts::merge_patch(&mut doc, &p);
+            doc
+        }
+        None => return Err(Status::invalid_argument("facts message without a body")),
+    };
+    let digest = lab_proto::facts::digest(&doc);
+    if digest != f.digest {
+        let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
+        return Ok(());
+    }
+    coord
+        .store
+        .put_facts(
+            name.as_str(),
+            FactsRecord {
+                digest: digest.clone(),
+                json: doc.to_string(),
+                collected_unix_ms: now_ms(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let _ = tx.send(msg(CoordMsg::FactsAck(FactsAck { digest }))).await;
+    Ok(())
+}
+
+/// Closes sessions that missed their heartbeats, every interval, until shutdown.
+pub async fn sweep_silent(coord: Arc<Coordinator>) {
+    let interval = coord.options.heartbeat_interval;
+    let window = interval * lab_proto::limits::MISSED_HEARTBEATS_OFFLINE;
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tokio::select! {
+            _ = coord.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let cutoff = now_ms() - window.as_millis() as i64;
+                for node in coord.sessions.close_silent(cutoff) {
+                    tracing::warn!(node = %node, "missed heartbeats; marked offline");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Live agent sessions: which nodes are connected right now, when each was last heard from, and
+//! the handle to close a session (on revocation, on a newer session, on missed heartbeats).
+//!
+//! Online/offline is this in-memory registry; the store keeps `last_seen` for history.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+/// Why a session was closed by the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The node was revoked or removed.
+    Revoked,
+    /// The same node opened a newer session.
+    Replaced,
+    /// No message within the heartbeat window.
+    MissedHeartbeats,
+}
+
+struct Entry {
+    id: u64,
+    cancel: CancellationToken,
+    reason: Arc<Mutex<Option<CloseReason>>>,
+    last_seen_ms: Arc<AtomicI64>,
+}
+
+/// The handle a session's task holds.
+pub struct Session {
+    /// Unique id of this session.
+    pub id: u64,
+    /// Cancelled when the coordinator closes the session.
+    pub cancel: CancellationToken,
+    reason: Arc<Mutex<Option<CloseReason>>>,
+    last_seen_ms: Arc<AtomicI64>,
+}
+
+impl Session {
+    /// Records that the agent was heard from at `now_ms`.
+    pub fn touch(&self, now_ms: i64) {
+        self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+    /// When the agent was last heard from.
+    pub fn last_seen_ms(&self) -> i64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+    /// Why the session was closed, once cancelled.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// All live sessions.
+#[derive(Default)]
+pub struct Sessions {
+    next_id: AtomicU64,
+    live: Mutex<HashMap<String, Entry>>,
+}
+
+impl Sessions {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new session for `node`, closing any older one.
+    pub fn open(&self, node: &str, now_ms: i64) -> Session {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let session = Session {
+            id,
+            cancel: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(None)),
+            last_seen_ms: Arc::new(AtomicI64::new(now_ms)),
+        };
+        let entry = Entry {
+            id,
+            cancel: session.cancel.clone(),
+            reason: session.reason.clone(),
+            last_seen_ms: session.last_seen_ms.clone(),
+        };
+        if let Some(old) = self.live().insert(node.to_owned(), entry) {
+            close(&old, CloseReason::Replaced);
+        }
+        session
+    }
+
+    /// Removes the session `id` of `node` (a newer one stays).
+    pub fn remove(&self, node: &str, id: u64) {
+        let mut live = self.live();
+        if live.get(node).is_some_and(|e| e.id == id) {
+            live.remove(node);
+        }
+    }
+
+    /// Closes the session of `node`; returns whether there was one.
+    pub fn close(&self, node: &str, reason: CloseReason) -> bool {
+        match self.live().remove(node) {
+            Some(entry) => {
+                close(&entry, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `node` has a live session.
+    pub fn is_online(&self, node: &str) -> bool {
+        self.live().contains_key(node)
+    }
+
+    /// When `node` was last heard from in its live session.
+    pub fn last_seen_ms(&self, node: &str) -> Option<i64> {
+        self.live()
+            .get(node)
+            .map(|e| e.last_seen_ms.load(Ordering::Relaxed))
+    }
+
+    /// Number of live sessions.
+    pub fn count(&self) -> usize {
+        self.live().len()
+    }
+
+    /// Closes every session not heard from since `cutoff_ms`; returns their nodes.
+    pub fn close_silent(&self, cutoff_ms: i64) -> Vec<String> {
+        let mut live = self.live();
+        let silent: Vec<String> = live
+            .iter()
+            .filter(|(_, e)| e.last_seen_ms.load(Ordering::Relaxed) < cutoff_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in &silent {
+            if let Some(entry) = live.remove(node) {
+                close(&entry, CloseReason::MissedHeartbeats);
+            }
+        }
+        silent
+    }
+}
+
+fn close(entry: &Entry, reason: CloseReason) {
+    *entry.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    entry.cancel.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_session_replaces_older() {
+        let s = Sessions::default();
+        let a = s.open("n1", 0);
+        let b = s.open("n1", 0);
+        assert!(a.cancel.is_cancelled());
+        assert_eq!(a.close_reason(), Some(CloseReason::Replaced));
+        s.remove("n1", a.id);
+        assert!(s.is_online("n1"), "removing the old session must keep the new one");
+        s.remove("n1", b.id);
+        assert!(!s.is_online("n1"));
+    }
+
+    #[test]
+    fn silent_sessions_are_closed() {
+        let s = Sessions::default();
+        let quiet = s.open("quiet", 0);
+        let chatty = s.open("chatty", 0);
+        chatty.touch(100);
+        assert_eq!(s.close_silent(50), vec!["quiet".to_string()]);
+        assert_eq!(quiet.close_reason(), Some(CloseReason::MissedHeartbeats));
+        assert!(s.is_online("chatty"));
+    }
+
+    #[test]
+    fn close_reports_revocation() {
+        let s = Sessions::default();
+        let a = s.open("n1", 0);
+        assert!(s.close("n1", CloseReason::Revoked));
+        assert_eq!(a.close_reason(), Some(CloseReason::Revoked));
+        assert!(!s.close("n1", CloseReason::Revoked));
+    }
+}

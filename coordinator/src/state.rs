@@ -1,0 +1,112 @@
+//! The coordinator's shared state: store, CA, live sessions and settings, loaded once per process.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lab_proto::identity::{Identity, NodeName, SpiffeId, TrustDomain, UserName};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ca::Ca;
+use crate::datadir::{DataDir, Settings};
+use crate::metrics::Metrics;
+use crate::sessions::Sessions;
+use crate::store::Store;
+
+/// Tunables of a running coordinator.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Heartbeat interval handed to agents.
+    pub heartbeat_interval: Duration,
+    /// Lifetime of node certificates issued by enroll and renew.
+    pub node_cert_ttl: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            heartbeat_interval: lab_proto::limits::DEFAULT_HEARTBEAT_INTERVAL,
+            node_cert_ttl: lab_proto::limits::DEFAULT_NODE_CERT_TTL,
+        }
+    }
+}
+
+/// Everything the RPC handlers share.
+pub struct Coordinator {
+    /// Durable state.
+    pub store: Store,
+    /// The CA.
+    pub ca: Ca,
+    /// Trust domain of the CA.
+    pub trust_domain: TrustDomain,
+    /// What init decided.
+    pub settings: Settings,
+    /// Tunables.
+    pub options: ServeOptions,
+    /// Live agent sessions.
+    pub sessions: Sessions,
+    /// Counters and gauges.
+    pub metrics: Metrics,
+    /// Cancelled when the process shuts down.
+    pub shutdown: CancellationToken,
+    /// Background tasks (sessions, sweepers) that shutdown waits for.
+    pub tasks: TaskTracker,
+    /// Serializes enrollments, so name checks, token use and node creation are one step.
+    pub enroll_lock: tokio::sync::Mutex<()>,
+}
+
+impl Coordinator {
+    /// Loads the coordinator from an initialized data directory.
+    pub fn open(
+        dir: &DataDir,
+        options: ServeOptions,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let settings = Settings::load(dir)?;
+        let read = |p: std::path::PathBuf| {
+            std::fs::read_to_string(&p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+        };
+        let ca = Ca::load(&read(dir.ca_cert())?, &read(dir.ca_key())?)?;
+        let trust_domain = settings
+            .trust_domain
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.settings().display()))?;
+        let store = Store::open(&dir.state())?;
+        Ok(Coordinator {
+            store,
+            ca,
+            trust_domain,
+            settings,
+            options,
+            sessions: Sessions::default(),
+            metrics: Metrics::default(),
+            shutdown,
+            tasks: TaskTracker::new(),
+            enroll_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The SPIFFE id of a node in this trust domain.
+    pub fn node_id(&self, name: &NodeName) -> SpiffeId {
+        SpiffeId {
+            trust_domain: self.trust_domain.clone(),
+            identity: Identity::Node(name.clone()),
+        }
+    }
+
+    /// The SPIFFE id of an operator in this trust domain.
+    pub fn operator_id(&self, user: &UserName) -> SpiffeId {
+        SpiffeId {
+            trust_domain: self.trust_domain.clone(),
+            identity: Identity::Operator(user.clone()),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

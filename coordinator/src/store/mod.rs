@@ -1,0 +1,259 @@
+//! The coordinator's durable state: sled behind typed trees of versioned, prost-encoded records.
+//!
+//! Architecture invariant: this is the only module that imports sled. Every write method returns
+//! only after the write is flushed to disk, so whatever a caller acknowledges to a peer survives a
+//! crash. Reads never block on I/O beyond sled's page cache.
+
+mod tokens;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lab_proto::store::v1::{CertificateRecord, FactsRecord, NodeRecord, UserRecord};
+use prost::Message;
+
+pub use tokens::TokenError;
+
+/// Version written into every record this code stores.
+pub const RECORD_VERSION: u32 = 1;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption).
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record did not decode.
+    #[error("store: corrupt record in tree '{tree}': {source}")]
+    Decode {
+        /// The tree.
+        tree: &'static str,
+        /// The decoder's complaint.
+        source: prost::DecodeError,
+    },
+    /// A record was written by a newer version of labfleet.
+    #[error("store: record in tree '{tree}' has version {found}, newer than this coordinator understands ({RECORD_VERSION}); upgrade lab-coordinator")]
+    NewerVersion {
+        /// The tree.
+        tree: &'static str,
+        /// The version found.
+        found: u32,
+    },
+    /// A create met an existing record.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A token could not be used.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// The store handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    nodes: sled::Tree,
+    facts: sled::Tree,
+    tokens: sled::Tree,
+    certs: sled::Tree,
+    users: sled::Tree,
+}
+
+/// A record that carries a version field.
+trait Versioned: Message + Default {
+    fn version(&self) -> u32;
+}
+
+macro_rules! versioned {
+    ($($t:ty),*) => {$(
+        impl Versioned for $t {
+            fn version(&self) -> u32 {
+                self.version
+            }
+        }
+    )*};
+}
+versioned!(
+    NodeRecord,
+    FactsRecord,
+    CertificateRecord,
+    UserRecord,
+    lab_proto::store::v1::TokenRecord
+);
+
+fn decode<T: Versioned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    let rec = T::decode(bytes).map_err(|source| StoreError::Decode { tree, source })?;
+    if rec.version() > RECORD_VERSION {
+        return Err(StoreError::NewerVersion {
+            tree,
+            found: rec.version(),
+        });
+    }
+    Ok(rec)
+}
+
+/// Key of a certificate record: identity URI, a newline, serial (so one identity's certificates
+/// are one prefix scan).
+fn cert_key(identity_uri: &str, serial_hex: &str) -> Vec<u8> {
+    format!("{identity_uri}\n{serial_hex}").into_bytes()
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Store {
+            nodes: db.open_tree("nodes")?,
+            facts: db.open_tree("facts")?,
+            tokens: db.open_tree("tokens")?,
+            certs: db.open_tree("certificates")?,
+            users: db.open_tree("users")?,
+            db,
+        })
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn get<T: Versioned>(
+        tree: &sled::Tree,
+        name: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        tree.get(key)?.map(|v| decode(name, &v)).transpose()
+    }
+
+    fn list<T: Versioned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>, StoreError> {
+        tree.iter()
+            .values()
+            .map(|v| decode(name, &v?))
+            .collect::<Result<_, _>>()
+    }
+
+    // --- nodes ---
+
+    /// One node.
+    pub fn node(&self, name: &str) -> Result<Option<NodeRecord>, StoreError> {
+        Self::get(&self.nodes, "nodes", name.as_bytes())
+    }
+
+    /// All nodes, by name.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        Self::list(&self.nodes, "nodes")
+    }
+
+    /// Creates a node; fails if one of that name exists.
+    pub async fn create_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
+        rec.version = RECORD_VERSION;
+        let swapped = self.nodes.compare_and_swap(
+            rec.name.as_bytes(),
+            None::<&[u8]>,
+            Some(rec.encode_to_vec()),
+        )?;
+        if swapped.is_err() {
+            return Err(StoreError::Exists(format!("node '{}'", rec.name)));
+        }
+        self.flush().await
+    }
+
+    /// Writes a node record.
+    pub async fn put_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
+        rec.version = RECORD_VERSION;
+        self.nodes.insert(rec.name.as_bytes(), rec.encode_to_vec())?;
+        self.flush().await
+    }
+
+    /// Deletes a node and its facts.
+    pub async fn remove_node(&self, name: &str) -> Result<bool, StoreError> {
+        let existed = self.nodes.remove(name.as_bytes())?.is_some();
+        self.facts.remove(name.as_bytes())?;
+        self.flush().await?;
+        Ok(existed)
+    }
+
+    // --- facts ---
+
+    /// The latest facts of a node.
+    pub fn facts(&self, node: &str) -> Result<Option<FactsRecord>, StoreError> {
+        Self::get(&self.facts, "facts", node.as_bytes())
+    }
+
+    /// Replaces the facts of a node.
+    pub async fn put_facts(&self, node: &str, mut rec: FactsRecord) -> Result<(), StoreError> {
+        rec.version = RECORD_VERSION;
+        self.facts.insert(node.as_bytes(), rec.encode_to_vec())?;
+        self.flush().await
+    }
+
+    // --- certificates ---
+
+    /// Records an issued certificate.
+    pub async fn put_certificate(&self, mut rec: CertificateRecord) -> Result<(), StoreError> {
+        rec.version = RECORD_VERSION;
+        self.certs
+            .insert(cert_key(&rec.identity_uri, &rec.serial), rec.encode_to_vec())?;
+        self.flush().await
+    }
+
+    /// The record of one certificate.
+    pub fn certificate(
+        &self,
+        identity_uri: &str,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateRecord>, StoreError> {
+        Self::get(
+            &self.certs,
+            "certificates",
+            &cert_key(identity_uri, serial_hex),
+        )
+    }
+
+    /// Marks every certificate of `identity_uri` revoked; returns how many were newly revoked.
+    pub async fn revoke_certificates(&self, identity_uri: &str) -> Result<u32, StoreError> {
+        let mut count = 0;
+        for item in self.certs.scan_prefix(format!("{identity_uri}\n")) {
+            let (key, value) = item?;
+            let mut rec: CertificateRecord = decode("certificates", &value)?;
+            if !rec.revoked {
+                rec.revoked = true;
+                self.certs.insert(key, rec.encode_to_vec())?;
+                count += 1;
+            }
+        }
+        self.flush().await?;
+        Ok(count)
+    }
+
+    // --- users ---
+
+    /// One operator.
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Self::get(&self.users, "users", name.as_bytes())
+    }
+
+    /// All operators.
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        Self::list(&self.users, "users")
+    }
+
+    /// Creates an operator; fails if one of that name exists.
+    pub async fn create_user(&self, mut rec: UserRecord) -> Result<(), StoreError> {
+        rec.version = RECORD_VERSION;
+        let swapped = self.users.compare_and_swap(
+            rec.name.as_bytes(),
+            None::<&[u8]>,
+            Some(rec.encode_to_vec()),
+        )?;
+        if swapped.is_err() {
+            return Err(StoreError::Exists(format!("user '{}'", rec.name)));
+        }
+        self.flush().await
+    }
+}
+
+/// Labels as stored: a sorted map.
+pub type Labels = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests;

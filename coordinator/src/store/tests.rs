@@ -1,0 +1,119 @@
+use std::sync::Arc;
+
+use lab_proto::store::v1::{CertificateRecord, NodeRecord, TokenRecord};
+
+use super::*;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    (dir, store)
+}
+
+fn token(expires: i64) -> TokenRecord {
+    TokenRecord {
+        token_id: "t1".into(),
+        secret_sha256: vec![1; 32],
+        expires_unix_ms: expires,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn records_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .create_node(NodeRecord {
+                name: "n1".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.put_token(token(10)).await.unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.node("n1").unwrap().unwrap().version, RECORD_VERSION);
+    assert_eq!(store.tokens().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn create_refuses_duplicates() {
+    let (_d, store) = open();
+    let rec = NodeRecord {
+        name: "n1".into(),
+        ..Default::default()
+    };
+    store.create_node(rec.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_node(rec).await,
+        Err(StoreError::Exists(_))
+    ));
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_consumed_once() {
+    let (_d, store) = open();
+    store.put_token(token(100)).await.unwrap();
+    let bad = store.consume_token("t1", &[2; 32], 1, "n1").await;
+    assert!(matches!(bad, Err(StoreError::Token(TokenError::Unknown))));
+    let late = store.consume_token("t1", &[1; 32], 100, "n1").await;
+    assert!(matches!(late, Err(StoreError::Token(TokenError::Expired))));
+    store.consume_token("t1", &[1; 32], 1, "n1").await.unwrap();
+    let again = store.consume_token("t1", &[1; 32], 1, "n2").await;
+    assert!(matches!(again, Err(StoreError::Token(TokenError::AlreadyUsed(n))) if n == "n1"));
+}
+
+#[tokio::test]
+async fn concurrent_consumers_exactly_one_wins() {
+    let (_d, store) = open();
+    store.put_token(token(100)).await.unwrap();
+    let store = Arc::new(store);
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            store
+                .consume_token("t1", &[1; 32], 1, &format!("n{i}"))
+                .await
+                .is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for h in handles {
+        wins += usize::from(h.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn revocation_covers_every_certificate_of_an_identity() {
+    let (_d, store) = open();
+    for (uri, serial) in [("spiffe://l/node/a", "01"), ("spiffe://l/node/a", "02"), ("spiffe://l/node/ab", "03")] {
+        store
+            .put_certificate(CertificateRecord {
+                serial: serial.into(),
+                identity_uri: uri.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.revoke_certificates("spiffe://l/node/a").await.unwrap(), 2);
+    assert!(store.certificate("spiffe://l/node/a", "02").unwrap().unwrap().revoked);
+    assert!(!store.certificate("spiffe://l/node/ab", "03").unwrap().unwrap().revoked);
+}
+
+#[test]
+fn newer_records_are_refused() {
+    let (_d, store) = open();
+    let rec = NodeRecord {
+        version: RECORD_VERSION + 1,
+        name: "n".into(),
+        ..Default::default()
+    };
+    store.nodes.insert("n", rec.encode_to_vec()).unwrap();
+    assert!(matches!(store.node("n"), Err(StoreError::NewerVersion { .. })));
+}

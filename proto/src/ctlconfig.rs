@@ -1,0 +1,109 @@
+//! The labctl config file (`~/.config/labctl/config.toml`): named contexts, like kubeconfig.
+//!
+//! `lab-coordinator init` and `labctl dev` write it, `labctl` reads it; both ends agree on this
+//! one shape. Certificates and keys are embedded as PEM so the file is self-contained; it is
+//! written with mode 0600.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CtlConfig {
+    /// Name of the context used when `--context` is not given.
+    #[serde(default)]
+    pub current_context: String,
+    /// All contexts.
+    #[serde(default, rename = "context")]
+    pub contexts: Vec<Context>,
+}
+
+/// One coordinator and the identity used to talk to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Context {
+    /// Name of the context.
+    pub name: String,
+    /// Coordinator address, HOST:PORT.
+    pub coordinator: String,
+    /// CA certificate (PEM) the coordinator's server certificate must chain to.
+    pub ca_pem: String,
+    /// Operator certificate (PEM).
+    pub cert_pem: String,
+    /// Operator private key (PEM).
+    pub key_pem: String,
+}
+
+/// A config file that does not parse or lacks the wanted context.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlConfigError {
+    /// TOML syntax or shape.
+    #[error("invalid labctl config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// No such context.
+    #[error("no context named '{0}' in the labctl config")]
+    NoContext(String),
+    /// Empty file.
+    #[error("the labctl config has no contexts; run 'lab-coordinator init' or 'labctl dev' to create one")]
+    Empty,
+}
+
+impl CtlConfig {
+    /// Parses the TOML text.
+    pub fn parse(text: &str) -> Result<Self, CtlConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Renders the TOML text.
+    pub fn render(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The named context, or the current one when `name` is `None`.
+    pub fn context(&self, name: Option<&str>) -> Result<&Context, CtlConfigError> {
+        let wanted = name.unwrap_or(&self.current_context);
+        if self.contexts.is_empty() {
+            return Err(CtlConfigError::Empty);
+        }
+        if wanted.is_empty() && self.contexts.len() == 1 {
+            return Ok(&self.contexts[0]);
+        }
+        self.contexts
+            .iter()
+            .find(|c| c.name == wanted)
+            .ok_or_else(|| CtlConfigError::NoContext(wanted.to_owned()))
+    }
+
+    /// A config with one context, made current.
+    pub fn single(context: Context) -> Self {
+        CtlConfig {
+            current_context: context.name.clone(),
+            contexts: vec![context],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_selects() {
+        let cfg = CtlConfig::single(Context {
+            name: "dev".into(),
+            coordinator: "127.0.0.1:7443".into(),
+            ca_pem: "ca".into(),
+            cert_pem: "cert".into(),
+            key_pem: "key".into(),
+        });
+        let back = CtlConfig::parse(&cfg.render()).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.context(None).unwrap().name, "dev");
+        assert!(back.context(Some("prod")).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(CtlConfig::parse("current-context = 'a'\nbogus = 1\n").is_err());
+    }
+}

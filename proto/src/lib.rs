@@ -1,0 +1,34 @@
+//! lab-proto: the contract both ends of labfleet agree on.
+//!
+//! It owns the generated protobuf code (`lab.v1` on the wire, `lab.store.v1` for the coordinator's
+//! records), the identity URIs, the enrollment token format, the message limits and the TLS
+//! helpers every peer uses. Its only I/O is opening TLS connections and writing key files safely.
+
+pub mod client;
+pub mod csr;
+pub mod facts;
+pub mod files;
+pub mod ctlconfig;
+pub mod identity;
+pub mod limits;
+pub mod pem;
+pub mod tls;
+pub mod token;
+
+/// Generated types of the wire contract, package `lab.v1`.
+#[allow(missing_docs, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("lab.v1");
+}
+
+/// Generated types of the coordinator's stored records, package `lab.store.v1`.
+#[allow(missing_docs, clippy::all)]
+pub mod store {
+    /// Version 1 of the store records.
+    pub mod v1 {
+        tonic::include_proto!("lab.store.v1");
+    }
+}
+
+/// Version of labfleet, as the binaries report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

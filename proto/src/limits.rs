@@ -1,0 +1,36 @@
+//! Limits both ends enforce, so that a peer cannot make the other allocate without bound.
+
+use std::time::Duration;
+
+/// Largest gRPC message either side encodes or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest fact document (JSON) an agent may report.
+pub const MAX_FACTS_BYTES: usize = 1024 * 1024;
+
+/// Longest node or user name.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Most labels on one node or token.
+pub const MAX_LABELS: usize = 64;
+
+/// Longest label key or value.
+pub const MAX_LABEL_LEN: usize = 253;
+
+/// Heartbeat interval the coordinator hands to agents unless configured otherwise.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A node is offline once this many heartbeat intervals pass without a message from it.
+pub const MISSED_HEARTBEATS_OFFLINE: u32 = 3;
+
+/// Default lifetime of a node certificate.
+pub const DEFAULT_NODE_CERT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Default lifetime of an enrollment token.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Longest lifetime an enrollment token may be given.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Default gRPC port of the coordinator.
+pub const DEFAULT_GRPC_PORT: u16 = 7443;

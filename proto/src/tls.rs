@@ -1,0 +1,154 @@
+//! TLS configuration both ends share: rustls with the ring provider, TLS 1.3 and 1.2, ALPN `h2`.
+//!
+//! Clients either trust one CA (normal mTLS operation) or, while enrolling, accept a server only
+//! if the chain it presents contains a CA certificate whose SHA-256 equals the pin from the token
+//! (kubeadm's discovery-token-ca-cert-hash, done inside the handshake).
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::pem::{certs_from_pem, key_from_pem, PemError};
+
+/// A TLS setup that could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Certificate or key material did not parse.
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    /// rustls refused the material.
+    #[error("tls configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The CA could not be used as a trust root.
+    #[error("tls trust root: {0}")]
+    Verifier(String),
+}
+
+/// The crypto provider of every labfleet TLS endpoint (ring, so no C toolchain beyond cc is needed).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// SHA-256 of a DER certificate, the CA pin carried by enrollment tokens.
+pub fn cert_sha256(der: &[u8]) -> [u8; 32] {
+    Sha256::digest(der).into()
+}
+
+/// Client identity material: certificate chain and private key, both PEM.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// Certificate chain, leaf first.
+    pub cert_pem: String,
+    /// PKCS#8 private key.
+    pub key_pem: String,
+}
+
+/// Client config trusting only `ca_pem`, presenting `identity` when given.
+pub fn client_config(
+    ca_pem: &str,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs_from_pem(ca_pem)? {
+        roots.add(cert)?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some(id) => {
+            builder.with_client_auth_cert(certs_from_pem(&id.cert_pem)?, key_from_pem(&id.key_pem)?)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Client config for enrollment: no client certificate, server trusted through the CA pin.
+pub fn pinned_client_config(ca_pin: [u8; 32]) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+            pin: ca_pin,
+            provider,
+        }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts a server whose presented chain holds a CA with the pinned hash, and whose leaf that CA
+/// signed for the name we dialled.
+#[derive(Debug)]
+struct PinnedCaVerifier {
+    pin: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| cert_sha256(c) == self.pin)
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the coordinator's CA does not match the pin in the enrollment token".into(),
+                )
+            })?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
