@@ -1,1 +1,16 @@
-//! placeholder
+//! lab-agent: the small program on every managed machine. It enrolls once, then keeps one mTLS
+//! session to the coordinator, reports facts, and (in later issues) runs the tasks it is given.
+//!
+//! `main.rs` only parses arguments; the commands are [`enroll::enroll`], [`session::run`] and
+//! [`facts::collect`]. `labctl dev` embeds the same functions.
+
+pub mod backoff;
+pub mod datadir;
+pub mod enroll;
+pub mod error;
+pub mod facts;
+pub mod renewal;
+pub mod session;
+
+pub use datadir::AgentDir;
+pub use error::AgentError;

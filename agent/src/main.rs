@@ -1,1 +1,163 @@
-fn main() {}
+//! `lab-agent`: argument parsing and exit codes only; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lab_agent::enroll::{enroll, EnrollOptions};
+use lab_agent::session::{run, RunOptions};
+use lab_agent::{AgentDir, AgentError};
+use lab_proto::client::ConnectOptions;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "lab-agent", version, about = "labfleet agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this machine with a one-time token from 'labctl token create'
+    Enroll {
+        /// Coordinator address, HOST:PORT
+        #[arg(long, env = "LAB_COORDINATOR")]
+        coordinator: String,
+        /// The enrollment token
+        #[arg(long, env = "LAB_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Agent data directory
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-agent")]
+        data_dir: PathBuf,
+        /// Node name (default: this machine's hostname; ignored if the token is bound to a name)
+        #[arg(long, env = "LAB_NODE_NAME")]
+        name: Option<String>,
+    },
+    /// Keep the session to the coordinator (the daemon)
+    Run {
+        /// Agent data directory
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-agent")]
+        data_dir: PathBuf,
+        /// How often facts are re-collected (only changes are sent)
+        #[arg(long, env = "LAB_FACTS_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+        facts_interval: Duration,
+        /// Longest reconnect delay (backoff is exponential with jitter up to this)
+        #[arg(long, env = "LAB_RECONNECT_MAX", default_value = "30s", value_parser = humantime::parse_duration)]
+        reconnect_max: Duration,
+    },
+    /// Print this machine's facts without a coordinator
+    Facts {
+        /// Read files relative to this directory instead of /
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "json")]
+        output: Output,
+    },
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+fn default_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_lowercase())
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result: Result<(), AgentError> = match cli.command {
+        Command::Enroll {
+            coordinator,
+            token,
+            data_dir,
+            name,
+        } => {
+            let opts = EnrollOptions {
+                coordinator,
+                token,
+                name: name.or_else(default_name),
+                connect: ConnectOptions::default(),
+            };
+            enroll(&AgentDir::new(&data_dir), &opts).await.map(|node| {
+                println!("enrolled as node '{node}'; start the agent with 'lab-agent run --data-dir {}'", data_dir.display());
+            })
+        }
+        Command::Run {
+            data_dir,
+            facts_interval,
+            reconnect_max,
+        } => {
+            let shutdown = CancellationToken::new();
+            let on_signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                on_signal.cancel();
+            });
+            let opts = RunOptions {
+                facts_interval,
+                reconnect_cap: reconnect_max,
+                ..RunOptions::default()
+            };
+            run(AgentDir::new(data_dir), opts, shutdown)
+                .await
+                .map_err(|e| AgentError::Failed(format!("{e:#}")))
+        }
+        Command::Facts { root, output } => {
+            let facts = lab_agent::facts::collect(&root);
+            match output {
+                Output::Json => match serde_json::to_string_pretty(&facts) {
+                    Ok(text) => {
+                        println!("{text}");
+                        Ok(())
+                    }
+                    Err(e) => Err(AgentError::Failed(e.to_string())),
+                },
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -35,7 +35,6 @@ pub async fn run(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let coord = Arc::new(Coordinator::open(&dir, options, shutdown)?);
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -47,6 +46,18 @@ pub async fn run(
         ),
         None => None,
     };
+    serve_on(dir, listener, metrics, options, shutdown).await
+}
+
+/// Serves on listeners the caller already bound (port 0 in tests, `labctl dev`).
+pub async fn serve_on(
+    dir: DataDir,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let coord = Arc::new(Coordinator::open(&dir, options, shutdown)?);
     tracing::info!(
         listen = %listener.local_addr()?,
         trust_domain = %coord.trust_domain,

@@ -1,1 +1,67 @@
-//! placeholder
+//! labctl: the operator CLI, a thin client of `OperatorService`; plus `labctl dev`, which runs
+//! a coordinator and a local agent in one process.
+//!
+//! Every feature is in the API first; this crate only parses, calls, and prints.
+
+pub mod cli;
+pub mod cmd;
+pub mod context;
+pub mod dev;
+pub mod failure;
+pub mod output;
+
+use tokio_util::sync::CancellationToken;
+
+use cli::{Cli, Command, NodeAction, TokenAction, UserAction};
+
+/// Runs one labctl invocation.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ctx = || context::load(cli.config.as_deref(), cli.context.as_deref());
+    match cli.command {
+        Command::Dev {
+            dir,
+            listen,
+            heartbeat_interval,
+        } => {
+            dev::run(
+                dev::DevOptions {
+                    dir,
+                    listen,
+                    heartbeat_interval,
+                },
+                shutdown,
+            )
+            .await
+        }
+        Command::Nodes { output } => cmd::nodes::list(context::dial(&ctx()?).await?, output).await,
+        Command::Node { action } => {
+            let client = context::dial(&ctx()?).await?;
+            match action {
+                NodeAction::Show { name, output } => cmd::nodes::show(client, name, output).await,
+                NodeAction::Revoke { name } => cmd::nodes::revoke(client, name).await,
+                NodeAction::Remove { name } => cmd::nodes::remove(client, name).await,
+            }
+        }
+        Command::Token { action } => {
+            let client = context::dial(&ctx()?).await?;
+            match action {
+                TokenAction::Create { ttl, name, labels } => {
+                    cmd::token::create(client, ttl, name, &labels).await
+                }
+                TokenAction::List { output } => cmd::token::list(client, output).await,
+            }
+        }
+        Command::User { action } => {
+            let ctx = ctx()?;
+            let client = context::dial(&ctx).await?;
+            match action {
+                UserAction::Create { name, role, out } => {
+                    let role = cmd::user::parse_role(&role)?;
+                    cmd::user::create(client, &ctx, name, role, &out).await
+                }
+                UserAction::List { output } => cmd::user::list(client, output).await,
+            }
+        }
+        Command::Whoami => cmd::user::whoami(context::dial(&ctx()?).await?).await,
+    }
+}

@@ -1,1 +1,36 @@
-fn main() {}
+//! `labctl`: parse arguments, run, map the error to an exit code (see `failure`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = labctl::cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG").unwrap_or_else(|_| {
+        let level = if matches!(cli.command, labctl::cli::Command::Dev { .. }) {
+            "warn"
+        } else {
+            "error"
+        };
+        tracing_subscriber::EnvFilter::new(level)
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    match labctl::run(cli, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(labctl::failure::exit_code(&e))
+        }
+    }
+}

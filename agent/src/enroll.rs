@@ -1,0 +1,108 @@
+//! `lab-agent enroll`: trust the coordinator through the CA pin in the token, make a key pair
+//! here, send only a CSR, and save what comes back.
+
+use lab_proto::client::{agent_client, connect, ConnectOptions};
+use lab_proto::csr::{csr_for_key, new_key_pem};
+use lab_proto::identity::{Identity, NodeName, SpiffeId};
+use lab_proto::pem::{cert_info_from_pem, certs_from_pem};
+use lab_proto::tls::{cert_sha256, pinned_client_config, ClientIdentity};
+use lab_proto::token::EnrollToken;
+use lab_proto::v1::{BootstrapRequest, EnrollRequest};
+
+use crate::datadir::{AgentDir, Enrollment};
+use crate::error::AgentError;
+
+/// What `enroll` needs.
+#[derive(Debug, Clone)]
+pub struct EnrollOptions {
+    /// Coordinator address, HOST:PORT.
+    pub coordinator: String,
+    /// The token from `labctl token create`.
+    pub token: String,
+    /// Wanted node name (ignored when the token is bound to one).
+    pub name: Option<String>,
+    /// Connection options (source address).
+    pub connect: ConnectOptions,
+}
+
+/// Enrolls into `dir`; returns the node name granted.
+pub async fn enroll(dir: &AgentDir, opts: &EnrollOptions) -> Result<String, AgentError> {
+    let token: EnrollToken = opts
+        .token
+        .parse()
+        .map_err(|e| AgentError::Usage(format!("{e}")))?;
+    if let Some(name) = &opts.name {
+        name.parse::<NodeName>()
+            .map_err(|e| AgentError::Usage(format!("--name: {e}")))?;
+    }
+    if dir.is_enrolled() {
+        return Err(AgentError::Usage(format!(
+            "{} already holds an enrollment; use another --data-dir or remove it to enroll again",
+            dir.root().display()
+        )));
+    }
+    let tls = pinned_client_config(token.ca_pin).map_err(|e| AgentError::Failed(e.to_string()))?;
+    let channel = connect(&opts.coordinator, tls, &opts.connect)
+        .await
+        .map_err(|e| AgentError::Unreachable(format!("{e:#}", e = anyhow::Error::from(e))))?;
+    let mut client = agent_client(channel);
+
+    let boot = client
+        .bootstrap(BootstrapRequest {})
+        .await
+        .map_err(|s| AgentError::Unreachable(format!("bootstrap failed: {}", s.message())))?
+        .into_inner();
+    let ca = certs_from_pem(&boot.ca_pem).map_err(|e| AgentError::Failed(e.to_string()))?;
+    if cert_sha256(&ca[0]) != token.ca_pin {
+        return Err(AgentError::Failed(
+            "the CA the coordinator returned does not match the pin in the token".into(),
+        ));
+    }
+
+    let key_pem = new_key_pem().map_err(|e| AgentError::Failed(e.to_string()))?;
+    let csr_pem = csr_for_key(&key_pem).map_err(|e| AgentError::Failed(e.to_string()))?;
+    let resp = client
+        .enroll(EnrollRequest {
+            token: opts.token.trim().to_owned(),
+            csr_pem,
+            node_name: opts.name.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| AgentError::Failed(format!("enrollment refused: {}", s.message())))?
+        .into_inner();
+
+    let expected = SpiffeId {
+        trust_domain: resp
+            .trust_domain
+            .parse()
+            .map_err(|e| AgentError::Failed(format!("coordinator sent a bad trust domain: {e}")))?,
+        identity: Identity::Node(
+            resp.node_name
+                .parse()
+                .map_err(|e| AgentError::Failed(format!("coordinator sent a bad node name: {e}")))?,
+        ),
+    };
+    let info =
+        cert_info_from_pem(&resp.certificate_pem).map_err(|e| AgentError::Failed(e.to_string()))?;
+    if info.uri_sans != vec![expected.uri()] {
+        return Err(AgentError::Failed(format!(
+            "coordinator issued a certificate for {:?}, expected {}",
+            info.uri_sans,
+            expected.uri()
+        )));
+    }
+    dir.save_enrollment(
+        &Enrollment {
+            coordinator: opts.coordinator.clone(),
+            node_name: resp.node_name.clone(),
+            trust_domain: resp.trust_domain,
+        },
+        &boot.ca_pem,
+        &ClientIdentity {
+            cert_pem: resp.certificate_pem,
+            key_pem,
+        },
+    )
+    .map_err(|e| AgentError::Failed(format!("cannot save enrollment: {e:#}")))?;
+    Ok(resp.node_name)
+}

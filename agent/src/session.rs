@@ -1,0 +1,249 @@
+//! `lab-agent run`: one `Connect` session at a time, kept alive with heartbeats, re-established
+//! with capped, jittered backoff, with the certificate renewed at two thirds of its lifetime.
+//!
+//! Facts go out in full when the coordinator asks, then as merge patches against the last
+//! acknowledged document, and only when something changed.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lab_proto::client::{agent_client, connect, ConnectOptions};
+use lab_proto::pem::cert_info_from_pem;
+use lab_proto::tls::client_config;
+use lab_proto::v1::agent_message::Msg as AgentMsg;
+use lab_proto::v1::coordinator_message::Msg as CoordMsg;
+use lab_proto::v1::{facts, AgentMessage, Facts, FactsPatch, Heartbeat, Hello};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use crate::backoff::Backoff;
+use crate::datadir::AgentDir;
+use crate::renewal::{renew, renew_at_ms};
+
+/// Tunables of `lab-agent run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Root the fact collectors read from.
+    pub facts_root: PathBuf,
+    /// How often facts are re-collected (changes only are sent).
+    pub facts_interval: Duration,
+    /// First reconnect delay.
+    pub reconnect_base: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_cap: Duration,
+    /// Source address and such.
+    pub connect: ConnectOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            facts_root: PathBuf::from("/"),
+            facts_interval: Duration::from_secs(60),
+            reconnect_base: Duration::from_millis(500),
+            reconnect_cap: Duration::from_secs(30),
+            connect: ConnectOptions::default(),
+        }
+    }
+}
+
+/// How one session ended.
+enum SessionEnd {
+    /// Our own shutdown.
+    Shutdown,
+    /// The certificate was renewed; reconnect with it at once.
+    Renewed,
+}
+
+/// Facts the coordinator has acknowledged, kept across sessions.
+#[derive(Default)]
+struct FactState {
+    acked: Option<(String, Value)>,
+    in_flight: Option<(String, Value)>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs until `shutdown`, reconnecting as needed.
+pub async fn run(dir: AgentDir, opts: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Fail fast on a data dir that was never enrolled; later errors are retried.
+    dir.load()?;
+    let mut backoff = Backoff::new(opts.reconnect_base, opts.reconnect_cap);
+    let mut facts = FactState::default();
+    loop {
+        let started = tokio::time::Instant::now();
+        match session(&dir, &opts, &shutdown, &mut facts).await {
+            Ok(SessionEnd::Shutdown) => return Ok(()),
+            Ok(SessionEnd::Renewed) => {
+                backoff.reset();
+                continue;
+            }
+            Err(e) => {
+                if started.elapsed() > opts.reconnect_cap {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay(rand::random::<f64>());
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "session ended");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+fn facts_message(state: &mut FactState, doc: Value) -> Option<AgentMessage> {
+    let digest = lab_proto::facts::digest(&doc);
+    let body = match &state.acked {
+        Some((acked_digest, _)) if *acked_digest == digest => return None,
+        Some((acked_digest, acked_doc)) => {
+            let patch = lab_proto::facts::diff(acked_doc, &doc)?;
+            facts::Body::Patch(FactsPatch {
+                base_digest: acked_digest.clone(),
+                merge_patch_json: patch.to_string(),
+            })
+        }
+        None => facts::Body::FullJson(doc.to_string()),
+    };
+    if state.in_flight.as_ref().is_some_and(|(d, _)| *d == digest) {
+        return None;
+    }
+    state.in_flight = Some((digest.clone(), doc));
+    Some(AgentMessage {
+        msg: Some(AgentMsg::Facts(Facts {
+            digest,
+            body: Some(body),
+        })),
+    })
+}
+
+async fn collect_facts(opts: &RunOptions) -> Value {
+    let root = opts.facts_root.clone();
+    tokio::task::spawn_blocking(move || crate::facts::to_json(&crate::facts::collect(&root)))
+        .await
+        .unwrap_or_else(|_| Value::Object(Default::default()))
+}
+
+async fn session(
+    dir: &AgentDir,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+    facts: &mut FactState,
+) -> anyhow::Result<SessionEnd> {
+    let creds = dir.load()?;
+    let cert = cert_info_from_pem(&creds.identity.cert_pem)?;
+    let tls = client_config(&creds.ca_pem, Some(&creds.identity))?;
+    let channel = connect(&creds.enrollment.coordinator, tls, &opts.connect).await?;
+
+    let renew_in = Duration::from_millis((renew_at_ms(&cert) - now_ms()).max(0) as u64);
+    if renew_in.is_zero() {
+        let until = renew(channel, dir).await?;
+        tracing::info!(not_after_ms = until, "certificate renewed");
+        return Ok(SessionEnd::Renewed);
+    }
+
+    let (tx, rx) = mpsc::channel::<AgentMessage>(64);
+    let hello = Hello {
+        agent_version: lab_proto::VERSION.to_owned(),
+        boot_id: boot_id(),
+        facts_digest: facts.acked.as_ref().map(|(d, _)| d.clone()).unwrap_or_default(),
+        unacked_task_ids: vec![],
+    };
+    facts.in_flight = None;
+    tx.send(AgentMessage {
+        msg: Some(AgentMsg::Hello(hello)),
+    })
+    .await?;
+    let mut inbound = agent_client(channel.clone())
+        .connect(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| anyhow::anyhow!("coordinator refused the session: {}", s.message()))?
+        .into_inner();
+
+    let welcome = match inbound.message().await {
+        Ok(Some(m)) => match m.msg {
+            Some(CoordMsg::Welcome(w)) => w,
+            _ => anyhow::bail!("coordinator did not start the session with a welcome"),
+        },
+        Ok(None) => anyhow::bail!("coordinator closed the session before welcoming us"),
+        Err(s) => anyhow::bail!("session refused: {}", s.message()),
+    };
+    let interval = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms).clamp(100, 300_000));
+    let silence_limit = interval * lab_proto::limits::MISSED_HEARTBEATS_OFFLINE;
+    tracing::info!(node = %welcome.node_name, heartbeat = ?interval, "connected to coordinator");
+
+    let mut heartbeat = tokio::time::interval(interval);
+    let mut refresh = tokio::time::interval(opts.facts_interval);
+    refresh.tick().await;
+    let mut seq = 0u64;
+    let mut last_heard = tokio::time::Instant::now();
+    let renewal = tokio::time::sleep(renew_in);
+    tokio::pin!(renewal);
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
+            _ = &mut renewal => {
+                let until = renew(channel, dir).await?;
+                tracing::info!(not_after_ms = until, "certificate renewed");
+                return Ok(SessionEnd::Renewed);
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    anyhow::bail!("no word from the coordinator for {silence_limit:?}");
+                }
+                seq += 1;
+                tx.send(AgentMessage { msg: Some(AgentMsg::Heartbeat(Heartbeat { seq })) }).await?;
+            }
+            _ = refresh.tick() => {
+                let doc = collect_facts(opts).await;
+                if let Some(m) = facts_message(facts, doc) {
+                    tx.send(m).await?;
+                }
+            }
+            next = inbound.message() => {
+                last_heard = tokio::time::Instant::now();
+                match next {
+                    Ok(Some(m)) => match m.msg {
+                        Some(CoordMsg::RequestFacts(_)) => {
+                            facts.acked = None;
+                            facts.in_flight = None;
+                            let doc = collect_facts(opts).await;
+                            if let Some(m) = facts_message(facts, doc) {
+                                tx.send(m).await?;
+                            }
+                        }
+                        Some(CoordMsg::FactsAck(ack)) => {
+                            if let Some((d, doc)) = facts.in_flight.take() {
+                                if d == ack.digest {
+                                    facts.acked = Some((d, doc));
+                                }
+                            }
+                        }
+                        Some(CoordMsg::HeartbeatAck(_)) | Some(CoordMsg::Welcome(_)) | None => {}
+                    },
+                    Ok(None) => anyhow::bail!("coordinator ended the session"),
+                    Err(s) if matches!(s.code(), Code::PermissionDenied | Code::Unauthenticated) => {
+                        anyhow::bail!("coordinator refused this node: {}", s.message())
+                    }
+                    Err(s) => anyhow::bail!("session lost: {}", s.message()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per labctl command group; each takes parsed arguments and a dialled client.
+
+pub mod nodes;
+pub mod token;
+pub mod user;

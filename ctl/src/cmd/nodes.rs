@@ -1,0 +1,172 @@
+//! `labctl nodes`, `labctl node show|revoke|remove`.
+
+use std::collections::BTreeMap;
+
+use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use lab_proto::v1::{GetNodeRequest, ListNodesRequest, Node, RemoveNodeRequest, RevokeNodeRequest};
+use serde::Serialize;
+use serde_json::Value;
+use tonic::transport::Channel;
+
+use crate::failure::from_status;
+use crate::output::{self, Format};
+
+/// A node as labctl prints it (JSON field names are stable).
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    /// Node name.
+    pub name: String,
+    /// Live session now.
+    pub online: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Last message (RFC 3339), null if never.
+    pub last_seen: Option<String>,
+    /// Enrollment time.
+    pub enrolled: Option<String>,
+    /// Revoked.
+    pub revoked: bool,
+    /// Agent version from its last hello.
+    pub agent_version: String,
+    /// Expiry of its newest certificate.
+    pub cert_expires: Option<String>,
+    /// os-release ID.
+    pub os: Option<String>,
+    /// os-release VERSION_ID.
+    pub os_version: Option<String>,
+    /// CPU architecture.
+    pub arch: Option<String>,
+    /// Logical CPUs.
+    pub cpus: Option<u64>,
+    /// Total memory in bytes.
+    pub memory_bytes: Option<u64>,
+    /// Boot time, Unix seconds.
+    pub boot_time_unix: Option<u64>,
+    /// All facts (only in `node show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Value>,
+}
+
+fn view(node: Node, with_facts: bool) -> NodeView {
+    let facts: Value = serde_json::from_str(&node.facts_json).unwrap_or(Value::Null);
+    let platform = |key: &str| facts.pointer(&format!("/platform/{key}")).cloned();
+    let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    let num = |v: Option<Value>| v.and_then(|v| v.as_u64());
+    NodeView {
+        os: text(platform("os")),
+        os_version: text(platform("os_version")),
+        arch: text(platform("arch")),
+        cpus: num(platform("cpus")),
+        memory_bytes: num(platform("memory_total_bytes")),
+        boot_time_unix: num(platform("boot_time_unix")),
+        facts: with_facts.then_some(facts),
+        name: node.name,
+        online: node.online,
+        labels: node.labels.into_iter().collect(),
+        last_seen: output::time(node.last_seen_unix_ms),
+        enrolled: output::time(node.enrolled_unix_ms),
+        revoked: node.revoked,
+        agent_version: node.agent_version,
+        cert_expires: output::time(node.cert_not_after_unix_ms),
+    }
+}
+
+/// `labctl nodes`.
+pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) -> anyhow::Result<()> {
+    let nodes = client
+        .list_nodes(ListNodesRequest {})
+        .await
+        .map_err(from_status)?
+        .into_inner()
+        .nodes;
+    let views: Vec<NodeView> = nodes.into_iter().map(|n| view(n, false)).collect();
+    if output::print_structured(format, &views)? {
+        return Ok(());
+    }
+    let now = output::now_ms();
+    let mut table = output::table(&[
+        "NAME", "ONLINE", "OS", "VERSION", "ARCH", "CPU", "MEMORY", "UPTIME", "LAST SEEN", "LABELS",
+    ]);
+    for v in &views {
+        let online = if v.revoked {
+            "revoked"
+        } else if v.online {
+            "yes"
+        } else {
+            "no"
+        };
+        let uptime = v
+            .boot_time_unix
+            .map(|b| output::human_secs((now / 1000).saturating_sub(b as i64).max(0) as u64))
+            .unwrap_or_else(|| "-".into());
+        let labels = v
+            .labels
+            .iter()
+            .map(|(k, val)| format!("{k}={val}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let last_seen_ms = v
+            .last_seen
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        table.add_row(vec![
+            v.name.clone(),
+            online.to_owned(),
+            v.os.clone().unwrap_or_else(|| "-".into()),
+            v.os_version.clone().unwrap_or_else(|| "-".into()),
+            v.arch.clone().unwrap_or_else(|| "-".into()),
+            v.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            v.memory_bytes.map(output::bytes).unwrap_or_else(|| "-".into()),
+            uptime,
+            output::age(last_seen_ms, now),
+            labels,
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+/// `labctl node show NAME`.
+pub async fn show(
+    mut client: OperatorServiceClient<Channel>,
+    name: String,
+    format: Format,
+) -> anyhow::Result<()> {
+    let node = client
+        .get_node(GetNodeRequest { name })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let v = view(node, true);
+    let format = if format == Format::Table { Format::Yaml } else { format };
+    output::print_structured(format, &v)?;
+    Ok(())
+}
+
+/// `labctl node revoke NAME`.
+pub async fn revoke(mut client: OperatorServiceClient<Channel>, name: String) -> anyhow::Result<()> {
+    let resp = client
+        .revoke_node(RevokeNodeRequest { name: name.clone() })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    println!(
+        "node '{name}' revoked: {} certificate(s) revoked, session {}",
+        resp.certificates_revoked,
+        if resp.session_closed { "closed" } else { "was not open" }
+    );
+    Ok(())
+}
+
+/// `labctl node remove NAME`.
+pub async fn remove(mut client: OperatorServiceClient<Channel>, name: String) -> anyhow::Result<()> {
+    client
+        .remove_node(RemoveNodeRequest { name: name.clone() })
+        .await
+        .map_err(from_status)?;
+    println!("node '{name}' removed; it can be enrolled again with a new token");
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `labctl token create|list`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use lab_proto::v1::{CreateTokenRequest, ListTokensRequest};
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use crate::failure::{from_status, Failure};
+use crate::output::{self, Format};
+
+/// Parses `k=v` label arguments.
+pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| Failure::Usage(format!("label '{a}' is not KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// `labctl token create`: prints only the token.
+pub async fn create(
+    mut client: OperatorServiceClient<Channel>,
+    ttl: Duration,
+    name: Option<String>,
+    labels: &[String],
+) -> anyhow::Result<()> {
+    let resp = client
+        .create_token(CreateTokenRequest {
+            ttl_seconds: ttl.as_secs().max(1),
+            node_name: name.unwrap_or_default(),
+            labels: parse_labels(labels)?.into_iter().collect(),
+        })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    println!("{}", resp.token);
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct TokenView {
+    id: String,
+    node_name: String,
+    labels: BTreeMap<String, String>,
+    expires: Option<String>,
+    used: Option<String>,
+    used_by: String,
+    created_by: String,
+}
+
+/// `labctl token list`.
+pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) -> anyhow::Result<()> {
+    let tokens = client
+        .list_tokens(ListTokensRequest {})
+        .await
+        .map_err(from_status)?
+        .into_inner()
+        .tokens;
+    let views: Vec<TokenView> = tokens
+        .into_iter()
+        .map(|t| TokenView {
+            id: t.token_id,
+            node_name: t.node_name,
+            labels: t.labels.into_iter().collect(),
+            expires: output::time(t.expires_unix_ms),
+            used: output::time(t.used_unix_ms),
+            used_by: t.used_by,
+            created_by: t.created_by,
+        })
+        .collect();
+    if output::print_structured(format, &views)? {
+        return Ok(());
+    }
+    let mut table = output::table(&["ID", "NODE", "EXPIRES", "USED BY", "CREATED BY"]);
+    for t in views {
+        table.add_row(vec![
+            t.id,
+            t.node_name,
+            t.expires.unwrap_or_default(),
+            t.used_by,
+            t.created_by,
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Finding the labctl config (`--config`, `LABCTL_CONFIG`, `~/.config/labctl/config.toml`),
+//! picking a context, and dialling the coordinator with its operator certificate.
+
+use std::path::{Path, PathBuf};
+
+use lab_proto::client::{connect, operator_client, ConnectOptions};
+use lab_proto::ctlconfig::{Context, CtlConfig};
+use lab_proto::tls::{client_config, ClientIdentity};
+use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use tonic::transport::Channel;
+
+use crate::failure::Failure;
+
+/// The default config path.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("labctl").join("config.toml"))
+}
+
+/// Loads the config at `path` (or the default) and returns the wanted context.
+pub fn load(path: Option<&Path>, context: Option<&str>) -> Result<Context, Failure> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => default_path().ok_or_else(|| {
+            Failure::Usage("no labctl config: pass --config FILE or set LABCTL_CONFIG".into())
+        })?,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot read labctl config {}: {e}; pass --config FILE, set LABCTL_CONFIG, or run 'labctl dev'",
+            path.display()
+        ))
+    })?;
+    let config = CtlConfig::parse(&text)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+    config
+        .context(context)
+        .cloned()
+        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+}
+
+/// Dials the context's coordinator with its operator identity.
+pub async fn dial(ctx: &Context) -> Result<OperatorServiceClient<Channel>, Failure> {
+    let identity = ClientIdentity {
+        cert_pem: ctx.cert_pem.clone(),
+        key_pem: ctx.key_pem.clone(),
+    };
+    let tls = client_config(&ctx.ca_pem, Some(&identity))
+        .map_err(|e| Failure::Usage(format!("context '{}': {e}", ctx.name)))?;
+    let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
+        .await
+        .map_err(|e| Failure::Unreachable(format!("{:#}", anyhow::Error::from(e))))?;
+    Ok(operator_client(channel))
+}

@@ -1,0 +1,47 @@
+//! labctl's exit codes: 0 ok, 1 an operation failed, 2 usage or input error, 3 cannot reach or
+//! authenticate to the coordinator. Errors carry a [`Failure`] so `main` can pick the code.
+
+use tonic::{Code, Status};
+
+/// A labctl failure with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The coordinator refused or the operation failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// Bad arguments, config or input (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Cannot reach or authenticate to the coordinator (exit 3).
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+impl Failure {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Failed(_) => 1,
+            Failure::Usage(_) => 2,
+            Failure::Unreachable(_) => 3,
+        }
+    }
+}
+
+/// Maps a gRPC status from the coordinator to a failure.
+pub fn from_status(status: Status) -> Failure {
+    let msg = status.message().to_owned();
+    match status.code() {
+        Code::Unavailable | Code::Unauthenticated => Failure::Unreachable(msg),
+        Code::InvalidArgument => Failure::Usage(msg),
+        _ => Failure::Failed(msg),
+    }
+}
+
+/// The exit code for any error labctl returns.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Failure>())
+        .map(Failure::exit_code)
+        .unwrap_or(1)
+}

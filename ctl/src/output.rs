@@ -1,0 +1,104 @@
+//! Output for people (tables) and scripts (JSON, YAML): one `-o` flag on every read command.
+
+use clap::ValueEnum;
+use comfy_table::presets::NOTHING;
+use comfy_table::Table;
+use serde::Serialize;
+
+/// `-o` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// Pretty JSON (stable field names).
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Prints `value` as JSON or YAML; returns false for `Table` so the caller prints a table.
+pub fn print_structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<bool> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
+        Format::Table => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A borderless table with `header`.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(header.iter().map(|h| h.to_string()));
+    t
+}
+
+/// RFC 3339 UTC time of Unix milliseconds; `None` for 0.
+pub fn time(unix_ms: i64) -> Option<String> {
+    if unix_ms <= 0 {
+        return None;
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms as u64);
+    Some(humantime::format_rfc3339_seconds(t).to_string())
+}
+
+/// "3m ago"-style age of Unix milliseconds; "-" for 0.
+pub fn age(unix_ms: i64, now_ms: i64) -> String {
+    if unix_ms <= 0 {
+        return "-".into();
+    }
+    let secs = ((now_ms - unix_ms).max(0) / 1000) as u64;
+    human_secs(secs) + " ago"
+}
+
+/// Compact duration: 45s, 12m, 3h, 5d.
+pub fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// Bytes in binary units: 15.6GiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(16 * 1024 * 1024 * 1024), "16.0GiB");
+        assert_eq!(human_secs(59), "59s");
+        assert_eq!(human_secs(3 * 3600 + 5), "3h");
+        assert_eq!(age(0, 5), "-");
+        assert_eq!(age(1_000, 61_000), "1m ago");
+        assert_eq!(time(0), None);
+        assert_eq!(time(1_000).as_deref(), Some("1970-01-01T00:00:01Z"));
+    }
+}
