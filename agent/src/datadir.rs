@@ -102,9 +102,9 @@ impl AgentDir {
         let enrollment: Enrollment = toml::from_str(&read(self.enrollment())?)
             .map_err(|e| anyhow::anyhow!("invalid {}: {e}", self.enrollment().display()))?;
         let both = read(self.identity())?;
-        let split = both.find("-----BEGIN PRIVATE KEY-----").ok_or_else(|| {
-            anyhow::anyhow!("{} holds no private key", self.identity().display())
-        })?;
+        let split = both
+            .find("-----BEGIN PRIVATE KEY-----")
+            .ok_or_else(|| anyhow::anyhow!("{} holds no private key", self.identity().display()))?;
         Ok(Credentials {
             enrollment,
             ca_pem: read(self.ca())?,

@@ -71,17 +71,15 @@ pub async fn enroll(dir: &AgentDir, opts: &EnrollOptions) -> Result<String, Agen
         .map_err(|s| AgentError::Failed(format!("enrollment refused: {}", s.message())))?
         .into_inner();
 
-    let expected = SpiffeId {
-        trust_domain: resp
-            .trust_domain
-            .parse()
-            .map_err(|e| AgentError::Failed(format!("coordinator sent a bad trust domain: {e}")))?,
-        identity: Identity::Node(
-            resp.node_name
-                .parse()
-                .map_err(|e| AgentError::Failed(format!("coordinator sent a bad node name: {e}")))?,
-        ),
-    };
+    let expected =
+        SpiffeId {
+            trust_domain: resp.trust_domain.parse().map_err(|e| {
+                AgentError::Failed(format!("coordinator sent a bad trust domain: {e}"))
+            })?,
+            identity: Identity::Node(resp.node_name.parse().map_err(|e| {
+                AgentError::Failed(format!("coordinator sent a bad node name: {e}"))
+            })?),
+        };
     let info =
         cert_info_from_pem(&resp.certificate_pem).map_err(|e| AgentError::Failed(e.to_string()))?;
     if info.uri_sans != vec![expected.uri()] {

@@ -102,7 +102,10 @@ async fn main() -> ExitCode {
                 connect: ConnectOptions::default(),
             };
             enroll(&AgentDir::new(&data_dir), &opts).await.map(|node| {
-                println!("enrolled as node '{node}'; start the agent with 'lab-agent run --data-dir {}'", data_dir.display());
+                println!(
+                    "enrolled as node '{node}'; start the agent with 'lab-agent run --data-dir {}'",
+                    data_dir.display()
+                );
             })
         }
         Command::Run {
@@ -113,7 +116,7 @@ async fn main() -> ExitCode {
             let shutdown = CancellationToken::new();
             let on_signal = shutdown.clone();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                lab_proto::shutdown::wait_for_signal().await;
                 on_signal.cancel();
             });
             let opts = RunOptions {
@@ -143,21 +146,6 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

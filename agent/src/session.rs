@@ -79,7 +79,11 @@ fn boot_id() -> String {
 }
 
 /// Runs until `shutdown`, reconnecting as needed.
-pub async fn run(dir: AgentDir, opts: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    dir: AgentDir,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     // Fail fast on a data dir that was never enrolled; later errors are retried.
     dir.load()?;
     let mut backoff = Backoff::new(opts.reconnect_base, opts.reconnect_cap);
@@ -161,7 +165,11 @@ async fn session(
     let hello = Hello {
         agent_version: lab_proto::VERSION.to_owned(),
         boot_id: boot_id(),
-        facts_digest: facts.acked.as_ref().map(|(d, _)| d.clone()).unwrap_or_default(),
+        facts_digest: facts
+            .acked
+            .as_ref()
+            .map(|(d, _)| d.clone())
+            .unwrap_or_default(),
         unacked_task_ids: vec![],
     };
     facts.in_flight = None;
@@ -183,7 +191,8 @@ async fn session(
         Ok(None) => anyhow::bail!("coordinator closed the session before welcoming us"),
         Err(s) => anyhow::bail!("session refused: {}", s.message()),
     };
-    let interval = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms).clamp(100, 300_000));
+    let interval =
+        Duration::from_millis(u64::from(welcome.heartbeat_interval_ms).clamp(100, 300_000));
     let silence_limit = interval * lab_proto::limits::MISSED_HEARTBEATS_OFFLINE;
     tracing::info!(node = %welcome.node_name, heartbeat = ?interval, "connected to coordinator");
 

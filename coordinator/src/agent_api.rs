@@ -50,10 +50,12 @@ impl AgentApi {
     }
 
     async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
-        let token: EnrollToken = req
-            .token
-            .parse()
-            .map_err(|e: lab_proto::token::TokenFormatError| ApiError::InvalidArgument(e.to_string()))?;
+        let token: EnrollToken =
+            req.token
+                .parse()
+                .map_err(|e: lab_proto::token::TokenFormatError| {
+                    ApiError::InvalidArgument(e.to_string())
+                })?;
         if token.ca_pin != self.coord.ca.pin() {
             return Err(ApiError::FailedPrecondition(
                 "enrollment token was made for a different coordinator CA; create a token on this coordinator".into(),
@@ -84,9 +86,12 @@ impl AgentApi {
             }
             (None, asked) => asked.to_owned(),
         };
-        let name: NodeName = name_text
-            .parse()
-            .map_err(|e: lab_proto::identity::IdentityError| ApiError::InvalidArgument(e.to_string()))?;
+        let name: NodeName =
+            name_text
+                .parse()
+                .map_err(|e: lab_proto::identity::IdentityError| {
+                    ApiError::InvalidArgument(e.to_string())
+                })?;
         if let Some(existing) = self.coord.store.node(name.as_str())? {
             let why = if existing.revoked {
                 "was revoked; remove it with 'labctl node remove' before enrolling it again"
@@ -158,7 +163,8 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError
     for (k, v) in labels {
         let key_ok = !k.is_empty()
             && k.len() <= MAX_LABEL_LEN
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
         if !key_ok {
             return Err(ApiError::InvalidArgument(format!(
                 "invalid label key '{k}': use 1-{MAX_LABEL_LEN} of a-z, A-Z, 0-9, '-', '_', '.', '/'"
@@ -198,7 +204,9 @@ impl AgentService for AgentApi {
         &self,
         req: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
-        Ok(Response::new(AgentApi::enroll(self, req.into_inner()).await?))
+        Ok(Response::new(
+            AgentApi::enroll(self, req.into_inner()).await?,
+        ))
     }
 
     type ConnectStream = CoordinatorStream;
@@ -215,6 +223,8 @@ impl AgentService for AgentApi {
 
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
         let name = node_caller(&req)?;
-        Ok(Response::new(AgentApi::renew(self, name, req.into_inner()).await?))
+        Ok(Response::new(
+            AgentApi::renew(self, name, req.into_inner()).await?,
+        ))
     }
 }

@@ -68,7 +68,9 @@ impl FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role '{other}'; use viewer, operator or admin")),
+            other => Err(format!(
+                "unknown role '{other}'; use viewer, operator or admin"
+            )),
         }
     }
 }
@@ -227,7 +229,9 @@ impl Authorizer {
                     .store
                     .user(user.as_str())
                     .map_err(internal)?
-                    .ok_or_else(|| Status::unauthenticated(format!("user '{user}' does not exist")))?;
+                    .ok_or_else(|| {
+                        Status::unauthenticated(format!("user '{user}' does not exist"))
+                    })?;
                 let role = Role::from_proto(rec.role).ok_or_else(|| {
                     Status::permission_denied(format!("user '{user}' has no role"))
                 })?;
@@ -321,8 +325,14 @@ mod tests {
     #[test]
     fn every_rpc_in_the_contract_is_in_the_table() {
         let protos = [
-            ("AgentService", include_str!("../../proto/lab/v1/agent.proto")),
-            ("OperatorService", include_str!("../../proto/lab/v1/operator.proto")),
+            (
+                "AgentService",
+                include_str!("../../proto/lab/v1/agent.proto"),
+            ),
+            (
+                "OperatorService",
+                include_str!("../../proto/lab/v1/operator.proto"),
+            ),
         ];
         let mut seen = 0;
         for (service, text) in protos {
@@ -332,7 +342,10 @@ mod tests {
                 };
                 let method = rest.split('(').next().unwrap().trim();
                 let path = format!("/lab.v1.{service}/{method}");
-                assert!(access_for(&path).is_some(), "{path} missing from access_for");
+                assert!(
+                    access_for(&path).is_some(),
+                    "{path} missing from access_for"
+                );
                 seen += 1;
             }
         }

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 
 /// Validity of the CA certificate.
 const CA_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Certificates start this far in the past, to tolerate clock skew between machines.
-const BACKDATE: Duration = Duration::from_secs(300);
+/// Certificates start up to this far in the past, to tolerate clock skew between machines.
+const MAX_BACKDATE: Duration = Duration::from_secs(300);
 
 /// A certificate operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +69,10 @@ fn random_serial() -> SerialNumber {
 }
 
 fn validity(params: &mut CertificateParams, ttl: Duration) {
+    // Never more than a tenth of the lifetime, so renewal at 2/3 stays well after issuance.
+    let backdate = MAX_BACKDATE.min(ttl / 10);
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - BACKDATE;
+    params.not_before = now - backdate;
     params.not_after = now + ttl;
 }
 
@@ -215,10 +217,12 @@ mod tests {
         let reloaded = Ca::load(ca.cert_pem(), &key_pem).unwrap();
         assert_eq!(reloaded.pin(), ca.pin());
         let csr = csr_for_key(&new_key_pem().unwrap()).unwrap();
-        let issued = ca.sign_csr(&node("n1"), &csr, Duration::from_secs(60)).unwrap();
+        let issued = ca
+            .sign_csr(&node("n1"), &csr, Duration::from_secs(60))
+            .unwrap();
         assert_eq!(issued.info.uri_sans, vec!["spiffe://lab.test/node/n1"]);
         let life = issued.info.not_after_unix_ms - issued.info.not_before_unix_ms;
-        assert_eq!(life, (60 + 300) * 1000);
+        assert_eq!(life, (60 + 6) * 1000);
     }
 
     #[test]
@@ -230,7 +234,9 @@ mod tests {
             "spiffe://lab.test/operator/admin".try_into().unwrap(),
         )];
         let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-        let err = ca.sign_csr(&node("n1"), &csr, Duration::from_secs(60)).unwrap_err();
+        let err = ca
+            .sign_csr(&node("n1"), &csr, Duration::from_secs(60))
+            .unwrap_err();
         assert!(matches!(err, CaError::IdentityMismatch { .. }), "{err}");
     }
 
@@ -238,8 +244,15 @@ mod tests {
     fn garbage_csr_is_a_clear_error() {
         let (ca, _) = Ca::create("lab.test").unwrap();
         let err = ca
-            .sign_csr(&node("n1"), "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", Duration::from_secs(60))
+            .sign_csr(
+                &node("n1"),
+                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+                Duration::from_secs(60),
+            )
             .unwrap_err();
-        assert!(err.to_string().contains("certificate signing request"), "{err}");
+        assert!(
+            err.to_string().contains("certificate signing request"),
+            "{err}"
+        );
     }
 }

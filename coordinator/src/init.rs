@@ -70,7 +70,11 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         advertise: opts.advertise.clone(),
         server_names,
     };
-    write_atomic(&dir.settings(), toml::to_string_pretty(&settings)?.as_bytes(), PUBLIC)?;
+    write_atomic(
+        &dir.settings(),
+        toml::to_string_pretty(&settings)?.as_bytes(),
+        PUBLIC,
+    )?;
 
     let store = Store::open(&dir.state())?;
     let admin: UserName = ADMIN_USER.parse()?;

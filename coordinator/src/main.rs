@@ -111,7 +111,7 @@ async fn main() -> ExitCode {
                     let shutdown = CancellationToken::new();
                     let on_signal = shutdown.clone();
                     tokio::spawn(async move {
-                        wait_for_signal().await;
+                        lab_proto::shutdown::wait_for_signal().await;
                         on_signal.cancel();
                     });
                     let options = ServeOptions {
@@ -129,21 +129,6 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

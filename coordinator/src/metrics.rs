@@ -38,11 +38,31 @@ impl Default for Metrics {
             sessions_opened: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("nodes_online", "Agents with a live session", m.nodes_online.clone());
-        registry.register("nodes_known", "Nodes in the inventory", m.nodes_known.clone());
-        registry.register("enrollments", "Successful enrollments", m.enrollments.clone());
-        registry.register("certificate_renewals", "Node certificates renewed", m.renewals.clone());
-        registry.register("sessions_opened", "Agent sessions opened", m.sessions_opened.clone());
+        registry.register(
+            "nodes_online",
+            "Agents with a live session",
+            m.nodes_online.clone(),
+        );
+        registry.register(
+            "nodes_known",
+            "Nodes in the inventory",
+            m.nodes_known.clone(),
+        );
+        registry.register(
+            "enrollments",
+            "Successful enrollments",
+            m.enrollments.clone(),
+        );
+        registry.register(
+            "certificate_renewals",
+            "Node certificates renewed",
+            m.renewals.clone(),
+        );
+        registry.register(
+            "sessions_opened",
+            "Agent sessions opened",
+            m.sessions_opened.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

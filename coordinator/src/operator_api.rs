@@ -67,10 +67,9 @@ impl OperatorApi {
 
     fn existing_node(&self, name: &str) -> Result<NodeRecord, ApiError> {
         let name = parse_name::<NodeName>(name)?;
-        self.coord
-            .store
-            .node(name.as_str())?
-            .ok_or_else(|| ApiError::NotFound(format!("no node named '{name}'; see 'labctl nodes'")))
+        self.coord.store.node(name.as_str())?.ok_or_else(|| {
+            ApiError::NotFound(format!("no node named '{name}'; see 'labctl nodes'"))
+        })
     }
 
     async fn revoke(&self, name: &str) -> Result<RevokeNodeResponse, ApiError> {
@@ -86,7 +85,10 @@ impl OperatorApi {
             .store
             .revoke_certificates(&self.coord.node_id(&name).uri())
             .await?;
-        let closed = self.coord.sessions.close(name.as_str(), CloseReason::Revoked);
+        let closed = self
+            .coord
+            .sessions
+            .close(name.as_str(), CloseReason::Revoked);
         tracing::warn!(node = %name, certificates = count, session_closed = closed, "node revoked");
         Ok(RevokeNodeResponse {
             certificates_revoked: count,
@@ -160,7 +162,10 @@ impl OperatorApi {
             ApiError::InvalidArgument("role must be viewer, operator or admin".into())
         })?;
         let id = self.coord.operator_id(&user);
-        let issued = self.coord.ca.sign_csr(&id, &req.csr_pem, OPERATOR_CERT_TTL)?;
+        let issued = self
+            .coord
+            .ca
+            .sign_csr(&id, &req.csr_pem, OPERATOR_CERT_TTL)?;
         self.coord
             .store
             .create_user(UserRecord {

@@ -73,7 +73,9 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    coord.tasks.spawn(crate::session::sweep_silent(coord.clone()));
+    coord
+        .tasks
+        .spawn(crate::session::sweep_silent(coord.clone()));
     if let Some(metrics) = metrics {
         let (c, s) = (coord.clone(), coord.shutdown.clone());
         coord.tasks.spawn(async move {

@@ -145,9 +145,7 @@ async fn on_hello(
         .map(|f| f.digest)
         .unwrap_or_default();
     if hello.facts_digest.is_empty() || hello.facts_digest != known {
-        let _ = tx
-            .send(msg(CoordMsg::RequestFacts(RequestFacts {})))
-            .await;
+        let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
     }
     Ok(())
 }
@@ -185,8 +183,10 @@ async fn on_facts(
             }
             let mut doc: serde_json::Value = serde_json::from_str(&stored.json)
                 .map_err(|e| Status::internal(format!("stored facts corrupt: {e}")))?;
-            let p: serde_json::Value = serde_json::from_str(&patch.merge_patch_json)
-                .map_err(|e| Status::invalid_argument(format!("fact patch is not valid JSON: {e}")))?;
+            let p: serde_json::Value =
+                serde_json::from_str(&patch.merge_patch_json).map_err(|e| {
+                    Status::invalid_argument(format!("fact patch is not valid JSON: {e}"))
+                })?;
             lab_proto::facts::merge_patch(&mut doc, &p);
             doc
         }

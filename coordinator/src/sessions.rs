@@ -155,7 +155,10 @@ mod tests {
         assert!(a.cancel.is_cancelled());
         assert_eq!(a.close_reason(), Some(CloseReason::Replaced));
         s.remove("n1", a.id);
-        assert!(s.is_online("n1"), "removing the old session must keep the new one");
+        assert!(
+            s.is_online("n1"),
+            "removing the old session must keep the new one"
+        );
         s.remove("n1", b.id);
         assert!(!s.is_online("n1"));
     }

@@ -33,8 +33,8 @@ pub fn load(path: Option<&Path>, context: Option<&str>) -> Result<Context, Failu
             path.display()
         ))
     })?;
-    let config = CtlConfig::parse(&text)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+    let config =
+        CtlConfig::parse(&text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
     config
         .context(context)
         .cloned()

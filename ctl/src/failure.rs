@@ -31,8 +31,25 @@ impl Failure {
 /// Maps a gRPC status from the coordinator to a failure.
 pub fn from_status(status: Status) -> Failure {
     let msg = status.message().to_owned();
+    if let Some(transport) = std::error::Error::source(&status) {
+        // The connection itself failed (with TLS 1.3, a refused client certificate shows up
+        // here, on the first call).
+        let mut chain = vec![transport.to_string()];
+        let mut next = transport.source();
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        return Failure::Unreachable(format!(
+            "connection to the coordinator failed: {}; check that this context's certificate was issued by this coordinator and is not revoked",
+            chain.join(": ")
+        ));
+    }
     match status.code() {
         Code::Unavailable | Code::Unauthenticated => Failure::Unreachable(msg),
+        Code::Cancelled => {
+            Failure::Unreachable(format!("the coordinator closed the connection: {msg}"))
+        }
         Code::InvalidArgument => Failure::Usage(msg),
         _ => Failure::Failed(msg),
     }

@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        lab_proto::shutdown::wait_for_signal().await;
         on_signal.cancel();
     });
     match labctl::run(cli, shutdown).await {

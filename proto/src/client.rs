@@ -133,9 +133,15 @@ mod tests {
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(split_host_port("10.0.0.5:7443"), Some(("10.0.0.5".into(), 7443)));
+        assert_eq!(
+            split_host_port("10.0.0.5:7443"),
+            Some(("10.0.0.5".into(), 7443))
+        );
         assert_eq!(split_host_port("[::1]:7443"), Some(("::1".into(), 7443)));
-        assert_eq!(split_host_port("lab.local:1"), Some(("lab.local".into(), 1)));
+        assert_eq!(
+            split_host_port("lab.local:1"),
+            Some(("lab.local".into(), 1))
+        );
         assert_eq!(split_host_port("lab.local"), None);
         assert_eq!(split_host_port("lab.local:99999"), None);
         assert_eq!(split_host_port("a:1/x"), None);

@@ -77,7 +77,10 @@ mod tests {
         let old = json!({"mem": {"total": 1, "free": 2}, "gone": true, "list": [1, 2]});
         let new = json!({"mem": {"total": 1, "free": 3}, "list": [2], "added": {"x": 1}});
         let patch = diff(&old, &new).unwrap();
-        assert_eq!(patch, json!({"mem": {"free": 3}, "gone": null, "list": [2], "added": {"x": 1}}));
+        assert_eq!(
+            patch,
+            json!({"mem": {"free": 3}, "gone": null, "list": [2], "added": {"x": 1}})
+        );
         let mut doc = old.clone();
         merge_patch(&mut doc, &patch);
         assert_eq!(doc, new);

@@ -6,12 +6,14 @@
 
 pub mod client;
 pub mod csr;
+pub mod ctlconfig;
 pub mod facts;
 pub mod files;
-pub mod ctlconfig;
 pub mod identity;
 pub mod limits;
 pub mod pem;
+pub mod selector;
+pub mod shutdown;
 pub mod tls;
 pub mod token;
 

@@ -78,7 +78,11 @@ impl FromStr for EnrollToken {
         if prefix != PREFIX {
             return Err(TokenFormatError("it does not start with 'lab1.'"));
         }
-        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if id.len() != 16
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return Err(TokenFormatError("the id is not 16 lowercase hex digits"));
         }
         let secret: [u8; 32] = URL_SAFE_NO_PAD

@@ -1,1 +1,380 @@
-//! placeholder
+//! Test harness for labfleet's end-to-end tests: starts the real binaries (coordinator, agents,
+//! labctl) on loopback with their own CA in a temp dir, and waits for conditions with deadlines.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`; `.ci/run` does it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary next to the test executable (target/<profile>/NAME).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first with 'cargo build --workspace --bins' (the .ci/run script does)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; panics naming `what`.
+pub fn wait_until(mut cond: impl FnMut() -> bool, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // sleep-ok: polling interval of wait_until
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(File::create(dir.join(format!("{name}.log"))).expect("log file"))
+}
+
+/// Sends SIGTERM (or SIGKILL) to a child and reaps it.
+pub fn stop(child: &mut Child, hard: bool) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let sig = if hard {
+        Signal::SIGKILL
+    } else {
+        Signal::SIGTERM
+    };
+    let _ = kill(Pid::from_raw(child.id() as i32), sig);
+    let _ = child.wait();
+}
+
+/// A coordinator process with its data dir.
+pub struct Coordinator {
+    pub dir: PathBuf,
+    pub addr: String,
+    pub metrics_addr: String,
+    pub heartbeat: String,
+    pub node_cert_ttl: String,
+    logs: PathBuf,
+    child: Option<Child>,
+}
+
+impl Coordinator {
+    /// Runs `lab-coordinator init` into `root/NAME`.
+    pub fn init(root: &Path, name: &str, trust_domain: &str) -> Coordinator {
+        let dir = root.join(name);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let out = Command::new(bin("lab-coordinator"))
+            .args(["init", "--data-dir"])
+            .arg(&dir)
+            .args(["--advertise", &addr, "--trust-domain", trust_domain])
+            .output()
+            .expect("run init");
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Coordinator {
+            dir,
+            addr,
+            metrics_addr: format!("127.0.0.1:{}", free_port()),
+            heartbeat: "1s".into(),
+            node_cert_ttl: "30d".into(),
+            logs: root.to_path_buf(),
+            child: None,
+        }
+    }
+
+    /// The admin labctl config written by init.
+    pub fn admin_config(&self) -> PathBuf {
+        self.dir.join("labctl.toml")
+    }
+
+    /// Starts `serve` and waits until it accepts connections.
+    pub fn start(&mut self) {
+        let child = Command::new(bin("lab-coordinator"))
+            .args(["serve", "--data-dir"])
+            .arg(&self.dir)
+            .args([
+                "--listen",
+                &self.addr,
+                "--metrics-listen",
+                &self.metrics_addr,
+            ])
+            .args([
+                "--heartbeat-interval",
+                &self.heartbeat,
+                "--node-cert-ttl",
+                &self.node_cert_ttl,
+            ])
+            .env("LAB_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.logs, "coordinator"))
+            .spawn()
+            .expect("spawn coordinator");
+        self.child = Some(child);
+        let addr = self.addr.clone();
+        wait_until(
+            || std::net::TcpStream::connect(&addr).is_ok(),
+            Duration::from_secs(20),
+            "coordinator listening",
+        );
+    }
+
+    /// Stops the process (SIGKILL when `hard`).
+    pub fn stop(&mut self, hard: bool) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c, hard);
+        }
+    }
+
+    /// GET /metrics as text.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics_addr).expect("metrics connect");
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").expect("metrics write");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("metrics read");
+        body
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}
+
+/// An agent process with its data dir.
+pub struct Agent {
+    pub name: String,
+    pub dir: PathBuf,
+    logs: PathBuf,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// `lab-agent enroll` output.
+    pub fn enroll_output(&self, coordinator: &str, token: &str) -> Output {
+        Command::new(bin("lab-agent"))
+            .args([
+                "enroll",
+                "--coordinator",
+                coordinator,
+                "--token",
+                token,
+                "--data-dir",
+            ])
+            .arg(&self.dir)
+            .args(["--name", &self.name])
+            .output()
+            .expect("run enroll")
+    }
+
+    /// Starts `lab-agent run`.
+    pub fn start(&mut self) {
+        let child = Command::new(bin("lab-agent"))
+            .args(["run", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--reconnect-max", "2s"])
+            .env("LAB_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.logs, &format!("agent-{}", self.name)))
+            .spawn()
+            .expect("spawn agent");
+        self.child = Some(child);
+    }
+
+    /// Stops the process (SIGKILL when `hard`).
+    pub fn stop(&mut self, hard: bool) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c, hard);
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}
+
+/// A coordinator with enrolled agents, all in one temp dir.
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub coord: Coordinator,
+    pub agents: Vec<Agent>,
+}
+
+/// Builds a [`Cluster`].
+pub struct ClusterBuilder {
+    agents: usize,
+    node_cert_ttl: String,
+}
+
+impl Cluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            agents: 1,
+            node_cert_ttl: "30d".into(),
+        }
+    }
+
+    /// Runs labctl with the admin config.
+    pub fn labctl(&self, args: &[&str]) -> Output {
+        labctl(&self.coord.admin_config(), args)
+    }
+
+    /// A fresh token from the admin.
+    pub fn token(&self, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create"];
+        args.extend_from_slice(extra);
+        let out = self.labctl(&args);
+        assert!(
+            out.status.success(),
+            "token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    }
+
+    /// A new agent, not yet enrolled.
+    pub fn new_agent(&self, name: &str) -> Agent {
+        Agent {
+            name: name.into(),
+            dir: self.tmp.path().join(format!("agent-{name}")),
+            logs: self.tmp.path().to_path_buf(),
+            child: None,
+        }
+    }
+
+    /// `labctl nodes -o json`.
+    pub fn nodes(&self) -> Vec<serde_json::Value> {
+        let out = self.labctl(&["nodes", "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "nodes: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("nodes json")
+    }
+
+    /// The `labctl nodes` entry of `name`.
+    pub fn node(&self, name: &str) -> Option<serde_json::Value> {
+        self.nodes().into_iter().find(|n| n["name"] == name)
+    }
+
+    /// Whether `name` is online.
+    pub fn online(&self, name: &str) -> bool {
+        self.node(name).is_some_and(|n| n["online"] == true)
+    }
+
+    /// Waits until `name` is online (or not).
+    pub fn wait_online(&self, name: &str, online: bool, timeout: Duration) {
+        wait_until(
+            || self.online(name) == online,
+            timeout,
+            &format!("node {name} online={online}\n{}", self.logs()),
+        );
+    }
+
+    /// Tail of every log file, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.tmp.path()) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    out.push_str(&format!("--- {}\n", p.display()));
+                    for l in tail.into_iter().rev() {
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl ClusterBuilder {
+    pub fn agents(mut self, n: usize) -> Self {
+        self.agents = n;
+        self
+    }
+
+    pub fn node_cert_ttl(mut self, ttl: &str) -> Self {
+        self.node_cert_ttl = ttl.into();
+        self
+    }
+
+    /// Inits and starts the coordinator, enrolls and starts the agents, waits until all are online.
+    pub fn start(self) -> Cluster {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut coord = Coordinator::init(tmp.path(), "coordinator", "lab.test");
+        coord.node_cert_ttl = self.node_cert_ttl;
+        coord.start();
+        let mut cluster = Cluster {
+            tmp,
+            coord,
+            agents: Vec::new(),
+        };
+        for i in 1..=self.agents {
+            let mut agent = cluster.new_agent(&format!("n{i}"));
+            let token = cluster.token(&[]);
+            let out = agent.enroll_output(&cluster.coord.addr, &token);
+            assert!(
+                out.status.success(),
+                "enroll: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            agent.start();
+            cluster.agents.push(agent);
+        }
+        for i in 1..=self.agents {
+            cluster.wait_online(&format!("n{i}"), true, Duration::from_secs(20));
+        }
+        cluster
+    }
+}
+
+/// Runs labctl with `config`.
+pub fn labctl(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin("labctl"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run labctl")
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -2,29 +2,179 @@
 //! one JSON object (areas that do not apply are absent, never errors).
 //!
 //! Collectors read files relative to a root directory (normally `/`), so a mounted disk image or a
-//! fixture tree can be inspected the same way.
+//! fixture tree can be inspected the same way; symlinks are resolved inside that root
+//! ([`rootfs`]). Only [`services`] runs a command (`systemctl`, with a deadline, and only when the
+//! root is `/`).
+//!
+//! Architecture invariant: the JSON never contains `null`. Facts travel as JSON merge patches
+//! (RFC 7386), where `null` means "delete this key", so an unknown value is an absent key
+//! (`skip_serializing_if`), and floats (which serialize NaN as `null`) are not used.
 
+pub mod containers;
+pub mod debian;
+pub mod hardware;
+pub mod nixos;
 pub mod platform;
+pub mod proxmox;
+pub mod rootfs;
+pub mod services;
+pub mod storage;
+pub mod virt;
+
+mod control;
+mod debversion;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod testutil;
 
 use std::path::Path;
 
 use serde::Serialize;
 
-/// All facts of this machine.
+/// All facts of this machine. `platform` and `hardware` are always present; the other areas
+/// only where they apply.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FactSet {
-    /// OS, kernel, architecture, memory, CPU count.
+    /// OS, kernel, architecture, memory, CPU count, virtualization.
     pub platform: platform::Platform,
+    /// CPU, memory, disks, filesystems, NICs, DMI.
+    pub hardware: hardware::Hardware,
+    /// NixOS generations; only on NixOS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nixos: Option<nixos::NixOs>,
+    /// dpkg packages, upgrades, reboot-required; only where dpkg is installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debian: Option<debian::Debian>,
+    /// Proxmox VE node, cluster and guests; only on PVE hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxmox: Option<proxmox::Proxmox>,
+    /// systemd units and listening ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<services::Services>,
+    /// Docker, Podman, k3s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containers: Option<containers::Containers>,
+    /// mergerfs, SnapRAID, Ceph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<storage::Storage>,
 }
 
 /// Collects every area under `root`.
 pub fn collect(root: &Path) -> FactSet {
     FactSet {
         platform: platform::collect(root),
+        hardware: hardware::collect(root),
+        nixos: nixos::collect(root),
+        debian: debian::collect(root),
+        proxmox: proxmox::collect(root),
+        services: services::collect(root),
+        containers: containers::collect(root),
+        storage: storage::collect(root),
     }
 }
 
 /// The fact set as the JSON document sent to the coordinator.
 pub fn to_json(facts: &FactSet) -> serde_json::Value {
     serde_json::to_value(facts).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::Value;
+
+    use super::testutil::{mkdir, symlink, write};
+    use super::*;
+
+    /// Paths of every `null` in `value`.
+    fn nulls(value: &Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Null => found.push(path.to_owned()),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    nulls(item, &format!("{path}[{i}]"), found);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    nulls(item, &format!("{path}.{key}"), found);
+                }
+            }
+            Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+        }
+    }
+
+    fn assert_no_nulls(doc: &Value) {
+        let mut found = Vec::new();
+        nulls(doc, "", &mut found);
+        assert!(found.is_empty(), "null at {found:?} in {doc:#}");
+    }
+
+    #[test]
+    fn this_machine_has_no_nulls() {
+        let facts = collect(Path::new("/"));
+        let doc = to_json(&facts);
+        assert_no_nulls(&doc);
+        assert!(doc["platform"]["os"].is_string());
+        assert!(doc["hardware"]["memory"]["total_bytes"].is_u64());
+        // the build machine is Debian 12 with dpkg
+        assert!(doc["debian"]["packages_installed"].is_u64());
+    }
+
+    #[test]
+    fn empty_and_busy_trees_have_no_nulls() {
+        let empty = tempfile::tempdir().unwrap();
+        let doc = to_json(&collect(empty.path()));
+        assert_no_nulls(&doc);
+        let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(keys, vec!["hardware", "platform"]);
+
+        // every area present, with values missing here and there
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "etc/os-release", "ID=nixos\n");
+        symlink(root, "run/current-system", "/nix/store/abc-nixos-system");
+        write(
+            root,
+            "var/lib/dpkg/status",
+            "Package: pve-manager\nStatus: install ok installed\nVersion: 8.2.4\n",
+        );
+        write(
+            root,
+            "var/lib/apt/lists/x_dists_y_main_binary-amd64_Packages",
+            "Package: pve-manager\nVersion: 8.2.5\n",
+        );
+        mkdir(root, "usr/share/perl5/PVE");
+        write(root, "etc/pve/qemu-server/100.conf", "smbios1: base64=1\n");
+        write(
+            root,
+            "proc/net/tcp",
+            "header\n 0: 00000000:0016 00000000:0000 0A\n",
+        );
+        write(root, "usr/bin/podman", "");
+        write(root, "etc/snapraid.conf", "parity\n");
+        write(root, "etc/ceph/ceph.conf", "[global]\nfsid =\n");
+        write(root, "proc/cpuinfo", "processor : 0\n");
+        write(root, "sys/block/sda/size", "x\n");
+        write(root, "sys/class/net/eth0/speed", "-1\n");
+        let doc = to_json(&collect(root));
+        assert_no_nulls(&doc);
+        for area in [
+            "platform",
+            "hardware",
+            "nixos",
+            "debian",
+            "proxmox",
+            "services",
+            "containers",
+            "storage",
+        ] {
+            assert!(doc.get(area).is_some(), "{area} missing in {doc:#}");
+        }
+        assert_eq!(doc["debian"]["upgradable"]["count"], 1);
+        assert_eq!(
+            doc["proxmox"]["guests"][0],
+            serde_json::json!({"vmid": 100, "type": "qemu"})
+        );
+    }
 }

@@ -1,8 +1,11 @@
-//! Platform facts: os-release, kernel, architecture, hostname, CPU count, memory, boot time.
+//! Platform facts: os-release, kernel, architecture, hostname, CPU count, memory, boot time and
+//! virtualization (detected by [`super::virt`]).
 
 use std::path::Path;
 
 use serde::Serialize;
+
+use super::virt::{self, Virtualization};
 
 /// What kind of machine this is.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -33,13 +36,14 @@ pub struct Platform {
     /// Boot time, Unix seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_time_unix: Option<u64>,
+    /// Container, hypervisor or `none` (the source of the derived `virt` label).
+    pub virtualization: Virtualization,
 }
 
+/// Links are resolved inside `root`: NixOS's `/etc/os-release` is an absolute link into
+/// `/etc/static` and the store.
 fn read(root: &Path, rel: &str) -> Option<String> {
-    std::fs::read_to_string(root.join(rel))
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    super::rootfs::read_trimmed(root, rel)
 }
 
 /// Parses os-release text (`KEY=value`, values optionally quoted).
@@ -99,10 +103,12 @@ pub fn collect(root: &Path) -> Platform {
         cpus,
         memory_total_bytes: read(root, "proc/meminfo").and_then(|t| meminfo_total(&t)),
         boot_time_unix: read(root, "proc/stat").and_then(|t| boot_time(&t)),
+        virtualization: virt::detect(root),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -114,7 +120,10 @@ mod tests {
         assert_eq!(
             parsed,
             vec![
-                ("PRETTY_NAME".into(), "Debian GNU/Linux 12 (bookworm)".into()),
+                (
+                    "PRETTY_NAME".into(),
+                    "Debian GNU/Linux 12 (bookworm)".into()
+                ),
                 ("ID".into(), "debian".into()),
                 ("VERSION_ID".into(), "12".into()),
             ]
@@ -127,8 +136,16 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
-        std::fs::write(root.join("etc/os-release"), "ID=nixos\nVERSION_ID=\"24.05\"\n").unwrap();
-        std::fs::write(root.join("proc/meminfo"), "MemTotal:       16384 kB\nMemFree: 1 kB\n").unwrap();
+        std::fs::write(
+            root.join("etc/os-release"),
+            "ID=nixos\nVERSION_ID=\"24.05\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("proc/meminfo"),
+            "MemTotal:       16384 kB\nMemFree: 1 kB\n",
+        )
+        .unwrap();
         std::fs::write(root.join("proc/sys/kernel/hostname"), "nas\n").unwrap();
         let p = collect(root);
         assert_eq!(p.os.as_deref(), Some("nixos"));
@@ -136,6 +153,7 @@ mod tests {
         assert_eq!(p.memory_total_bytes, Some(16384 * 1024));
         assert_eq!(p.hostname.as_deref(), Some("nas"));
         assert_eq!(p.kernel, None);
+        assert_eq!(p.virtualization, Virtualization::BareMetal);
     }
 
     #[test]

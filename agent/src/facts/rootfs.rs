@@ -107,6 +107,7 @@ pub fn dir_names(root: &Path, rel: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::facts::testutil::{symlink, write};

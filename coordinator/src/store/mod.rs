@@ -160,7 +160,8 @@ impl Store {
     /// Writes a node record.
     pub async fn put_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
         rec.version = RECORD_VERSION;
-        self.nodes.insert(rec.name.as_bytes(), rec.encode_to_vec())?;
+        self.nodes
+            .insert(rec.name.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
@@ -191,8 +192,10 @@ impl Store {
     /// Records an issued certificate.
     pub async fn put_certificate(&self, mut rec: CertificateRecord) -> Result<(), StoreError> {
         rec.version = RECORD_VERSION;
-        self.certs
-            .insert(cert_key(&rec.identity_uri, &rec.serial), rec.encode_to_vec())?;
+        self.certs.insert(
+            cert_key(&rec.identity_uri, &rec.serial),
+            rec.encode_to_vec(),
+        )?;
         self.flush().await
     }
 

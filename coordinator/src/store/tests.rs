@@ -91,7 +91,11 @@ async fn concurrent_consumers_exactly_one_wins() {
 #[tokio::test]
 async fn revocation_covers_every_certificate_of_an_identity() {
     let (_d, store) = open();
-    for (uri, serial) in [("spiffe://l/node/a", "01"), ("spiffe://l/node/a", "02"), ("spiffe://l/node/ab", "03")] {
+    for (uri, serial) in [
+        ("spiffe://l/node/a", "01"),
+        ("spiffe://l/node/a", "02"),
+        ("spiffe://l/node/ab", "03"),
+    ] {
         store
             .put_certificate(CertificateRecord {
                 serial: serial.into(),
@@ -101,9 +105,27 @@ async fn revocation_covers_every_certificate_of_an_identity() {
             .await
             .unwrap();
     }
-    assert_eq!(store.revoke_certificates("spiffe://l/node/a").await.unwrap(), 2);
-    assert!(store.certificate("spiffe://l/node/a", "02").unwrap().unwrap().revoked);
-    assert!(!store.certificate("spiffe://l/node/ab", "03").unwrap().unwrap().revoked);
+    assert_eq!(
+        store
+            .revoke_certificates("spiffe://l/node/a")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .certificate("spiffe://l/node/a", "02")
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        !store
+            .certificate("spiffe://l/node/ab", "03")
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 }
 
 #[test]
@@ -115,5 +137,8 @@ fn newer_records_are_refused() {
         ..Default::default()
     };
     store.nodes.insert("n", rec.encode_to_vec()).unwrap();
-    assert!(matches!(store.node("n"), Err(StoreError::NewerVersion { .. })));
+    assert!(matches!(
+        store.node("n"),
+        Err(StoreError::NewerVersion { .. })
+    ));
 }

@@ -72,7 +72,10 @@ fn view(node: Node, with_facts: bool) -> NodeView {
 }
 
 /// `labctl nodes`.
-pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) -> anyhow::Result<()> {
+pub async fn list(
+    mut client: OperatorServiceClient<Channel>,
+    format: Format,
+) -> anyhow::Result<()> {
     let nodes = client
         .list_nodes(ListNodesRequest {})
         .await
@@ -85,7 +88,16 @@ pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) ->
     }
     let now = output::now_ms();
     let mut table = output::table(&[
-        "NAME", "ONLINE", "OS", "VERSION", "ARCH", "CPU", "MEMORY", "UPTIME", "LAST SEEN", "LABELS",
+        "NAME",
+        "ONLINE",
+        "OS",
+        "VERSION",
+        "ARCH",
+        "CPU",
+        "MEMORY",
+        "UPTIME",
+        "LAST SEEN",
+        "LABELS",
     ]);
     for v in &views {
         let online = if v.revoked {
@@ -119,7 +131,9 @@ pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) ->
             v.os_version.clone().unwrap_or_else(|| "-".into()),
             v.arch.clone().unwrap_or_else(|| "-".into()),
             v.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            v.memory_bytes.map(output::bytes).unwrap_or_else(|| "-".into()),
+            v.memory_bytes
+                .map(output::bytes)
+                .unwrap_or_else(|| "-".into()),
             uptime,
             output::age(last_seen_ms, now),
             labels,
@@ -141,13 +155,20 @@ pub async fn show(
         .map_err(from_status)?
         .into_inner();
     let v = view(node, true);
-    let format = if format == Format::Table { Format::Yaml } else { format };
+    let format = if format == Format::Table {
+        Format::Yaml
+    } else {
+        format
+    };
     output::print_structured(format, &v)?;
     Ok(())
 }
 
 /// `labctl node revoke NAME`.
-pub async fn revoke(mut client: OperatorServiceClient<Channel>, name: String) -> anyhow::Result<()> {
+pub async fn revoke(
+    mut client: OperatorServiceClient<Channel>,
+    name: String,
+) -> anyhow::Result<()> {
     let resp = client
         .revoke_node(RevokeNodeRequest { name: name.clone() })
         .await
@@ -156,13 +177,20 @@ pub async fn revoke(mut client: OperatorServiceClient<Channel>, name: String) ->
     println!(
         "node '{name}' revoked: {} certificate(s) revoked, session {}",
         resp.certificates_revoked,
-        if resp.session_closed { "closed" } else { "was not open" }
+        if resp.session_closed {
+            "closed"
+        } else {
+            "was not open"
+        }
     );
     Ok(())
 }
 
 /// `labctl node remove NAME`.
-pub async fn remove(mut client: OperatorServiceClient<Channel>, name: String) -> anyhow::Result<()> {
+pub async fn remove(
+    mut client: OperatorServiceClient<Channel>,
+    name: String,
+) -> anyhow::Result<()> {
     client
         .remove_node(RemoveNodeRequest { name: name.clone() })
         .await

@@ -54,7 +54,10 @@ struct TokenView {
 }
 
 /// `labctl token list`.
-pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) -> anyhow::Result<()> {
+pub async fn list(
+    mut client: OperatorServiceClient<Channel>,
+    format: Format,
+) -> anyhow::Result<()> {
     let tokens = client
         .list_tokens(ListTokensRequest {})
         .await

@@ -44,7 +44,9 @@ pub async fn create(
     out: &Path,
 ) -> anyhow::Result<()> {
     if out.exists() {
-        return Err(Failure::Usage(format!("{} exists; choose another --out", out.display())).into());
+        return Err(
+            Failure::Usage(format!("{} exists; choose another --out", out.display())).into(),
+        );
     }
     let key_pem = new_key_pem()?;
     let resp = client
@@ -80,7 +82,10 @@ struct UserView {
 }
 
 /// `labctl user list`.
-pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) -> anyhow::Result<()> {
+pub async fn list(
+    mut client: OperatorServiceClient<Channel>,
+    format: Format,
+) -> anyhow::Result<()> {
     let users = client
         .list_users(ListUsersRequest {})
         .await
@@ -100,7 +105,11 @@ pub async fn list(mut client: OperatorServiceClient<Channel>, format: Format) ->
     }
     let mut table = output::table(&["NAME", "ROLE", "CREATED"]);
     for u in views {
-        table.add_row(vec![u.name, u.role.to_owned(), u.created.unwrap_or_default()]);
+        table.add_row(vec![
+            u.name,
+            u.role.to_owned(),
+            u.created.unwrap_or_default(),
+        ]);
     }
     println!("{table}");
     Ok(())
