@@ -5,6 +5,7 @@
 //! [`facts::collect`]. `labctl dev` embeds the same functions.
 
 pub mod backoff;
+pub mod config;
 pub mod datadir;
 pub mod enroll;
 pub mod error;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lab_agent::config::AgentConfig;
 use lab_agent::enroll::{enroll, EnrollOptions};
 use lab_agent::session::{run, RunOptions};
 use lab_agent::{AgentDir, AgentError};
@@ -21,6 +22,7 @@ struct Cli {
 #[derive(Clone, Copy, ValueEnum)]
 enum Output {
     Json,
+    Yaml,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +53,9 @@ enum Command {
         /// Longest reconnect delay (backoff is exponential with jitter up to this)
         #[arg(long, env = "LAB_RECONNECT_MAX", default_value = "30s", value_parser = humantime::parse_duration)]
         reconnect_max: Duration,
+        /// Agent config file (labels); a missing default file is fine
+        #[arg(long, env = "LAB_AGENT_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Print this machine's facts without a coordinator
     Facts {
@@ -112,7 +117,17 @@ async fn main() -> ExitCode {
             data_dir,
             facts_interval,
             reconnect_max,
+            config,
         } => {
+            let required = config.is_some();
+            let path = config.unwrap_or_else(|| PathBuf::from(lab_agent::config::DEFAULT_PATH));
+            let labels = match AgentConfig::load(&path, required) {
+                Ok(c) => c.labels,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
             let shutdown = CancellationToken::new();
             let on_signal = shutdown.clone();
             tokio::spawn(async move {
@@ -122,6 +137,7 @@ async fn main() -> ExitCode {
             let opts = RunOptions {
                 facts_interval,
                 reconnect_cap: reconnect_max,
+                labels,
                 ..RunOptions::default()
             };
             run(AgentDir::new(data_dir), opts, shutdown)
@@ -131,13 +147,12 @@ async fn main() -> ExitCode {
         Command::Facts { root, output } => {
             let facts = lab_agent::facts::collect(&root);
             match output {
-                Output::Json => match serde_json::to_string_pretty(&facts) {
-                    Ok(text) => {
-                        println!("{text}");
-                        Ok(())
-                    }
-                    Err(e) => Err(AgentError::Failed(e.to_string())),
-                },
+                Output::Json => serde_json::to_string_pretty(&facts)
+                    .map(|text| println!("{text}"))
+                    .map_err(|e| AgentError::Failed(e.to_string())),
+                Output::Yaml => serde_yaml_ng::to_string(&facts)
+                    .map(|text| print!("{text}"))
+                    .map_err(|e| AgentError::Failed(e.to_string())),
             }
         }
     };

@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub reconnect_cap: Duration,
     /// Source address and such.
     pub connect: ConnectOptions,
+    /// Labels from the agent's config file, reported in every hello.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RunOptions {
@@ -46,6 +48,7 @@ impl Default for RunOptions {
             reconnect_base: Duration::from_millis(500),
             reconnect_cap: Duration::from_secs(30),
             connect: ConnectOptions::default(),
+            labels: Default::default(),
         }
     }
 }
@@ -171,6 +174,7 @@ async fn session(
             .map(|(d, _)| d.clone())
             .unwrap_or_default(),
         unacked_task_ids: vec![],
+        labels: opts.labels.clone().into_iter().collect(),
     };
     facts.in_flight = None;
     tx.send(AgentMessage {

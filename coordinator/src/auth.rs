@@ -96,6 +96,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         "/lab.v1.OperatorService/WhoAmI"
         | "/lab.v1.OperatorService/ListNodes"
         | "/lab.v1.OperatorService/GetNode" => Operator(Role::Viewer),
+        "/lab.v1.OperatorService/LabelNode" => Operator(Role::Operator),
         "/lab.v1.OperatorService/RevokeNode"
         | "/lab.v1.OperatorService/RemoveNode"
         | "/lab.v1.OperatorService/CreateToken"

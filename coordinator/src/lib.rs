@@ -10,6 +10,7 @@ pub mod ca;
 pub mod datadir;
 pub mod error;
 pub mod init;
+pub mod inventory;
 pub mod metrics;
 pub mod operator_api;
 pub mod server;

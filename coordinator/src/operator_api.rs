@@ -12,9 +12,9 @@ use lab_proto::token::EnrollToken;
 use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
     CreateTokenRequest, CreateTokenResponse, CreateUserRequest, CreateUserResponse, GetNodeRequest,
-    ListNodesRequest, ListNodesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
-    ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse, RevokeNodeRequest,
-    RevokeNodeResponse, TokenInfo, User, WhoAmIRequest, WhoAmIResponse,
+    LabelNodeRequest, ListNodesRequest, ListNodesResponse, ListTokensRequest, ListTokensResponse,
+    ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse,
+    RevokeNodeRequest, RevokeNodeResponse, TokenInfo, User, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -22,8 +22,10 @@ use crate::agent_api::validate_labels;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::init::OPERATOR_CERT_TTL;
+use crate::inventory::{entry, select, NodeEntry};
 use crate::sessions::CloseReason;
 use crate::state::{now_ms, Coordinator};
+use lab_proto::selector::{Selector, SelectorError};
 
 /// The `OperatorService` implementation.
 pub struct OperatorApi {
@@ -36,25 +38,27 @@ impl OperatorApi {
         OperatorApi { coord }
     }
 
-    fn node_view(&self, rec: NodeRecord) -> Node {
+    fn node_view(&self, entry: NodeEntry) -> Node {
+        let NodeEntry {
+            record: rec,
+            facts,
+            labels,
+            ..
+        } = entry;
         let online = self.coord.sessions.is_online(&rec.name);
         let last_seen = self
             .coord
             .sessions
             .last_seen_ms(&rec.name)
             .unwrap_or(rec.last_seen_unix_ms);
-        let facts_json = self
-            .coord
-            .store
-            .facts(&rec.name)
-            .ok()
-            .flatten()
-            .map(|f| f.json)
+        let (facts_json, facts_collected_unix_ms) = facts
+            .map(|f| (f.json, f.collected_unix_ms))
             .unwrap_or_default();
         Node {
             online,
             last_seen_unix_ms: last_seen,
-            labels: rec.labels.into_iter().collect(),
+            labels: labels.into_iter().collect(),
+            facts_collected_unix_ms,
             enrolled_unix_ms: rec.enrolled_unix_ms,
             revoked: rec.revoked,
             agent_version: rec.agent_version,
@@ -70,6 +74,28 @@ impl OperatorApi {
         self.coord.store.node(name.as_str())?.ok_or_else(|| {
             ApiError::NotFound(format!("no node named '{name}'; see 'labctl nodes'"))
         })
+    }
+
+    async fn label(&self, req: LabelNodeRequest) -> Result<Node, ApiError> {
+        let mut node = self.existing_node(&req.name)?;
+        let set: BTreeMap<String, String> = req.set.into_iter().collect();
+        validate_labels(&set)?;
+        for key in &req.remove {
+            if !node.labels.contains_key(key) {
+                return Err(ApiError::NotFound(format!(
+                    "node '{}' has no operator label '{key}' (derived and agent labels cannot be removed here)",
+                    node.name
+                )));
+            }
+        }
+        for key in &req.remove {
+            node.labels.remove(key);
+        }
+        node.labels.extend(set);
+        let all: BTreeMap<String, String> = node.labels.clone().into_iter().collect();
+        validate_labels(&all)?;
+        self.coord.store.put_node(node.clone()).await?;
+        Ok(self.node_view(entry(&self.coord.store, node)?))
     }
 
     async fn revoke(&self, name: &str) -> Result<RevokeNodeResponse, ApiError> {
@@ -193,6 +219,14 @@ impl OperatorApi {
     }
 }
 
+/// A selector error with the caret line under the offending part.
+pub fn selector_error(e: &SelectorError) -> String {
+    match e {
+        SelectorError::Syntax { .. } => format!("{e}\n{}", e.caret()),
+        _ => e.to_string(),
+    }
+}
+
 fn parse_name<T: std::str::FromStr<Err = IdentityError>>(name: &str) -> Result<T, ApiError> {
     name.parse()
         .map_err(|e: IdentityError| ApiError::InvalidArgument(e.to_string()))
@@ -223,9 +257,14 @@ impl OperatorService for OperatorApi {
 
     async fn list_nodes(
         &self,
-        _req: Request<ListNodesRequest>,
+        req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        let nodes = self.coord.store.nodes().map_err(ApiError::from)?;
+        let selector: Selector = req
+            .get_ref()
+            .selector
+            .parse()
+            .map_err(|e: SelectorError| ApiError::InvalidArgument(selector_error(&e)))?;
+        let nodes = select(&self.coord.store, &selector).map_err(ApiError::from)?;
         Ok(Response::new(ListNodesResponse {
             nodes: nodes.into_iter().map(|n| self.node_view(n)).collect(),
         }))
@@ -233,7 +272,12 @@ impl OperatorService for OperatorApi {
 
     async fn get_node(&self, req: Request<GetNodeRequest>) -> Result<Response<Node>, Status> {
         let rec = self.existing_node(&req.get_ref().name)?;
-        Ok(Response::new(self.node_view(rec)))
+        let e = entry(&self.coord.store, rec).map_err(ApiError::from)?;
+        Ok(Response::new(self.node_view(e)))
+    }
+
+    async fn label_node(&self, req: Request<LabelNodeRequest>) -> Result<Response<Node>, Status> {
+        Ok(Response::new(self.label(req.into_inner()).await?))
     }
 
     async fn revoke_node(

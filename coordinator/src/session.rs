@@ -130,6 +130,13 @@ async fn on_hello(
     if let Ok(Some(mut node)) = coord.store.node(name.as_str()) {
         node.agent_version = hello.agent_version.chars().take(64).collect();
         node.boot_id = hello.boot_id.chars().take(64).collect();
+        let agent_labels = hello.labels.into_iter().collect();
+        match crate::agent_api::validate_labels(&agent_labels) {
+            Ok(()) => node.agent_labels = agent_labels.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "ignoring the agent's config labels")
+            }
+        }
         node.last_seen_unix_ms = now_ms();
         coord
             .store

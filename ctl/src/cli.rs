@@ -27,9 +27,20 @@ pub struct Cli {
 pub enum Command {
     /// List nodes
     Nodes {
+        /// Selector, e.g. 'os=debian,role in (storage,k3s),facts.hardware.memory.total_bytes>=16e9'
+        #[arg(short = 'l', long = "selector", default_value = "")]
+        selector: String,
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+    },
+    /// Set (KEY=VALUE) or remove (KEY-) operator labels of a node
+    Label {
+        /// Node name
+        node: String,
+        /// KEY=VALUE to set, KEY- to remove
+        #[arg(required = true)]
+        changes: Vec<String>,
     },
     /// One node: show, revoke, remove
     Node {

@@ -33,7 +33,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Nodes { output } => cmd::nodes::list(context::dial(&ctx()?).await?, output).await,
+        Command::Nodes { selector, output } => {
+            let selector = cmd::nodes::parse_selector(&selector)?;
+            cmd::nodes::list(context::dial(&ctx()?).await?, &selector, output).await
+        }
+        Command::Label { node, changes } => {
+            let (set, remove) = cmd::nodes::parse_label_changes(&changes)?;
+            cmd::nodes::label(context::dial(&ctx()?).await?, node, set, remove).await
+        }
         Command::Node { action } => {
             let client = context::dial(&ctx()?).await?;
             match action {

@@ -187,10 +187,16 @@ impl Agent {
 
     /// Starts `lab-agent run`.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts `lab-agent run` with extra arguments.
+    pub fn start_with(&mut self, extra: &[&str]) {
         let child = Command::new(bin("lab-agent"))
             .args(["run", "--data-dir"])
             .arg(&self.dir)
             .args(["--reconnect-max", "2s"])
+            .args(extra)
             .env("LAB_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file(&self.logs, &format!("agent-{}", self.name)))

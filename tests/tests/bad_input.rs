@@ -56,7 +56,7 @@ fn without_a_client_certificate_only_bootstrap_and_enroll_answer() {
             .into_inner();
         assert_eq!(boot.trust_domain, "lab.test");
         let err = operator_client(ch.clone())
-            .list_nodes(ListNodesRequest {})
+            .list_nodes(ListNodesRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
@@ -86,7 +86,7 @@ fn node_and_operator_certificates_stay_in_their_lanes() {
     rt().block_on(async {
         let node = channel(&c, Some(&node_identity(&c))).await;
         let err = operator_client(node)
-            .list_nodes(ListNodesRequest {})
+            .list_nodes(ListNodesRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied);

@@ -28,6 +28,8 @@ mod debversion;
 mod testutil;
 
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -59,17 +61,67 @@ pub struct FactSet {
     pub storage: Option<storage::Storage>,
 }
 
-/// Collects every area under `root`.
+/// How long one area may take before this collection goes on without it (a hung NFS mount or
+/// `systemctl` must not stall the whole report).
+pub const AREA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Collects every area under `root`, each in its own thread with [`AREA_TIMEOUT`]; an area that
+/// does not finish in time is left out of this collection (platform and hardware: empty).
 pub fn collect(root: &Path) -> FactSet {
+    let platform = bounded("platform", root, platform::collect);
+    let hardware = bounded("hardware", root, hardware::collect);
+    let nixos = bounded("nixos", root, nixos::collect);
+    let debian = bounded("debian", root, debian::collect);
+    let proxmox = bounded("proxmox", root, proxmox::collect);
+    let services = bounded("services", root, services::collect);
+    let containers = bounded("containers", root, containers::collect);
+    let storage = bounded("storage", root, storage::collect);
     FactSet {
-        platform: platform::collect(root),
-        hardware: hardware::collect(root),
-        nixos: nixos::collect(root),
-        debian: debian::collect(root),
-        proxmox: proxmox::collect(root),
-        services: services::collect(root),
-        containers: containers::collect(root),
-        storage: storage::collect(root),
+        platform: platform.wait().unwrap_or_default(),
+        hardware: hardware.wait().unwrap_or_default(),
+        nixos: nixos.wait().flatten(),
+        debian: debian.wait().flatten(),
+        proxmox: proxmox.wait().flatten(),
+        services: services.wait().flatten(),
+        containers: containers.wait().flatten(),
+        storage: storage.wait().flatten(),
+    }
+}
+
+/// One area being collected on its own thread.
+struct Pending<T> {
+    area: &'static str,
+    started: Instant,
+    rx: Option<mpsc::Receiver<T>>,
+}
+
+impl<T> Pending<T> {
+    /// The area's result, or `None` if it failed or ran past the deadline.
+    fn wait(self) -> Option<T> {
+        let rx = self.rx?;
+        let left = AREA_TIMEOUT.saturating_sub(self.started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(area = self.area, timeout = ?AREA_TIMEOUT, "fact collector did not finish; left out");
+                None
+            }
+        }
+    }
+}
+
+fn bounded<T: Send + 'static>(area: &'static str, root: &Path, f: fn(&Path) -> T) -> Pending<T> {
+    let root = root.to_path_buf();
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name(format!("facts-{area}"))
+        .spawn(move || {
+            let _ = tx.send(f(&root));
+        });
+    Pending {
+        area,
+        started: Instant::now(),
+        rx: spawned.ok().map(|_| rx),
     }
 }
 

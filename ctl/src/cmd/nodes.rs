@@ -2,14 +2,20 @@
 
 use std::collections::BTreeMap;
 
+use lab_proto::selector::{Selector, SelectorError};
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{GetNodeRequest, ListNodesRequest, Node, RemoveNodeRequest, RevokeNodeRequest};
+use lab_proto::v1::{
+    GetNodeRequest, LabelNodeRequest, ListNodesRequest, Node, RemoveNodeRequest, RevokeNodeRequest,
+};
 use serde::Serialize;
 use serde_json::Value;
 use tonic::transport::Channel;
 
-use crate::failure::from_status;
+use crate::failure::{from_status, Failure};
 use crate::output::{self, Format};
+
+/// Labels derived from facts; the table shows them as columns, not in LABELS.
+const DERIVED: [&str; 5] = ["os", "os-version", "arch", "virt", "hostname"];
 
 /// A node as labctl prints it (JSON field names are stable).
 #[derive(Debug, Serialize)]
@@ -36,6 +42,8 @@ pub struct NodeView {
     pub os_version: Option<String>,
     /// CPU architecture.
     pub arch: Option<String>,
+    /// Virtualization (kvm, lxc, docker, none, ...).
+    pub virt: Option<String>,
     /// Logical CPUs.
     pub cpus: Option<u64>,
     /// Total memory in bytes.
@@ -56,6 +64,7 @@ fn view(node: Node, with_facts: bool) -> NodeView {
         os: text(platform("os")),
         os_version: text(platform("os_version")),
         arch: text(platform("arch")),
+        virt: text(platform("virtualization")),
         cpus: num(platform("cpus")),
         memory_bytes: num(platform("memory_total_bytes")),
         boot_time_unix: num(platform("boot_time_unix")),
@@ -71,13 +80,73 @@ fn view(node: Node, with_facts: bool) -> NodeView {
     }
 }
 
+/// Checks a selector locally, so a typo is reported with a caret before anything is sent.
+pub fn parse_selector(text: &str) -> Result<String, Failure> {
+    match text.parse::<Selector>() {
+        Ok(_) => Ok(text.to_owned()),
+        Err(e @ SelectorError::Syntax { .. }) => Err(Failure::Usage(format!(
+            "{e}\n  {}",
+            e.caret().replace('\n', "\n  ")
+        ))),
+        Err(e) => Err(Failure::Usage(e.to_string())),
+    }
+}
+
+/// Splits `labctl label` arguments into labels to set and keys to remove.
+pub fn parse_label_changes(
+    args: &[String],
+) -> Result<(BTreeMap<String, String>, Vec<String>), Failure> {
+    let mut set = BTreeMap::new();
+    let mut remove = Vec::new();
+    for arg in args {
+        if let Some((k, v)) = arg.split_once('=') {
+            set.insert(k.to_owned(), v.to_owned());
+        } else if let Some(k) = arg.strip_suffix('-').filter(|k| !k.is_empty()) {
+            remove.push(k.to_owned());
+        } else {
+            return Err(Failure::Usage(format!(
+                "'{arg}' is neither KEY=VALUE (set) nor KEY- (remove)"
+            )));
+        }
+    }
+    Ok((set, remove))
+}
+
+/// `labctl label NODE k=v k-`.
+pub async fn label(
+    mut client: OperatorServiceClient<Channel>,
+    name: String,
+    set: BTreeMap<String, String>,
+    remove: Vec<String>,
+) -> anyhow::Result<()> {
+    let node = client
+        .label_node(LabelNodeRequest {
+            name,
+            set: set.into_iter().collect(),
+            remove,
+        })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let labels: Vec<String> = node
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("{}: {}", node.name, labels.join(","));
+    Ok(())
+}
+
 /// `labctl nodes`.
 pub async fn list(
     mut client: OperatorServiceClient<Channel>,
+    selector: &str,
     format: Format,
 ) -> anyhow::Result<()> {
     let nodes = client
-        .list_nodes(ListNodesRequest {})
+        .list_nodes(ListNodesRequest {
+            selector: selector.to_owned(),
+        })
         .await
         .map_err(from_status)?
         .into_inner()
@@ -114,6 +183,7 @@ pub async fn list(
         let labels = v
             .labels
             .iter()
+            .filter(|(k, _)| !DERIVED.contains(&k.as_str()))
             .map(|(k, val)| format!("{k}={val}"))
             .collect::<Vec<_>>()
             .join(",");
@@ -130,6 +200,7 @@ pub async fn list(
             v.os.clone().unwrap_or_else(|| "-".into()),
             v.os_version.clone().unwrap_or_else(|| "-".into()),
             v.arch.clone().unwrap_or_else(|| "-".into()),
+            v.virt.clone().unwrap_or_else(|| "-".into()),
             v.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             v.memory_bytes
                 .map(output::bytes)

@@ -1,0 +1,174 @@
+//! Facts and inventory end to end: `lab-agent facts` agrees with the machine, labels come from
+//! tokens, agent config and `labctl label`, and `labctl nodes -l` selects with every operator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use lab_tests::{bin, stderr, wait_until, Cluster};
+
+#[test]
+fn lab_agent_facts_agrees_with_the_system() {
+    let out = Command::new(bin("lab-agent"))
+        .args(["facts", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let nproc = Command::new("nproc").output().unwrap();
+    let nproc: u64 = String::from_utf8_lossy(&nproc.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(facts["platform"]["cpus"], nproc);
+
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(facts["hardware"]["memory"]["total_bytes"], kib * 1024);
+
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap();
+    assert!(os_release.contains("ID=debian"));
+    assert_eq!(facts["platform"]["os"], "debian");
+    let version = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_ID="))
+        .unwrap()
+        .trim_matches('"');
+    assert_eq!(facts["platform"]["os_version"], version);
+
+    // Every mounted filesystem of a real (block or overlay) type is reported.
+    let reported: BTreeSet<String> = facts["hardware"]["filesystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["mount_point"].as_str().unwrap().to_owned())
+        .collect();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (mount_point, fs_type) = (fields[1].replace("\\040", " "), fields[2]);
+        if ["ext4", "ext3", "xfs", "btrfs", "zfs", "vfat", "overlay"].contains(&fs_type) {
+            assert!(
+                reported.contains(&mount_point),
+                "{mount_point} ({fs_type}) missing: {reported:?}"
+            );
+        }
+    }
+
+    let yaml = Command::new(bin("lab-agent"))
+        .args(["facts", "-o", "yaml"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&yaml.stdout).contains("os: debian"));
+}
+
+fn names(c: &Cluster, selector: &str) -> Vec<String> {
+    let out = c.labctl(&["nodes", "-l", selector, "-o", "json"]);
+    assert!(out.status.success(), "{selector}: {}", stderr(&out));
+    let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    nodes
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn selectors_pick_the_right_nodes() {
+    let c = Cluster::builder().agents(0).start();
+    // web: labels from its token; db: labels from its agent config file.
+    let mut web = c.new_agent("web");
+    let out = web.enroll_output(
+        &c.coord.addr,
+        &c.token(&["--label", "role=web", "--label", "gpu=yes"]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    web.start();
+    let mut db = c.new_agent("db");
+    let out = db.enroll_output(&c.coord.addr, &c.token(&[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = c.tmp.path().join("db-agent.toml");
+    std::fs::write(&config, "[labels]\nrole = \"storage\"\ntier = \"gold\"\n").unwrap();
+    db.start_with(&["--config", config.to_str().unwrap()]);
+    wait_until(
+        || names(&c, "role,os=debian").len() == 2,
+        Duration::from_secs(20),
+        &format!("both nodes online with facts and labels\n{}", c.logs()),
+    );
+
+    assert_eq!(names(&c, "role=web"), ["web"]);
+    assert_eq!(names(&c, "role==storage"), ["db"]);
+    assert_eq!(names(&c, "role!=web"), ["db"]);
+    assert_eq!(names(&c, "role in (storage,k3s)"), ["db"]);
+    assert_eq!(names(&c, "role notin (storage)"), ["web"]);
+    assert_eq!(names(&c, "gpu"), ["web"]);
+    assert_eq!(names(&c, "!gpu"), ["db"]);
+    assert_eq!(names(&c, "os=debian,arch=x86_64"), ["db", "web"]);
+    assert_eq!(
+        names(&c, "facts.hardware.memory.total_bytes>=1e6"),
+        ["db", "web"]
+    );
+    assert_eq!(
+        names(&c, "facts.hardware.memory.total_bytes<1e6"),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(&c, "facts.platform.cpus>=1,tier=gold"), ["db"]);
+    assert_eq!(names(&c, ""), ["db", "web"]);
+
+    // labctl label: operator labels override and can be removed again.
+    let out = c.labctl(&["label", "db", "role=k3s", "zone=a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(names(&c, "role=k3s,zone=a"), ["db"]);
+    let out = c.labctl(&["label", "db", "role-", "zone-"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(names(&c, "role=storage"), ["db"]);
+    let out = c.labctl(&["label", "db", "nosuch-"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Bad selectors: exit 2 with a message that points at the problem.
+    for bad in ["role=web,,x", "role in (a", "facts.cpus>>1", "role<3"] {
+        let out = c.labctl(&["nodes", "-l", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("position"), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains('^'), "{bad}: {}", stderr(&out));
+    }
+    let out = c.labctl(&["label", "db", "justakey"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn node_show_has_all_facts() {
+    let c = Cluster::builder().agents(1).start();
+    wait_until(
+        || c.node("n1").is_some_and(|n| n["os"].is_string()),
+        Duration::from_secs(10),
+        "facts of n1",
+    );
+    let out = c.labctl(&["node", "show", "n1", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let node: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        node["facts"]["hardware"]["memory"]["total_bytes"].is_u64(),
+        "{node}"
+    );
+    assert!(
+        node["facts"]["debian"]["packages_installed"].is_u64(),
+        "{node}"
+    );
+    assert_eq!(node["labels"]["os"], "debian");
+    let out = c.labctl(&["node", "show", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no node named 'nosuch'"),
+        "{}",
+        stderr(&out)
+    );
+}
