@@ -260,3 +260,40 @@ async fn session(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(m: Option<AgentMessage>) -> Option<facts::Body> {
+        match m?.msg? {
+            AgentMsg::Facts(f) => f.body,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn full_first_then_patches_then_silence() {
+        let mut state = FactState::default();
+        let v1 = json!({"platform": {"os": "debian", "cpus": 2}});
+        assert!(matches!(
+            body(facts_message(&mut state, v1.clone())),
+            Some(facts::Body::FullJson(_))
+        ));
+        // Not acknowledged yet: the same document is not sent twice.
+        assert!(facts_message(&mut state, v1.clone()).is_none());
+        state.acked = state.in_flight.take();
+        // Acknowledged and unchanged: nothing to send.
+        assert!(facts_message(&mut state, v1.clone()).is_none());
+        let v2 = json!({"platform": {"os": "debian", "cpus": 4}});
+        match body(facts_message(&mut state, v2.clone())) {
+            Some(facts::Body::Patch(p)) => {
+                assert_eq!(p.base_digest, lab_proto::facts::digest(&v1));
+                let patch: Value = serde_json::from_str(&p.merge_patch_json).unwrap();
+                assert_eq!(patch, json!({"platform": {"cpus": 4}}));
+            }
+            other => panic!("expected a patch, got {other:?}"),
+        }
+    }
+}
