@@ -100,8 +100,13 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.clone(),
     ));
 
-    let shown = wait_online(&ctx, &node, &shutdown).await?;
-    print_banner(&opts.dir, &ctl_path, addr, &node, fresh, &shown);
+    // Ctrl-C while starting up is a normal stop, not an error.
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        shown = wait_online(&ctx, &node) => {
+            print_banner(&opts.dir, &ctl_path, addr, &node, fresh, &shown?);
+        }
+    }
 
     tokio::select! {
         _ = shutdown.cancelled() => {}
@@ -146,11 +151,7 @@ async fn enroll_local(
 }
 
 /// Waits (with a deadline) until the local node is online and has reported facts.
-async fn wait_online(
-    ctx: &lab_proto::ctlconfig::Context,
-    node: &str,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<String> {
+async fn wait_online(ctx: &lab_proto::ctlconfig::Context, node: &str) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut client = context::dial(ctx).await?;
     loop {
@@ -167,10 +168,7 @@ async fn wait_online(
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("local agent '{node}' did not come online within 30s");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => anyhow::bail!("interrupted"),
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
