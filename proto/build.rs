@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "lab/v1/agent.proto",
         "lab/v1/operator.proto",
+        "lab/v1/jobs.proto",
         "lab/store/v1/store.proto",
     ];
     for file in &files {

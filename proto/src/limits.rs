@@ -34,3 +34,9 @@ pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Default gRPC port of the coordinator.
 pub const DEFAULT_GRPC_PORT: u16 = 7443;
+
+/// Sequence number of a final task update re-sent after an agent restart (see `TaskUpdate`).
+pub const FINAL_SEQ_UNKNOWN: u64 = u64::MAX;
+
+/// Largest output chunk an agent sends in one `TaskUpdate`.
+pub const MAX_OUTPUT_CHUNK: usize = 32 * 1024;
