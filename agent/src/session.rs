@@ -249,6 +249,7 @@ async fn session(
                             }
                         }
                         Some(CoordMsg::HeartbeatAck(_)) | Some(CoordMsg::Welcome(_)) | None => {}
+                        Some(CoordMsg::Assign(_)) | Some(CoordMsg::Cancel(_)) | Some(CoordMsg::Ack(_)) => {}
                     },
                     Ok(None) => anyhow::bail!("coordinator ended the session"),
                     Err(s) if matches!(s.code(), Code::PermissionDenied | Code::Unauthenticated) => {

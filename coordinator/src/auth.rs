@@ -95,7 +95,13 @@ pub fn access_for(path: &str) -> Option<Access> {
         "/lab.v1.AgentService/Connect" | "/lab.v1.AgentService/Renew" => Node,
         "/lab.v1.OperatorService/WhoAmI"
         | "/lab.v1.OperatorService/ListNodes"
-        | "/lab.v1.OperatorService/GetNode" => Operator(Role::Viewer),
+        | "/lab.v1.OperatorService/GetNode"
+        | "/lab.v1.OperatorService/GetJob"
+        | "/lab.v1.OperatorService/ListJobs"
+        | "/lab.v1.OperatorService/WatchJob" => Operator(Role::Viewer),
+        "/lab.v1.OperatorService/SubmitJob" | "/lab.v1.OperatorService/CancelJob" => {
+            Operator(Role::Operator)
+        }
         "/lab.v1.OperatorService/LabelNode" => Operator(Role::Operator),
         "/lab.v1.OperatorService/RevokeNode"
         | "/lab.v1.OperatorService/RemoveNode"

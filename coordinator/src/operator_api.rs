@@ -350,4 +350,43 @@ impl OperatorService for OperatorApi {
                 .collect(),
         }))
     }
+
+    async fn submit_job(
+        &self,
+        _req: Request<lab_proto::v1::SubmitJobRequest>,
+    ) -> Result<Response<lab_proto::v1::SubmitJobResponse>, Status> {
+        Err(Status::unimplemented("jobs are being built"))
+    }
+
+    async fn get_job(
+        &self,
+        _req: Request<lab_proto::v1::GetJobRequest>,
+    ) -> Result<Response<lab_proto::v1::JobInfo>, Status> {
+        Err(Status::unimplemented("jobs are being built"))
+    }
+
+    async fn list_jobs(
+        &self,
+        _req: Request<lab_proto::v1::ListJobsRequest>,
+    ) -> Result<Response<lab_proto::v1::ListJobsResponse>, Status> {
+        Err(Status::unimplemented("jobs are being built"))
+    }
+
+    type WatchJobStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<lab_proto::v1::JobEvent, Status>> + Send>,
+    >;
+
+    async fn watch_job(
+        &self,
+        _req: Request<lab_proto::v1::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        Err(Status::unimplemented("jobs are being built"))
+    }
+
+    async fn cancel_job(
+        &self,
+        _req: Request<lab_proto::v1::CancelJobRequest>,
+    ) -> Result<Response<lab_proto::v1::JobInfo>, Status> {
+        Err(Status::unimplemented("jobs are being built"))
+    }
 }

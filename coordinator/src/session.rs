@@ -117,6 +117,7 @@ async fn handle(
             Ok(())
         }
         Some(AgentMsg::Facts(f)) => on_facts(coord, name, f, tx).await,
+        Some(AgentMsg::TaskUpdate(_)) => Ok(()),
         None => Err(Status::invalid_argument("empty agent message")),
     }
 }
