@@ -11,6 +11,7 @@ pub mod datadir;
 pub mod error;
 pub mod init;
 pub mod inventory;
+pub mod jobs;
 pub mod metrics;
 pub mod operator_api;
 pub mod server;

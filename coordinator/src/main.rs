@@ -50,6 +50,15 @@ enum Command {
         /// Lifetime of node certificates
         #[arg(long, env = "LAB_NODE_CERT_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
         node_cert_ttl: Duration,
+        /// Output kept per task in bytes (the tail is kept)
+        #[arg(long, env = "LAB_TASK_OUTPUT_LIMIT", default_value_t = 1024 * 1024)]
+        task_output_limit: u64,
+        /// Finished jobs older than this are deleted
+        #[arg(long, env = "LAB_JOB_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+        job_retention: Duration,
+        /// At most this many finished jobs are kept
+        #[arg(long, env = "LAB_JOB_RETENTION_COUNT", default_value_t = 1000)]
+        job_retention_count: usize,
     },
 }
 
@@ -98,6 +107,9 @@ async fn main() -> ExitCode {
             metrics_listen,
             heartbeat_interval,
             node_cert_ttl,
+            task_output_limit,
+            job_retention,
+            job_retention_count,
         } => {
             let metrics = match metrics_listen.as_str() {
                 "off" | "" => Ok(None),
@@ -117,6 +129,12 @@ async fn main() -> ExitCode {
                     let options = ServeOptions {
                         heartbeat_interval,
                         node_cert_ttl,
+                        jobs: lab_coordinator::jobs::JobSettings {
+                            output_limit_per_task: task_output_limit,
+                            retention_age: job_retention,
+                            retention_count: job_retention_count,
+                            ..Default::default()
+                        },
                     };
                     lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
                         .await

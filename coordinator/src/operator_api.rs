@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use lab_proto::identity::{IdentityError, NodeName, UserName};
 use lab_proto::limits::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL};
-use lab_proto::store::v1::{CertificateRecord, NodeRecord, TokenRecord, UserRecord};
+use lab_proto::store::v1::{CertificateRecord, JobRecord, NodeRecord, TokenRecord, UserRecord};
 use lab_proto::token::EnrollToken;
 use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
-    CreateTokenRequest, CreateTokenResponse, CreateUserRequest, CreateUserResponse, GetNodeRequest,
-    LabelNodeRequest, ListNodesRequest, ListNodesResponse, ListTokensRequest, ListTokensResponse,
-    ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse,
-    RevokeNodeRequest, RevokeNodeResponse, TokenInfo, User, WhoAmIRequest, WhoAmIResponse,
+    CancelJobRequest, CreateTokenRequest, CreateTokenResponse, CreateUserRequest,
+    CreateUserResponse, GetJobRequest, GetNodeRequest, JobEvent, JobInfo, LabelNodeRequest,
+    ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, ListTokensRequest,
+    ListTokensResponse, ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest,
+    RemoveNodeResponse, RevokeNodeRequest, RevokeNodeResponse, SubmitJobRequest, SubmitJobResponse,
+    TokenInfo, User, WatchJobRequest, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -73,6 +75,27 @@ impl OperatorApi {
         let name = parse_name::<NodeName>(name)?;
         self.coord.store.node(name.as_str())?.ok_or_else(|| {
             ApiError::NotFound(format!("no node named '{name}'; see 'labctl nodes'"))
+        })
+    }
+
+    fn existing_job(&self, job_id: &str) -> Result<JobRecord, ApiError> {
+        self.coord
+            .store
+            .job(job_id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no job '{job_id}'; see 'labctl jobs'")))
+    }
+
+    fn job_info(&self, job: JobRecord) -> Result<JobInfo, ApiError> {
+        let tasks = self.coord.store.tasks_of(&job)?;
+        Ok(JobInfo {
+            tasks: tasks.into_iter().filter_map(|t| t.info).collect(),
+            job_id: job.job_id,
+            spec: job.spec,
+            submitted_by: job.submitted_by,
+            submitted_unix_ms: job.submitted_unix_ms,
+            done: job.done,
+            finished_unix_ms: job.finished_unix_ms,
+            cancel_requested: job.cancel_requested,
         })
     }
 
@@ -353,40 +376,66 @@ impl OperatorService for OperatorApi {
 
     async fn submit_job(
         &self,
-        _req: Request<lab_proto::v1::SubmitJobRequest>,
-    ) -> Result<Response<lab_proto::v1::SubmitJobResponse>, Status> {
-        Err(Status::unimplemented("jobs are being built"))
+        req: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        let by = caller_name(&req);
+        let spec = req.into_inner().spec.unwrap_or_default();
+        let (job, nodes) = crate::jobs::submit(&self.coord, &by, spec).await?;
+        Ok(Response::new(SubmitJobResponse {
+            job_id: job.job_id,
+            nodes,
+        }))
     }
 
-    async fn get_job(
-        &self,
-        _req: Request<lab_proto::v1::GetJobRequest>,
-    ) -> Result<Response<lab_proto::v1::JobInfo>, Status> {
-        Err(Status::unimplemented("jobs are being built"))
+    async fn get_job(&self, req: Request<GetJobRequest>) -> Result<Response<JobInfo>, Status> {
+        let job = self.existing_job(&req.get_ref().job_id)?;
+        Ok(Response::new(self.job_info(job)?))
     }
 
     async fn list_jobs(
         &self,
-        _req: Request<lab_proto::v1::ListJobsRequest>,
-    ) -> Result<Response<lab_proto::v1::ListJobsResponse>, Status> {
-        Err(Status::unimplemented("jobs are being built"))
+        req: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let limit = match req.get_ref().limit {
+            0 => 100,
+            n => n as usize,
+        };
+        let jobs = self
+            .coord
+            .store
+            .jobs_newest_first(limit)
+            .map_err(ApiError::from)?;
+        let jobs = jobs
+            .into_iter()
+            .map(|j| self.job_info(j))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(ListJobsResponse { jobs }))
     }
 
-    type WatchJobStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<lab_proto::v1::JobEvent, Status>> + Send>,
-    >;
+    type WatchJobStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<JobEvent, Status>> + Send>>;
 
     async fn watch_job(
         &self,
-        _req: Request<lab_proto::v1::WatchJobRequest>,
+        req: Request<WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
-        Err(Status::unimplemented("jobs are being built"))
+        let WatchJobRequest {
+            job_id,
+            from_seq,
+            node,
+        } = req.into_inner();
+        self.existing_job(&job_id)?;
+        let rx = crate::jobs::watch::stream(self.coord.clone(), job_id, from_seq, node);
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn cancel_job(
         &self,
-        _req: Request<lab_proto::v1::CancelJobRequest>,
-    ) -> Result<Response<lab_proto::v1::JobInfo>, Status> {
-        Err(Status::unimplemented("jobs are being built"))
+        req: Request<CancelJobRequest>,
+    ) -> Result<Response<JobInfo>, Status> {
+        let job = crate::jobs::cancel(&self.coord, &req.get_ref().job_id).await?;
+        Ok(Response::new(self.job_info(job)?))
     }
 }

@@ -11,7 +11,6 @@ use lab_proto::v1::{
     Welcome,
 };
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use crate::sessions::{CloseReason, Session};
@@ -21,7 +20,7 @@ use crate::state::{now_ms, Coordinator};
 /// some of them); everything else waits.
 pub const OUTBOUND_CAPACITY: usize = 64;
 
-type Outbound = mpsc::Sender<Result<CoordinatorMessage, Status>>;
+use crate::sessions::Outbound;
 
 fn msg(m: CoordMsg) -> Result<CoordinatorMessage, Status> {
     Ok(CoordinatorMessage { msg: Some(m) })
@@ -41,7 +40,7 @@ pub async fn start(
         .flatten()
         .map(|n| n.labels)
         .unwrap_or_default();
-    let session = coord.sessions.open(name.as_str(), now_ms());
+    let session = coord.sessions.open(name.as_str(), now_ms(), tx.clone());
     coord.metrics.sessions_opened.inc();
     let welcome = Welcome {
         node_name: name.to_string(),
@@ -54,7 +53,10 @@ pub async fn start(
     }
     tracing::info!(node = %name, session = session.id, "agent connected");
     let tasks = coord.tasks.clone();
+    let (c, n) = (coord.clone(), name.to_string());
     tasks.spawn(serve(coord, name, session, inbound, tx));
+    // Re-send what this node still has to do, and start what waited for it.
+    tasks.spawn(async move { crate::jobs::on_session_start(&c, &n).await });
     Ok(())
 }
 
@@ -71,6 +73,7 @@ async fn serve(
                 let status = match session.close_reason() {
                     Some(CloseReason::Revoked) => Status::permission_denied(format!("node '{name}' has been revoked")),
                     Some(CloseReason::Replaced) => Status::aborted("a newer session of this node replaced this one"),
+                    Some(CloseReason::NotReading) => Status::unavailable("the agent did not read its messages in time; reconnect"),
                     _ => Status::unavailable("no heartbeat within the allowed window; reconnect"),
                 };
                 let _ = tx.send(Err(status)).await;
@@ -117,7 +120,14 @@ async fn handle(
             Ok(())
         }
         Some(AgentMsg::Facts(f)) => on_facts(coord, name, f, tx).await,
-        Some(AgentMsg::TaskUpdate(_)) => Ok(()),
+        Some(AgentMsg::TaskUpdate(update)) => {
+            if let Some(ack) = crate::jobs::on_update(coord, name.as_str(), update).await? {
+                if tx.send(msg(CoordMsg::Ack(ack))).await.is_err() {
+                    return Err(Status::cancelled("agent went away"));
+                }
+            }
+            Ok(())
+        }
         None => Err(Status::invalid_argument("empty agent message")),
     }
 }

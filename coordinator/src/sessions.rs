@@ -7,7 +7,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use lab_proto::v1::CoordinatorMessage;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// The queue of messages towards one agent's stream.
+pub type Outbound = mpsc::Sender<Result<CoordinatorMessage, tonic::Status>>;
 
 /// Why a session was closed by the coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +23,13 @@ pub enum CloseReason {
     Replaced,
     /// No message within the heartbeat window.
     MissedHeartbeats,
+    /// The agent did not take messages off its queue in time.
+    NotReading,
 }
 
 struct Entry {
     id: u64,
+    outbound: Outbound,
     cancel: CancellationToken,
     reason: Arc<Mutex<Option<CloseReason>>>,
     last_seen_ms: Arc<AtomicI64>,
@@ -65,7 +73,7 @@ impl Sessions {
     }
 
     /// Registers a new session for `node`, closing any older one.
-    pub fn open(&self, node: &str, now_ms: i64) -> Session {
+    pub fn open(&self, node: &str, now_ms: i64, outbound: Outbound) -> Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let session = Session {
             id,
@@ -75,6 +83,7 @@ impl Sessions {
         };
         let entry = Entry {
             id,
+            outbound,
             cancel: session.cancel.clone(),
             reason: session.reason.clone(),
             last_seen_ms: session.last_seen_ms.clone(),
@@ -102,6 +111,11 @@ impl Sessions {
             }
             None => false,
         }
+    }
+
+    /// The queue towards `node`'s live session.
+    pub fn sender(&self, node: &str) -> Option<Outbound> {
+        self.live().get(node).map(|e| e.outbound.clone())
     }
 
     /// Whether `node` has a live session.
@@ -147,11 +161,15 @@ fn close(entry: &Entry, reason: CloseReason) {
 mod tests {
     use super::*;
 
+    fn q() -> Outbound {
+        mpsc::channel(1).0
+    }
+
     #[test]
     fn newer_session_replaces_older() {
         let s = Sessions::default();
-        let a = s.open("n1", 0);
-        let b = s.open("n1", 0);
+        let a = s.open("n1", 0, q());
+        let b = s.open("n1", 0, q());
         assert!(a.cancel.is_cancelled());
         assert_eq!(a.close_reason(), Some(CloseReason::Replaced));
         s.remove("n1", a.id);
@@ -166,8 +184,8 @@ mod tests {
     #[test]
     fn silent_sessions_are_closed() {
         let s = Sessions::default();
-        let quiet = s.open("quiet", 0);
-        let chatty = s.open("chatty", 0);
+        let quiet = s.open("quiet", 0, q());
+        let chatty = s.open("chatty", 0, q());
         chatty.touch(100);
         assert_eq!(s.close_silent(50), vec!["quiet".to_string()]);
         assert_eq!(quiet.close_reason(), Some(CloseReason::MissedHeartbeats));
@@ -177,7 +195,7 @@ mod tests {
     #[test]
     fn close_reports_revocation() {
         let s = Sessions::default();
-        let a = s.open("n1", 0);
+        let a = s.open("n1", 0, q());
         assert!(s.close("n1", CloseReason::Revoked));
         assert_eq!(a.close_reason(), Some(CloseReason::Revoked));
         assert!(!s.close("n1", CloseReason::Revoked));

@@ -19,6 +19,8 @@ pub struct ServeOptions {
     pub heartbeat_interval: Duration,
     /// Lifetime of node certificates issued by enroll and renew.
     pub node_cert_ttl: Duration,
+    /// Job engine tunables.
+    pub jobs: crate::jobs::JobSettings,
 }
 
 impl Default for ServeOptions {
@@ -26,6 +28,7 @@ impl Default for ServeOptions {
         ServeOptions {
             heartbeat_interval: lab_proto::limits::DEFAULT_HEARTBEAT_INTERVAL,
             node_cert_ttl: lab_proto::limits::DEFAULT_NODE_CERT_TTL,
+            jobs: crate::jobs::JobSettings::default(),
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct Coordinator {
     pub shutdown: CancellationToken,
     /// Background tasks (sessions, sweepers) that shutdown waits for.
     pub tasks: TaskTracker,
+    /// The job engine's in-memory part.
+    pub jobs: crate::jobs::Jobs,
     /// Serializes enrollments, so name checks, token use and node creation are one step.
     pub enroll_lock: tokio::sync::Mutex<()>,
 }
@@ -72,6 +77,7 @@ impl Coordinator {
             .parse()
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.settings().display()))?;
         let store = Store::open(&dir.state())?;
+        let jobs = crate::jobs::Jobs::new(options.jobs.clone());
         Ok(Coordinator {
             store,
             ca,
@@ -82,6 +88,7 @@ impl Coordinator {
             metrics: Metrics::default(),
             shutdown,
             tasks: TaskTracker::new(),
+            jobs,
             enroll_lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -4,6 +4,7 @@
 //! only after the write is flushed to disk, so whatever a caller acknowledges to a peer survives a
 //! crash. Reads never block on I/O beyond sled's page cache.
 
+mod jobs;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::path::Path;
 use lab_proto::store::v1::{CertificateRecord, FactsRecord, NodeRecord, UserRecord};
 use prost::Message;
 
+pub use jobs::JobBatch;
 pub use tokens::TokenError;
 
 /// Version written into every record this code stores.
@@ -56,6 +58,11 @@ pub struct Store {
     tokens: sled::Tree,
     certs: sled::Tree,
     users: sled::Tree,
+    jobs: sled::Tree,
+    tasks: sled::Tree,
+    events: sled::Tree,
+    node_tasks: sled::Tree,
+    task_output: sled::Tree,
 }
 
 /// A record that carries a version field.
@@ -77,7 +84,10 @@ versioned!(
     FactsRecord,
     CertificateRecord,
     UserRecord,
-    lab_proto::store::v1::TokenRecord
+    lab_proto::store::v1::TokenRecord,
+    lab_proto::store::v1::JobRecord,
+    lab_proto::store::v1::TaskRecord,
+    lab_proto::store::v1::EventRecord
 );
 
 fn decode<T: Versioned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -107,6 +117,11 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             certs: db.open_tree("certificates")?,
             users: db.open_tree("users")?,
+            jobs: db.open_tree("jobs")?,
+            tasks: db.open_tree("tasks")?,
+            events: db.open_tree("events")?,
+            node_tasks: db.open_tree("node_tasks")?,
+            task_output: db.open_tree("task_output")?,
             db,
         })
     }

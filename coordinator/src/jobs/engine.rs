@@ -1,0 +1,508 @@
+//! The job engine's operations: submit, schedule, apply agent updates, cancel, and the ticker.
+//! Each takes the engine lock, reads current state from the store, decides with the pure
+//! planner, commits one batch, then (outside the lock) tells agents and watchers.
+
+use std::time::Duration;
+
+use lab_proto::store::v1::{JobRecord, TaskRecord};
+use lab_proto::v1::coordinator_message::Msg as CoordMsg;
+use lab_proto::v1::{
+    job_event, task_update, Ack, Assign, CancelTask, CoordinatorMessage, JobDone, JobEvent,
+    JobSpec, TaskInfo, TaskOutput, TaskUpdate,
+};
+
+use super::rollout::{plan, Action, JobView, Rollout, TaskView};
+use super::state::{TaskEvent, TaskState};
+use crate::error::ApiError;
+use crate::sessions::CloseReason;
+use crate::state::{now_ms, Coordinator};
+use crate::store::{JobBatch, StoreError};
+
+/// How long a message to an agent may wait for room in its queue.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Messages to agents, sent after the batch that caused them is durable.
+type Outgoing = Vec<(String, CoordMsg)>;
+
+fn state_of(task: &TaskRecord) -> TaskState {
+    task.info
+        .as_ref()
+        .and_then(|i| TaskState::from_wire(i.state))
+        .unwrap_or(TaskState::Pending)
+}
+
+fn info_mut(task: &mut TaskRecord) -> &mut TaskInfo {
+    task.info.get_or_insert_with(TaskInfo::default)
+}
+
+fn new_job_id() -> String {
+    format!("{:013x}{:06x}", now_ms(), rand::random::<u32>() & 0xff_ffff)
+}
+
+fn push_event(job: &mut JobRecord, batch: &mut JobBatch, body: job_event::Body) {
+    job.next_event_seq = job.next_event_seq.max(1);
+    let event = JobEvent {
+        seq: job.next_event_seq,
+        unix_ms: now_ms(),
+        body: Some(body),
+    };
+    job.next_event_seq += 1;
+    batch.events.push((job.job_id.clone(), event));
+}
+
+fn set_state(job: &mut JobRecord, task: &mut TaskRecord, to: TaskState, batch: &mut JobBatch) {
+    let info = info_mut(task);
+    info.state = to.to_wire() as i32;
+    if to.is_final() {
+        info.finished_unix_ms = now_ms();
+        batch
+            .active_remove
+            .push((info.node.clone(), info.task_id.clone()));
+    }
+    let snapshot = info.clone();
+    push_event(job, batch, job_event::Body::Task(snapshot));
+}
+
+/// Marks the job done (with its JobDone event) once every task is final.
+fn finish_if_done(job: &mut JobRecord, tasks: &[TaskRecord], batch: &mut JobBatch) {
+    if job.done || !tasks.iter().all(|t| state_of(t).is_final()) {
+        return;
+    }
+    let mut done = JobDone::default();
+    for t in tasks {
+        match state_of(t) {
+            TaskState::Succeeded => done.succeeded += 1,
+            s if s.is_failure() => done.failed += 1,
+            _ => done.other += 1,
+        }
+    }
+    job.done = true;
+    job.finished_unix_ms = now_ms();
+    push_event(job, batch, job_event::Body::Done(done));
+}
+
+fn assign_msg(job: &JobRecord, task_id: &str) -> CoordMsg {
+    let spec = job.spec.clone().unwrap_or_default();
+    CoordMsg::Assign(Assign {
+        task_id: task_id.to_owned(),
+        job_id: job.job_id.clone(),
+        spec: spec.task,
+        timeout_ms: spec.timeout_ms,
+    })
+}
+
+async fn commit_and_notify(
+    coord: &Coordinator,
+    batch: JobBatch,
+    finished_job: Option<&str>,
+) -> Result<(), StoreError> {
+    let events: Vec<JobEvent> = batch.events.iter().map(|(_, e)| e.clone()).collect();
+    let job_ids: Vec<String> = batch.events.iter().map(|(j, _)| j.clone()).collect();
+    coord.store.commit_jobs(batch).await?;
+    for (job_id, event) in job_ids.iter().zip(events) {
+        super::watch::publish(coord, job_id, event);
+    }
+    if let Some(job_id) = finished_job {
+        super::watch::close(coord, job_id);
+    }
+    Ok(())
+}
+
+async fn send_all(coord: &Coordinator, outgoing: Outgoing) {
+    for (node, m) in outgoing {
+        let Some(tx) = coord.sessions.sender(&node) else {
+            continue; // offline: re-sent when it connects
+        };
+        let sent = tokio::time::timeout(
+            SEND_TIMEOUT,
+            tx.send(Ok(CoordinatorMessage { msg: Some(m) })),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::warn!(node = %node, "agent queue full; closing its session so it reconnects");
+            coord.sessions.close(&node, CloseReason::NotReading);
+        }
+    }
+}
+
+/// Submits a job: validates, resolves the selector to nodes, stores one task per node.
+pub async fn submit(
+    coord: &Coordinator,
+    submitted_by: &str,
+    spec: JobSpec,
+) -> Result<(JobRecord, Vec<String>), ApiError> {
+    let selector = super::spec::validate(&spec)?;
+    let nodes: Vec<String> = crate::inventory::select(&coord.store, &selector)?
+        .into_iter()
+        .filter(|e| !e.record.revoked)
+        .map(|e| e.record.name)
+        .collect();
+    let now = now_ms();
+    let deadline = match spec.deadline_ms {
+        0 => coord.jobs.settings.default_deadline.as_millis() as i64,
+        ms => ms as i64,
+    };
+    let mut job = JobRecord {
+        job_id: new_job_id(),
+        spec: Some(spec),
+        submitted_by: submitted_by.to_owned(),
+        submitted_unix_ms: now,
+        deadline_unix_ms: now.saturating_add(deadline),
+        next_event_seq: 1,
+        ..Default::default()
+    };
+    let mut batch = JobBatch::default();
+    let mut tasks = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let task_id = format!("{}-{i:04}", job.job_id);
+        let info = TaskInfo {
+            task_id: task_id.clone(),
+            node: node.clone(),
+            state: TaskState::Pending.to_wire() as i32,
+            exit_code: -1,
+            ..Default::default()
+        };
+        job.task_ids.push(task_id.clone());
+        batch.active_add.push((node.clone(), task_id));
+        push_event(&mut job, &mut batch, job_event::Body::Task(info.clone()));
+        tasks.push(TaskRecord {
+            job_id: job.job_id.clone(),
+            info: Some(info),
+            ..Default::default()
+        });
+    }
+    let _guard = coord.jobs.lock.lock().await;
+    finish_if_done(&mut job, &tasks, &mut batch);
+    batch.tasks = tasks;
+    batch.jobs.push(job.clone());
+    let done = job.done.then_some(job.job_id.clone());
+    commit_and_notify(coord, batch, done.as_deref()).await?;
+    drop(_guard);
+    tracing::info!(job = %job.job_id, tasks = nodes.len(), by = submitted_by, "job submitted");
+    schedule(coord, &job.job_id).await?;
+    Ok((job, nodes))
+}
+
+/// Runs the planner for one job and carries out its actions.
+pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreError> {
+    let guard = coord.jobs.lock.lock().await;
+    let Some(mut job) = coord.store.job(job_id)? else {
+        return Ok(());
+    };
+    if job.done {
+        return Ok(());
+    }
+    let mut tasks = coord.store.tasks_of(&job)?;
+    let views: Vec<TaskView> = tasks
+        .iter()
+        .map(|t| TaskView {
+            state: state_of(t),
+            node_online: coord
+                .sessions
+                .is_online(t.info.as_ref().map_or("", |i| i.node.as_str())),
+        })
+        .collect();
+    let r = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.rollout)
+        .unwrap_or_default();
+    let actions = plan(
+        JobView {
+            rollout: Rollout {
+                batch_size: r.batch_size,
+                batch_percent: r.batch_percent,
+                max_failures: r.max_failures,
+                canary: r.canary,
+            },
+            cancel_requested: job.cancel_requested,
+            past_deadline: now_ms() > job.deadline_unix_ms,
+        },
+        &views,
+    );
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let mut batch = JobBatch::default();
+    let mut outgoing = Outgoing::new();
+    let mut changed = Vec::new();
+    for action in actions {
+        let (i, event) = match action {
+            Action::Assign(i) => (i, TaskEvent::Assign),
+            Action::Cancel(i) => (i, TaskEvent::Cancel),
+            Action::Expire(i) => (i, TaskEvent::Expire),
+        };
+        let task = &mut tasks[i];
+        let Ok(to) = state_of(task).on(event) else {
+            continue;
+        };
+        if to == TaskState::Expired {
+            info_mut(task).error = "the node did not connect before the job's deadline".into();
+        }
+        if event == TaskEvent::Assign {
+            let info = info_mut(task);
+            outgoing.push((info.node.clone(), assign_msg(&job, &info.task_id)));
+        }
+        set_state(&mut job, task, to, &mut batch);
+        changed.push(i);
+    }
+    finish_if_done(&mut job, &tasks, &mut batch);
+    batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
+    let done = job.done.then_some(job.job_id.clone());
+    batch.jobs.push(job);
+    commit_and_notify(coord, batch, done.as_deref()).await?;
+    drop(guard);
+    send_all(coord, outgoing).await;
+    Ok(())
+}
+
+/// Applies one update from `node`; returns the acknowledgement to send back.
+pub async fn on_update(
+    coord: &Coordinator,
+    node: &str,
+    update: TaskUpdate,
+) -> Result<Option<Ack>, tonic::Status> {
+    let internal = |e: StoreError| {
+        tracing::error!(error = %e, "store failure applying a task update");
+        tonic::Status::internal("coordinator store failure")
+    };
+    let guard = coord.jobs.lock.lock().await;
+    let Some(mut task) = coord.store.task(&update.task_id).map_err(internal)? else {
+        tracing::warn!(node, task = %update.task_id, "update for an unknown task; acknowledged and dropped");
+        return Ok(Some(Ack {
+            task_id: update.task_id,
+            through_seq: update.seq,
+        }));
+    };
+    let owner = task
+        .info
+        .as_ref()
+        .map(|i| i.node.clone())
+        .unwrap_or_default();
+    if owner != node {
+        tracing::warn!(node, owner = %owner, task = %update.task_id, "node reported on another node's task; ignored");
+        return Ok(None);
+    }
+    if update.seq <= task.last_seq {
+        return Ok(Some(Ack {
+            task_id: update.task_id,
+            through_seq: task.last_seq,
+        }));
+    }
+    let Some(mut job) = coord.store.job(&task.job_id).map_err(internal)? else {
+        return Ok(None);
+    };
+    task.last_seq = update.seq;
+    let mut batch = JobBatch::default();
+    let mut finished = false;
+    match update.body {
+        Some(task_update::Body::Started(s)) => {
+            if let Ok(to) = state_of(&task).on(TaskEvent::Start) {
+                info_mut(&mut task).started_unix_ms = s.unix_ms;
+                set_state(&mut job, &mut task, to, &mut batch);
+            }
+        }
+        Some(task_update::Body::Output(chunk)) => {
+            let len = chunk.data.len() as u64;
+            let info = info_mut(&mut task);
+            info.output_bytes += len;
+            let out = TaskOutput {
+                task_id: info.task_id.clone(),
+                node: info.node.clone(),
+                stream: chunk.stream,
+                data: chunk.data,
+            };
+            let kept = info.output_bytes - info.output_dropped_bytes;
+            let limit = coord.jobs.settings.output_limit_per_task;
+            if kept > limit {
+                let freed = coord
+                    .store
+                    .trim_output(&job.job_id, &update.task_id, kept - limit)
+                    .map_err(internal)?;
+                info_mut(&mut task).output_dropped_bytes += freed;
+            }
+            push_event(&mut job, &mut batch, job_event::Body::Output(out));
+        }
+        Some(task_update::Body::Finished(f)) => {
+            let to = TaskState::from_wire(f.state).filter(|s| s.is_final());
+            match to.map(|to| state_of(&task).on(TaskEvent::Finish(to))) {
+                Some(Ok(to)) => {
+                    let info = info_mut(&mut task);
+                    info.exit_code = f.exit_code;
+                    info.error = f.error.chars().take(4096).collect();
+                    set_state(&mut job, &mut task, to, &mut batch);
+                    finished = true;
+                }
+                _ => {
+                    tracing::info!(node, task = %update.task_id, "final update ignored in state {:?}", state_of(&task))
+                }
+            }
+        }
+        None => {}
+    }
+    let tasks: Vec<TaskRecord> = coord
+        .store
+        .tasks_of(&job)
+        .map_err(internal)?
+        .into_iter()
+        .map(|t| {
+            if t.info.as_ref().map(|i| &i.task_id) == task.info.as_ref().map(|i| &i.task_id) {
+                task.clone()
+            } else {
+                t
+            }
+        })
+        .collect();
+    finish_if_done(&mut job, &tasks, &mut batch);
+    batch.tasks.push(task);
+    let done = job.done.then_some(job.job_id.clone());
+    let job_id = job.job_id.clone();
+    batch.jobs.push(job);
+    commit_and_notify(coord, batch, done.as_deref())
+        .await
+        .map_err(internal)?;
+    drop(guard);
+    if finished && done.is_none() {
+        // A slot in the rollout window opened.
+        schedule(coord, &job_id).await.map_err(internal)?;
+    }
+    Ok(Some(Ack {
+        task_id: update.task_id,
+        through_seq: update.seq,
+    }))
+}
+
+/// After a node connects: re-send its unfinished work and start what waited for it.
+pub async fn on_session_start(coord: &Coordinator, node: &str) {
+    let result: Result<(), StoreError> = async {
+        let mut outgoing = Outgoing::new();
+        let mut to_schedule = Vec::new();
+        for task_id in coord.store.unfinished_tasks_of_node(node)? {
+            let Some(task) = coord.store.task(&task_id)? else {
+                continue;
+            };
+            let Some(job) = coord.store.job(&task.job_id)? else {
+                continue;
+            };
+            match state_of(&task) {
+                TaskState::Assigned | TaskState::Running if job.cancel_requested => {
+                    outgoing.push((node.to_owned(), CoordMsg::Cancel(CancelTask { task_id })));
+                }
+                TaskState::Assigned | TaskState::Running => {
+                    outgoing.push((node.to_owned(), assign_msg(&job, &task_id)));
+                }
+                TaskState::Pending if !to_schedule.contains(&job.job_id) => {
+                    to_schedule.push(job.job_id.clone())
+                }
+                _ => {}
+            }
+        }
+        send_all(coord, outgoing).await;
+        for job_id in to_schedule {
+            schedule(coord, &job_id).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(node, error = %e, "cannot resume the node's tasks");
+    }
+}
+
+/// Cancels a job: pending tasks and tasks of offline nodes at once, running ones on their agent.
+pub async fn cancel(coord: &Coordinator, job_id: &str) -> Result<JobRecord, ApiError> {
+    let guard = coord.jobs.lock.lock().await;
+    let mut job = coord
+        .store
+        .job(job_id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no job '{job_id}'; see 'labctl jobs'")))?;
+    if job.done {
+        return Ok(job);
+    }
+    job.cancel_requested = true;
+    let mut tasks = coord.store.tasks_of(&job)?;
+    let mut batch = JobBatch::default();
+    let mut outgoing = Outgoing::new();
+    let mut changed = Vec::new();
+    for (i, task) in tasks.iter_mut().enumerate() {
+        let state = state_of(task);
+        let node = task
+            .info
+            .as_ref()
+            .map(|i| i.node.clone())
+            .unwrap_or_default();
+        let online = coord.sessions.is_online(&node);
+        match state {
+            TaskState::Assigned | TaskState::Running if online => {
+                outgoing.push((
+                    node,
+                    CoordMsg::Cancel(CancelTask {
+                        task_id: info_mut(task).task_id.clone(),
+                    }),
+                ));
+            }
+            TaskState::Pending | TaskState::Assigned | TaskState::Running => {
+                if state != TaskState::Pending {
+                    info_mut(task).error = "the node was offline when the job was cancelled".into();
+                }
+                set_state(&mut job, task, TaskState::Cancelled, &mut batch);
+                changed.push(i);
+            }
+            _ => {}
+        }
+    }
+    finish_if_done(&mut job, &tasks, &mut batch);
+    batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
+    let done = job.done.then_some(job.job_id.clone());
+    batch.jobs.push(job.clone());
+    commit_and_notify(coord, batch, done.as_deref()).await?;
+    drop(guard);
+    send_all(coord, outgoing).await;
+    tracing::info!(job = job_id, "job cancelled");
+    Ok(job)
+}
+
+/// Every second: schedule unfinished jobs (deadlines, nodes that came online); every ten
+/// minutes: apply the retention policy. Runs until shutdown.
+pub async fn run_ticker(coord: std::sync::Arc<Coordinator>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = coord.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match coord.store.unfinished_jobs() {
+            Ok(jobs) => {
+                for job in jobs {
+                    if let Err(e) = schedule(&coord, &job.job_id).await {
+                        tracing::error!(job = %job.job_id, error = %e, "scheduling failed");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list unfinished jobs"),
+        }
+        if n % 600 == 0 {
+            if let Err(e) = apply_retention(&coord).await {
+                tracing::error!(error = %e, "job retention failed");
+            }
+        }
+        n += 1;
+    }
+}
+
+async fn apply_retention(coord: &Coordinator) -> Result<(), StoreError> {
+    let settings = &coord.jobs.settings;
+    let cutoff = now_ms() - settings.retention_age.as_millis() as i64;
+    let mut kept = 0usize;
+    for job in coord.store.jobs_newest_first(usize::MAX)? {
+        if !job.done {
+            continue;
+        }
+        kept += 1;
+        if kept > settings.retention_count || job.finished_unix_ms < cutoff {
+            coord.store.remove_job(&job).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Jobs: one operator request becomes one task per selected node; task updates from agents are
+//! de-duplicated, stored and fanned out to watchers; the rollout planner decides what starts.
+//!
+//! Every change goes through [`JobBatch`](crate::store::JobBatch): written and flushed before any
+//! agent is acknowledged or any watcher sees it. Changes are serialized by one lock; decisions
+//! are the pure functions of [`state`] and [`rollout`], recomputed from the store on every
+//! change and every tick, so a coordinator restart is harmless.
+
+pub mod rollout;
+pub mod spec;
+pub mod state;
+pub mod watch;
+
+mod engine;
+
+pub use engine::{cancel, on_session_start, on_update, run_ticker, schedule, submit};
+pub use watch::subscribe;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lab_proto::v1::JobEvent;
+use tokio::sync::broadcast;
+
+/// Tunables of the job engine.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Output kept per task; older output is dropped first (the tail is kept).
+    pub output_limit_per_task: u64,
+    /// Deadline for tasks of offline nodes when the job names none.
+    pub default_deadline: Duration,
+    /// Finished jobs older than this are deleted.
+    pub retention_age: Duration,
+    /// At most this many finished jobs are kept.
+    pub retention_count: usize,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            output_limit_per_task: 1024 * 1024,
+            default_deadline: Duration::from_secs(3600),
+            retention_age: Duration::from_secs(30 * 24 * 3600),
+            retention_count: 1000,
+        }
+    }
+}
+
+/// In-memory part of the job engine.
+pub struct Jobs {
+    /// Tunables.
+    pub settings: JobSettings,
+    lock: tokio::sync::Mutex<()>,
+    watchers: Mutex<HashMap<String, broadcast::Sender<JobEvent>>>,
+}
+
+impl Jobs {
+    /// An engine with `settings`.
+    pub fn new(settings: JobSettings) -> Self {
+        Jobs {
+            settings,
+            lock: tokio::sync::Mutex::new(()),
+            watchers: Mutex::new(HashMap::new()),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Jobs, tasks and job events in the store. A change to jobs is one [`JobBatch`], written to its
+//! trees and flushed once, so a task update and the events it produces become durable together
+//! before the agent is acknowledged.
+//!
+//! Trees: `jobs` (job id → JobRecord; ids sort by submit time), `tasks` (task id → TaskRecord),
+//! `events` (job id ‖ seq → EventRecord), `node_tasks` (node ‖ task id: the node's unfinished
+//! tasks), `task_output` (task id ‖ event seq → bytes: output events, oldest first, for trimming).
+
+use lab_proto::store::v1::{EventRecord, JobRecord, TaskRecord};
+use lab_proto::v1::{job_event, JobEvent};
+use prost::Message;
+
+use super::{decode, Store, StoreError, RECORD_VERSION};
+
+/// Writes of one job change.
+#[derive(Debug, Default)]
+pub struct JobBatch {
+    /// Job records to write.
+    pub jobs: Vec<JobRecord>,
+    /// Task records to write.
+    pub tasks: Vec<TaskRecord>,
+    /// Events to append, with their job id.
+    pub events: Vec<(String, JobEvent)>,
+    /// (node, task id) pairs that became unfinished.
+    pub active_add: Vec<(String, String)>,
+    /// (node, task id) pairs that became final.
+    pub active_remove: Vec<(String, String)>,
+}
+
+fn event_key(job_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = job_id.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn pair_key(a: &str, b: &str) -> Vec<u8> {
+    format!("{a}\n{b}").into_bytes()
+}
+
+fn output_key(task_id: &str, seq: u64) -> Vec<u8> {
+    event_key(task_id, seq)
+}
+
+impl Store {
+    /// Writes `batch` and flushes.
+    pub async fn commit_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
+        for mut job in batch.jobs {
+            job.version = RECORD_VERSION;
+            self.jobs
+                .insert(job.job_id.as_bytes(), job.encode_to_vec())?;
+        }
+        for mut task in batch.tasks {
+            task.version = RECORD_VERSION;
+            let id = task
+                .info
+                .as_ref()
+                .map(|i| i.task_id.clone())
+                .unwrap_or_default();
+            self.tasks.insert(id.as_bytes(), task.encode_to_vec())?;
+        }
+        for (job_id, event) in batch.events {
+            if let Some(job_event::Body::Output(out)) = &event.body {
+                self.task_output.insert(
+                    output_key(&out.task_id, event.seq),
+                    &(out.data.len() as u64).to_be_bytes(),
+                )?;
+            }
+            let rec = EventRecord {
+                version: RECORD_VERSION,
+                event: Some(event.clone()),
+            };
+            self.events
+                .insert(event_key(&job_id, event.seq), rec.encode_to_vec())?;
+        }
+        for (node, task) in batch.active_add {
+            self.node_tasks.insert(pair_key(&node, &task), &[])?;
+        }
+        for (node, task) in batch.active_remove {
+            self.node_tasks.remove(pair_key(&node, &task))?;
+        }
+        self.flush().await
+    }
+
+    /// One job.
+    pub fn job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        Self::get(&self.jobs, "jobs", job_id.as_bytes())
+    }
+
+    /// Up to `limit` jobs, newest first.
+    pub fn jobs_newest_first(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.jobs
+            .iter()
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| decode("jobs", &v?))
+            .collect()
+    }
+
+    /// Jobs not done yet.
+    pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut out = Vec::new();
+        for v in self.jobs.iter().values() {
+            let job: JobRecord = decode("jobs", &v?)?;
+            if !job.done {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One task.
+    pub fn task(&self, task_id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        Self::get(&self.tasks, "tasks", task_id.as_bytes())
+    }
+
+    /// The tasks of `job`, in rollout order.
+    pub fn tasks_of(&self, job: &JobRecord) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut out = Vec::with_capacity(job.task_ids.len());
+        for id in &job.task_ids {
+            if let Some(t) = self.task(id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events of `job_id` with seq ≥ `from_seq`, in order.
+    pub fn events(&self, job_id: &str, from_seq: u64) -> Result<Vec<JobEvent>, StoreError> {
+        let start = event_key(job_id, from_seq);
+        let end = event_key(job_id, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.events.range(start..=end) {
+            let (_, v) = item?;
+            let rec: EventRecord = decode("events", &v)?;
+            if let Some(e) = rec.event {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Unfinished task ids of `node`.
+    pub fn unfinished_tasks_of_node(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{node}\n");
+        let mut out = Vec::new();
+        for key in self.node_tasks.scan_prefix(prefix.as_bytes()).keys() {
+            let key = key?;
+            out.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Deletes the oldest output events of `task_id` (of job `job_id`) until at least `bytes`
+    /// are freed; returns the bytes freed. Not flushed: the next commit flushes it.
+    pub fn trim_output(&self, job_id: &str, task_id: &str, bytes: u64) -> Result<u64, StoreError> {
+        let mut freed = 0;
+        let mut prefix = task_id.as_bytes().to_vec();
+        prefix.push(0);
+        for item in self.task_output.scan_prefix(&prefix) {
+            if freed >= bytes {
+                break;
+            }
+            let (key, len) = item?;
+            let seq_bytes: [u8; 8] = key[prefix.len()..].try_into().unwrap_or([0; 8]);
+            let len_bytes: [u8; 8] = len.as_ref().try_into().unwrap_or([0; 8]);
+            self.events
+                .remove(event_key(job_id, u64::from_be_bytes(seq_bytes)))?;
+            self.task_output.remove(key)?;
+            freed += u64::from_be_bytes(len_bytes);
+        }
+        Ok(freed)
+    }
+
+    /// Deletes a job with its tasks, events and indexes.
+    pub async fn remove_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        for task_id in &job.task_ids {
+            if let Some(t) = self.task(task_id)? {
+                let node = t.info.map(|i| i.node).unwrap_or_default();
+                self.node_tasks.remove(pair_key(&node, task_id))?;
+            }
+            self.tasks.remove(task_id.as_bytes())?;
+            let mut prefix = task_id.as_bytes().to_vec();
+            prefix.push(0);
+            for key in self.task_output.scan_prefix(&prefix).keys() {
+                self.task_output.remove(key?)?;
+            }
+        }
+        let mut prefix = job.job_id.as_bytes().to_vec();
+        prefix.push(0);
+        for key in self.events.scan_prefix(&prefix).keys() {
+            self.events.remove(key?)?;
+        }
+        self.jobs.remove(job.job_id.as_bytes())?;
+        self.flush().await
+    }
+}
