@@ -1,5 +1,5 @@
 //! lab-agent: the small program on every managed machine. It enrolls once, then keeps one mTLS
-//! session to the coordinator, reports facts, and (in later issues) runs the tasks it is given.
+//! session to the coordinator, reports facts, and runs the tasks it is given ([`tasks`]).
 //!
 //! `main.rs` only parses arguments; the commands are [`enroll::enroll`], [`session::run`] and
 //! [`facts::collect`]. `labctl dev` embeds the same functions.
@@ -12,6 +12,7 @@ pub mod error;
 pub mod facts;
 pub mod renewal;
 pub mod session;
+pub mod tasks;
 
 pub use datadir::AgentDir;
 pub use error::AgentError;

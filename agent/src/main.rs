@@ -56,6 +56,9 @@ enum Command {
         /// Agent config file (labels); a missing default file is fine
         #[arg(long, env = "LAB_AGENT_CONFIG")]
         config: Option<PathBuf>,
+        /// Most tasks running at once; further ones wait
+        #[arg(long, env = "LAB_MAX_TASKS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+        max_tasks: u32,
     },
     /// Print this machine's facts without a coordinator
     Facts {
@@ -118,6 +121,7 @@ async fn main() -> ExitCode {
             facts_interval,
             reconnect_max,
             config,
+            max_tasks,
         } => {
             let required = config.is_some();
             let path = config.unwrap_or_else(|| PathBuf::from(lab_agent::config::DEFAULT_PATH));
@@ -138,6 +142,7 @@ async fn main() -> ExitCode {
                 facts_interval,
                 reconnect_cap: reconnect_max,
                 labels,
+                max_tasks: max_tasks as usize,
                 ..RunOptions::default()
             };
             run(AgentDir::new(data_dir), opts, shutdown)

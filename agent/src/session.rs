@@ -3,6 +3,11 @@
 //!
 //! Facts go out in full when the coordinator asks, then as merge patches against the last
 //! acknowledged document, and only when something changed.
+//!
+//! Tasks: one [`Tasks`] runner lives across sessions (created in [`run`]). A session hands it
+//! `Assign`, `CancelTask` and `Ack`, sends every unacknowledged task update right after
+//! `Welcome`, then forwards new updates as the runner produces them. Updates produced while
+//! disconnected wait in the runner's outbox.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,7 +17,7 @@ use lab_proto::pem::cert_info_from_pem;
 use lab_proto::tls::client_config;
 use lab_proto::v1::agent_message::Msg as AgentMsg;
 use lab_proto::v1::coordinator_message::Msg as CoordMsg;
-use lab_proto::v1::{facts, AgentMessage, Facts, FactsPatch, Heartbeat, Hello};
+use lab_proto::v1::{facts, AgentMessage, Facts, FactsPatch, Heartbeat, Hello, TaskUpdate};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,6 +27,10 @@ use tonic::Code;
 use crate::backoff::Backoff;
 use crate::datadir::AgentDir;
 use crate::renewal::{renew, renew_at_ms};
+use crate::tasks::{Tasks, TasksOptions};
+
+/// Most task updates forwarded in one go before the session loop looks at other events.
+const UPDATE_BATCH: usize = 64;
 
 /// Tunables of `lab-agent run`.
 #[derive(Debug, Clone)]
@@ -38,6 +47,8 @@ pub struct RunOptions {
     pub connect: ConnectOptions,
     /// Labels from the agent's config file, reported in every hello.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Most tasks running at once.
+    pub max_tasks: usize,
 }
 
 impl Default for RunOptions {
@@ -49,6 +60,7 @@ impl Default for RunOptions {
             reconnect_cap: Duration::from_secs(30),
             connect: ConnectOptions::default(),
             labels: Default::default(),
+            max_tasks: 8,
         }
     }
 }
@@ -89,11 +101,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Fail fast on a data dir that was never enrolled; later errors are retried.
     dir.load()?;
+    let task_opts = TasksOptions {
+        max_tasks: opts.max_tasks,
+        ..TasksOptions::default()
+    };
+    let tasks = Tasks::open(dir.root().join("tasks"), task_opts).await?;
     let mut backoff = Backoff::new(opts.reconnect_base, opts.reconnect_cap);
     let mut facts = FactState::default();
     loop {
         let started = tokio::time::Instant::now();
-        match session(&dir, &opts, &shutdown, &mut facts).await {
+        match session(&dir, &opts, &shutdown, &mut facts, &tasks).await {
             Ok(SessionEnd::Shutdown) => return Ok(()),
             Ok(SessionEnd::Renewed) => {
                 backoff.reset();
@@ -139,6 +156,21 @@ fn facts_message(state: &mut FactState, doc: Value) -> Option<AgentMessage> {
     })
 }
 
+/// Sends task updates in order; an error means the session is gone (the updates stay in the
+/// outbox and go out again after the next `Welcome`).
+async fn send_updates(
+    tx: &mpsc::Sender<AgentMessage>,
+    updates: Vec<TaskUpdate>,
+) -> anyhow::Result<()> {
+    for u in updates {
+        tx.send(AgentMessage {
+            msg: Some(AgentMsg::TaskUpdate(u)),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 async fn collect_facts(opts: &RunOptions) -> Value {
     let root = opts.facts_root.clone();
     tokio::task::spawn_blocking(move || crate::facts::to_json(&crate::facts::collect(&root)))
@@ -151,6 +183,7 @@ async fn session(
     opts: &RunOptions,
     shutdown: &CancellationToken,
     facts: &mut FactState,
+    tasks: &Tasks,
 ) -> anyhow::Result<SessionEnd> {
     let creds = dir.load()?;
     let cert = cert_info_from_pem(&creds.identity.cert_pem)?;
@@ -173,7 +206,7 @@ async fn session(
             .as_ref()
             .map(|(d, _)| d.clone())
             .unwrap_or_default(),
-        unacked_task_ids: vec![],
+        unacked_task_ids: tasks.unacked_task_ids(),
         labels: opts.labels.clone().into_iter().collect(),
     };
     facts.in_flight = None;
@@ -199,6 +232,9 @@ async fn session(
         Duration::from_millis(u64::from(welcome.heartbeat_interval_ms).clamp(100, 300_000));
     let silence_limit = interval * lab_proto::limits::MISSED_HEARTBEATS_OFFLINE;
     tracing::info!(node = %welcome.node_name, heartbeat = ?interval, "connected to coordinator");
+    // Every unacknowledged task update goes out again, in batches from the loop below so that
+    // acknowledgements keep being read while a large backlog is sent.
+    tasks.resend_all();
 
     let mut heartbeat = tokio::time::interval(interval);
     let mut refresh = tokio::time::interval(opts.facts_interval);
@@ -222,6 +258,9 @@ async fn session(
                 }
                 seq += 1;
                 tx.send(AgentMessage { msg: Some(AgentMsg::Heartbeat(Heartbeat { seq })) }).await?;
+            }
+            _ = tasks.changed() => {
+                send_updates(&tx, tasks.take_unsent(UPDATE_BATCH)).await?;
             }
             _ = refresh.tick() => {
                 let doc = collect_facts(opts).await;
@@ -249,7 +288,9 @@ async fn session(
                             }
                         }
                         Some(CoordMsg::HeartbeatAck(_)) | Some(CoordMsg::Welcome(_)) | None => {}
-                        Some(CoordMsg::Assign(_)) | Some(CoordMsg::Cancel(_)) | Some(CoordMsg::Ack(_)) => {}
+                        Some(CoordMsg::Assign(a)) => tasks.on_assign(a),
+                        Some(CoordMsg::Cancel(c)) => tasks.on_cancel(c),
+                        Some(CoordMsg::Ack(a)) => tasks.on_ack(a),
                     },
                     Ok(None) => anyhow::bail!("coordinator ended the session"),
                     Err(s) if matches!(s.code(), Code::PermissionDenied | Code::Unauthenticated) => {

@@ -49,9 +49,11 @@ pub fn derived_labels(facts: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Derived, then agent-config, then token/operator labels; later sources win.
+/// Derived (including `node`, the node's name), then agent-config, then token/operator labels;
+/// later sources win.
 pub fn effective_labels(record: &NodeRecord, facts: &Value) -> BTreeMap<String, String> {
     let mut labels = derived_labels(facts);
+    labels.insert("node".into(), record.name.clone());
     labels.extend(record.agent_labels.clone());
     labels.extend(record.labels.clone());
     labels
@@ -95,6 +97,7 @@ mod tests {
         let facts = json!({"platform": {"os": "debian", "os_version": "12", "arch": "x86_64",
                            "virtualization": "kvm", "hostname": "nas", "cpus": 4}});
         let record = NodeRecord {
+            name: "nas".into(),
             agent_labels: [
                 ("role".into(), "storage".into()),
                 ("os".into(), "custom".into()),
@@ -109,6 +112,7 @@ mod tests {
         assert_eq!(labels["virt"], "kvm");
         assert_eq!(labels["role"], "k3s");
         assert_eq!(labels["hostname"], "nas");
+        assert_eq!(labels["node"], "nas");
     }
 
     #[test]

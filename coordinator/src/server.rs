@@ -76,6 +76,7 @@ pub async fn serve(
     coord
         .tasks
         .spawn(crate::session::sweep_silent(coord.clone()));
+    coord.tasks.spawn(crate::jobs::run_ticker(coord.clone()));
     if let Some(metrics) = metrics {
         let (c, s) = (coord.clone(), coord.shutdown.clone());
         coord.tasks.spawn(async move {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::cmd::jobs::spec::{parse_batch, parse_env, Batch};
+use crate::cmd::jobs::RunFormat;
 use crate::output::Format;
 
 /// labfleet operator CLI.
@@ -62,6 +64,23 @@ pub enum Command {
     },
     /// Show who this context authenticates as
     Whoami,
+    /// Run a command on every node the selector matches and stream its output
+    ///
+    /// Exit status: 0 all tasks succeeded, 1 any task did not succeed (or no node matched),
+    /// 2 usage error, 3 coordinator unreachable, 130 interrupted (the job keeps running).
+    Run(RunArgs),
+    /// List jobs, newest first
+    Jobs {
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// One job: show, logs, cancel
+    Job {
+        /// What to do with it
+        #[command(subcommand)]
+        action: JobAction,
+    },
     /// Run a coordinator and a local agent in this process (state in --dir)
     Dev {
         /// State directory
@@ -141,5 +160,83 @@ pub enum UserAction {
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+    },
+}
+
+/// `labctl run [FLAGS] -- CMD [ARG]...`
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Selector of the target nodes (empty = every node)
+    #[arg(short = 'l', long = "selector", default_value = "")]
+    pub selector: String,
+    /// Tasks in flight at once: N nodes or P% of the matched nodes (default: all at once)
+    #[arg(long, value_name = "N|P%", env = "LAB_RUN_BATCH", value_parser = parse_batch)]
+    pub batch: Option<Batch>,
+    /// Start no further task once this many failed (0 = never stop)
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAB_RUN_MAX_FAILURES",
+        default_value_t = 0
+    )]
+    pub max_failures: u32,
+    /// Run this many tasks first; the rest start only when all of them succeeded
+    #[arg(long, value_name = "N", env = "LAB_RUN_CANARY", default_value_t = 0)]
+    pub canary: u32,
+    /// Per-task timeout, e.g. 30s, 10m (default: none)
+    #[arg(long, value_name = "DUR", env = "LAB_RUN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How long tasks of offline nodes may wait before they expire, e.g. 2h (default: 1h)
+    #[arg(long, value_name = "DUR", env = "LAB_RUN_DEADLINE", value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
+    /// Environment variable for the command, K=V (repeatable)
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Working directory on the node (default: the agent's, /)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Run as this user on the node (default: the agent's user)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Submit, print only the job id, and exit
+    #[arg(long)]
+    pub detach: bool,
+    /// Output: text (lines prefixed with the node) or json (NDJSON, one object per job event)
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: RunFormat,
+    /// The command and its arguments (no shell; use `sh -c '...'` for one)
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `labctl job ...`
+#[derive(Debug, Subcommand)]
+pub enum JobAction {
+    /// A job and its tasks
+    Show {
+        /// Job id
+        id: String,
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Stored output of a job ("NODE: line"); -f follows until the job is done
+    Logs {
+        /// Job id
+        id: String,
+        /// Keep following until the job is done (exit status as for `labctl run`)
+        #[arg(short, long)]
+        follow: bool,
+        /// Only this node
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Output: text or json (NDJSON, as `labctl run -o json`)
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: RunFormat,
+    },
+    /// Ask the coordinator to cancel a job's unfinished tasks
+    Cancel {
+        /// Job id
+        id: String,
     },
 }

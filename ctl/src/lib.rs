@@ -12,10 +12,31 @@ pub mod output;
 
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, NodeAction, TokenAction, UserAction};
+use cli::{Cli, Command, JobAction, NodeAction, TokenAction, UserAction};
 
 /// Runs one labctl invocation.
+///
+/// When Ctrl-C stopped a command that follows a job ([`cmd::jobs::Interrupted`]), this prints
+/// its message and exits the process with status 130 (128 + SIGINT): `Failure` has no such
+/// code, and scripts must be able to tell an interrupted run from a failed one.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let result = dispatch(cli, shutdown).await;
+    if let Some(interrupted) = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<cmd::jobs::Interrupted>())
+    {
+        use std::io::Write;
+        if !interrupted.message.is_empty() {
+            eprintln!("{interrupted}");
+        }
+        let _ = std::io::stdout().flush();
+        std::process::exit(i32::from(cmd::jobs::outcome::EXIT_INTERRUPTED));
+    }
+    result
+}
+
+async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ctx = || context::load(cli.config.as_deref(), cli.context.as_deref());
     match cli.command {
         Command::Dev {
@@ -70,5 +91,33 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             }
         }
         Command::Whoami => cmd::user::whoami(context::dial(&ctx()?).await?).await,
+        Command::Run(args) => {
+            let selector = cmd::nodes::parse_selector(&args.selector)?;
+            // Usage errors (empty command) before the config is read or anything is dialled.
+            cmd::jobs::spec::build(&args, selector.clone())?;
+            let client = context::dial(&ctx()?).await?;
+            cmd::jobs::run(client, args, selector, shutdown).await
+        }
+        Command::Jobs { output } => cmd::jobs::list(context::dial(&ctx()?).await?, output).await,
+        Command::Job { action } => {
+            let client = context::dial(&ctx()?).await?;
+            match action {
+                JobAction::Show { id, output } => cmd::jobs::show(client, id, output).await,
+                JobAction::Logs {
+                    id,
+                    follow,
+                    node,
+                    output,
+                } => {
+                    let options = cmd::jobs::LogsOptions {
+                        follow,
+                        node,
+                        format: output,
+                    };
+                    cmd::jobs::logs(client, id, options, shutdown).await
+                }
+                JobAction::Cancel { id } => cmd::jobs::cancel(client, id).await,
+            }
+        }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use lab_proto::store::v1::{JobRecord, TaskRecord};
 use lab_proto::v1::coordinator_message::Msg as CoordMsg;
 use lab_proto::v1::{
-    job_event, task_update, Ack, Assign, CancelTask, CoordinatorMessage, JobDone, JobEvent,
-    JobSpec, TaskInfo, TaskOutput, TaskUpdate,
+    job_event, task_spec, task_update, Ack, Assign, CancelTask, CoordinatorMessage, JobDone,
+    JobEvent, JobSpec, TaskInfo, TaskOutput, TaskSpec, TaskUpdate,
 };
 
 use super::rollout::{plan, Action, JobView, Rollout, TaskView};
@@ -81,12 +81,23 @@ fn finish_if_done(job: &mut JobRecord, tasks: &[TaskRecord], batch: &mut JobBatc
     push_event(job, batch, job_event::Body::Done(done));
 }
 
-fn assign_msg(job: &JobRecord, task_id: &str) -> CoordMsg {
+/// The Assign for one task. Exec tasks also get `LAB_NODE`, `LAB_JOB_ID` and `LAB_TASK_ID` in
+/// their environment, so one command can behave per node.
+fn assign_msg(job: &JobRecord, task_id: &str, node: &str) -> CoordMsg {
     let spec = job.spec.clone().unwrap_or_default();
+    let mut task = spec.task;
+    if let Some(TaskSpec {
+        kind: Some(task_spec::Kind::Exec(exec)),
+    }) = task.as_mut()
+    {
+        exec.env.insert("LAB_NODE".into(), node.to_owned());
+        exec.env.insert("LAB_JOB_ID".into(), job.job_id.clone());
+        exec.env.insert("LAB_TASK_ID".into(), task_id.to_owned());
+    }
     CoordMsg::Assign(Assign {
         task_id: task_id.to_owned(),
         job_id: job.job_id.clone(),
-        spec: spec.task,
+        spec: task,
         timeout_ms: spec.timeout_ms,
     })
 }
@@ -241,7 +252,10 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
         }
         if event == TaskEvent::Assign {
             let info = info_mut(task);
-            outgoing.push((info.node.clone(), assign_msg(&job, &info.task_id)));
+            outgoing.push((
+                info.node.clone(),
+                assign_msg(&job, &info.task_id, &info.node),
+            ));
         }
         set_state(&mut job, task, to, &mut batch);
         changed.push(i);
@@ -389,7 +403,7 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
                     outgoing.push((node.to_owned(), CoordMsg::Cancel(CancelTask { task_id })));
                 }
                 TaskState::Assigned | TaskState::Running => {
-                    outgoing.push((node.to_owned(), assign_msg(&job, &task_id)));
+                    outgoing.push((node.to_owned(), assign_msg(&job, &task_id, node)));
                 }
                 TaskState::Pending if !to_schedule.contains(&job.job_id) => {
                     to_schedule.push(job.job_id.clone())
@@ -482,7 +496,7 @@ pub async fn run_ticker(coord: std::sync::Arc<Coordinator>) {
             }
             Err(e) => tracing::error!(error = %e, "cannot list unfinished jobs"),
         }
-        if n % 600 == 0 {
+        if n.is_multiple_of(600) {
             if let Err(e) = apply_retention(&coord).await {
                 tracing::error!(error = %e, "job retention failed");
             }

@@ -15,7 +15,7 @@ use crate::failure::{from_status, Failure};
 use crate::output::{self, Format};
 
 /// Labels derived from facts; the table shows them as columns, not in LABELS.
-const DERIVED: [&str; 5] = ["os", "os-version", "arch", "virt", "hostname"];
+const DERIVED: [&str; 6] = ["node", "os", "os-version", "arch", "virt", "hostname"];
 
 /// A node as labctl prints it (JSON field names are stable).
 #[derive(Debug, Serialize)]

@@ -1,0 +1,236 @@
+//! Domain types of the task runner: validated task ids, the exec spec converted from the wire,
+//! and the final result of a task. Conversion from and to `lab_proto::v1` happens here and
+//! nowhere else in `tasks`; this module does no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use lab_proto::v1::task_spec::Kind;
+use lab_proto::v1::task_update::Body;
+use lab_proto::v1::{ExecTask, TaskFinished, TaskSpec, TaskState, TaskUpdate};
+use serde::{Deserialize, Serialize};
+
+/// Longest task id the agent accepts (it becomes a file name in the journal).
+pub const MAX_TASK_ID_LEN: usize = 64;
+
+/// A task id that is safe to use as a file name: `[A-Za-z0-9_-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(String);
+
+/// A task id that does not match `[A-Za-z0-9_-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid task id")]
+pub struct InvalidTaskId;
+
+impl FromStr for TaskId {
+    type Err = InvalidTaskId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_TASK_ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(TaskId(s.to_owned()))
+        } else {
+            Err(InvalidTaskId)
+        }
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TaskId {
+    /// The id as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How a task ended, as journaled and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalState {
+    /// Exit code 0.
+    Succeeded,
+    /// Non-zero exit, or the task could not be started.
+    Failed,
+    /// Cancelled by the coordinator.
+    Cancelled,
+    /// Killed after its timeout.
+    TimedOut,
+    /// The agent restarted while the task was running.
+    Lost,
+}
+
+impl FinalState {
+    /// The wire state.
+    pub fn to_proto(self) -> TaskState {
+        match self {
+            FinalState::Succeeded => TaskState::Succeeded,
+            FinalState::Failed => TaskState::Failed,
+            FinalState::Cancelled => TaskState::Cancelled,
+            FinalState::TimedOut => TaskState::TimedOut,
+            FinalState::Lost => TaskState::Lost,
+        }
+    }
+}
+
+/// The end of a task, without its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Final state.
+    pub state: FinalState,
+    /// Exit code; -1 when killed by a signal or never started.
+    pub exit_code: i32,
+    /// Why it failed, empty otherwise.
+    pub error: String,
+}
+
+impl Outcome {
+    /// A failure before or instead of running the program.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Outcome {
+            state: FinalState::Failed,
+            exit_code: -1,
+            error: error.into(),
+        }
+    }
+
+    /// Cancelled before it ran.
+    pub fn cancelled_before_start() -> Self {
+        Outcome {
+            state: FinalState::Cancelled,
+            exit_code: -1,
+            error: String::new(),
+        }
+    }
+
+    /// What the journal reports for a task that was running when the agent went away.
+    pub fn lost() -> Self {
+        Outcome {
+            state: FinalState::Lost,
+            exit_code: -1,
+            error: "the agent restarted while the task was running".to_owned(),
+        }
+    }
+}
+
+/// A final result as journaled: the outcome, when, and the seq of its `finished` update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finished {
+    /// Final state.
+    pub state: FinalState,
+    /// Exit code; -1 when killed by a signal or never started.
+    pub exit_code: i32,
+    /// Why it failed, empty otherwise.
+    #[serde(default)]
+    pub error: String,
+    /// When it ended (unix ms).
+    pub unix_ms: i64,
+    /// Sequence number of the `finished` update.
+    pub seq: u64,
+}
+
+impl Finished {
+    /// `outcome` as the update with sequence number `seq`, ended at `unix_ms`.
+    pub fn new(outcome: Outcome, unix_ms: i64, seq: u64) -> Self {
+        Finished {
+            state: outcome.state,
+            exit_code: outcome.exit_code,
+            error: outcome.error,
+            unix_ms,
+            seq,
+        }
+    }
+
+    /// The wire update of `task_id` reporting this result.
+    pub fn to_update(&self, task_id: &str) -> TaskUpdate {
+        TaskUpdate {
+            task_id: task_id.to_owned(),
+            seq: self.seq,
+            body: Some(Body::Finished(TaskFinished {
+                state: self.state.to_proto() as i32,
+                exit_code: self.exit_code,
+                error: self.error.clone(),
+                unix_ms: self.unix_ms,
+            })),
+        }
+    }
+}
+
+/// An `Exec` task, as the runner needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// Program (looked up in PATH) and arguments.
+    pub argv: Vec<String>,
+    /// Added to the agent's environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory; empty means `/`.
+    pub cwd: String,
+    /// Run as this user; empty means the agent's user.
+    pub user: String,
+}
+
+impl TryFrom<Option<TaskSpec>> for ExecSpec {
+    type Error = String;
+    fn try_from(spec: Option<TaskSpec>) -> Result<Self, String> {
+        let kind = spec
+            .and_then(|s| s.kind)
+            .ok_or("the task has no spec or a kind this agent does not know; upgrade the agent")?;
+        match kind {
+            Kind::Exec(exec) => {
+                let ExecTask {
+                    argv,
+                    env,
+                    cwd,
+                    user,
+                } = exec;
+                if argv.first().is_none_or(|p| p.is_empty()) {
+                    return Err("the exec task has no program (argv is empty)".to_owned());
+                }
+                Ok(ExecSpec {
+                    argv,
+                    env: env.into_iter().collect(),
+                    cwd,
+                    user,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids() {
+        assert!("job-1_a".parse::<TaskId>().is_ok());
+        assert!("a".repeat(64).parse::<TaskId>().is_ok());
+        for bad in ["", "../x", "a/b", "a.json", "é", &"a".repeat(65), "a b"] {
+            assert_eq!(bad.parse::<TaskId>(), Err(InvalidTaskId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn spec_conversion() {
+        assert!(ExecSpec::try_from(None).is_err());
+        let empty = TaskSpec {
+            kind: Some(Kind::Exec(ExecTask::default())),
+        };
+        assert!(ExecSpec::try_from(Some(empty)).is_err());
+        let ok = TaskSpec {
+            kind: Some(Kind::Exec(ExecTask {
+                argv: vec!["true".into()],
+                ..Default::default()
+            })),
+        };
+        assert_eq!(ExecSpec::try_from(Some(ok)).map(|s| s.argv.len()), Ok(1));
+    }
+}

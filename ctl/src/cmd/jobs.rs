@@ -1,0 +1,257 @@
+//! `labctl run`, `labctl jobs`, `labctl job show|logs|cancel`: submitting jobs, following their
+//! event streams, and showing stored jobs. Decisions (spec building, line framing, rendering,
+//! exit status) live in pure submodules; this file only calls the coordinator and prints.
+
+pub mod events;
+pub mod frame;
+pub mod outcome;
+pub mod spec;
+pub mod view;
+pub mod watch;
+
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use lab_proto::v1::{CancelJobRequest, GetJobRequest, ListJobsRequest, SubmitJobRequest};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::cli::RunArgs;
+use crate::failure::{from_status, Failure};
+use crate::output::{self, Format};
+use events::Printer;
+use outcome::{Ending, Verdict};
+use view::JobView;
+use watch::{Target, Until};
+
+/// `-o` of commands that stream job events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Output lines prefixed with the node; task results and the summary on stderr.
+    Text,
+    /// NDJSON on stdout, one object per job event: seq, time, and one of task, output, done.
+    Json,
+}
+
+/// Ctrl-C stopped a command that was following a job; `main` exits with status 130 after
+/// printing the message (if any) to stderr, without the "error:" prefix.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Interrupted {
+    /// What to tell the user; may be empty.
+    pub message: String,
+}
+
+/// `labctl run`: submit, then follow the job unless `--detach`.
+pub async fn run(
+    mut client: OperatorServiceClient<Channel>,
+    args: RunArgs,
+    selector: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let spec = spec::build(&args, selector.clone())?;
+    let started = Instant::now();
+    let submitted = tokio::select! {
+        _ = shutdown.cancelled() => return Err(Interrupted {
+            message: "interrupted while submitting; the job may exist, see 'labctl jobs'".into(),
+        }.into()),
+        r = client.submit_job(SubmitJobRequest { spec: Some(spec) }) => r,
+    };
+    let response = submitted.map_err(from_status)?.into_inner();
+    let job_id = response.job_id;
+    if args.detach {
+        println!("{job_id}");
+    }
+    if response.nodes.is_empty() {
+        return Err(Failure::Failed(format!(
+            "no node matches selector '{selector}'; job {job_id} has no tasks; check the selector with 'labctl nodes -l ...'"
+        ))
+        .into());
+    }
+    if args.detach {
+        return Ok(());
+    }
+    if args.output == RunFormat::Text {
+        eprintln!("job {job_id} on {} node(s)", response.nodes.len());
+    }
+    let target = Target {
+        job_id: job_id.clone(),
+        node: String::new(),
+    };
+    let mut printer = Printer::new(args.output);
+    let ending = watch::follow(&mut client, &target, &mut printer, Until::Done, &shutdown).await?;
+    printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
+    conclude(&ending, &job_id, started.elapsed(), args.output)
+}
+
+/// Prints the summary (text) and turns how following ended into the command's result.
+fn conclude(
+    ending: &Ending,
+    job_id: &str,
+    elapsed: Duration,
+    format: RunFormat,
+) -> anyhow::Result<()> {
+    match ending {
+        Ending::Done(done) => {
+            if format == RunFormat::Text {
+                eprintln!("{}", events::summary(done, elapsed, job_id));
+            }
+            match outcome::verdict(done) {
+                Verdict::Succeeded => Ok(()),
+                Verdict::NoTasks => Err(Failure::Failed(format!("job {job_id} has no tasks")).into()),
+                Verdict::NotAllSucceeded => Err(Failure::Failed(format!(
+                    "{} of {} task(s) did not succeed; see 'labctl job show {job_id}'",
+                    done.failed + done.other,
+                    done.succeeded + done.failed + done.other
+                ))
+                .into()),
+            }
+        }
+        Ending::Caught => Ok(()),
+        Ending::Interrupted => Err(Interrupted {
+            message: format!(
+                "detached; job {job_id} keeps running. Re-attach: labctl job logs -f {job_id}"
+            ),
+        }
+        .into()),
+        Ending::Unreachable(reason) => Err(Failure::Unreachable(format!(
+            "lost the event stream of job {job_id}: {reason}; the job keeps running, re-attach with 'labctl job logs -f {job_id}'"
+        ))
+        .into()),
+    }
+}
+
+/// `labctl jobs`.
+pub async fn list(
+    mut client: OperatorServiceClient<Channel>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let jobs = client
+        .list_jobs(ListJobsRequest { limit: 0 })
+        .await
+        .map_err(from_status)?
+        .into_inner()
+        .jobs;
+    let mut views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
+    // The coordinator sends newest first; sort anyway so the promise holds.
+    views.sort_by(|a, b| b.submitted.cmp(&a.submitted));
+    if output::print_structured(format, &views)? {
+        return Ok(());
+    }
+    println!("{}", view::jobs_table(&views, output::now_ms()));
+    Ok(())
+}
+
+/// `labctl job show ID`.
+pub async fn show(
+    mut client: OperatorServiceClient<Channel>,
+    job_id: String,
+    format: Format,
+) -> anyhow::Result<()> {
+    let job = client
+        .get_job(GetJobRequest { job_id })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let v = JobView::from(&job);
+    if !output::print_structured(format, &v)? {
+        println!("{}", view::job_text(&v));
+    }
+    Ok(())
+}
+
+/// Options of `labctl job logs`.
+#[derive(Debug, Clone)]
+pub struct LogsOptions {
+    /// Keep following until the job is done.
+    pub follow: bool,
+    /// Only this node.
+    pub node: Option<String>,
+    /// Text or NDJSON.
+    pub format: RunFormat,
+}
+
+/// `labctl job logs ID [-f] [--node NODE]`.
+pub async fn logs(
+    mut client: OperatorServiceClient<Channel>,
+    job_id: String,
+    options: LogsOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let job = client
+        .get_job(GetJobRequest {
+            job_id: job_id.clone(),
+        })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let until = if options.follow || job.done {
+        Until::Done
+    } else {
+        Until::Caught
+    };
+    let target = Target {
+        job_id: job_id.clone(),
+        node: options.node.unwrap_or_default(),
+    };
+    let mut printer = Printer::new(options.format);
+    let ending = watch::follow(&mut client, &target, &mut printer, until, &shutdown).await?;
+    printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
+    let elapsed = match &ending {
+        Ending::Done(_) => {
+            let end = if job.finished_unix_ms > 0 {
+                job.finished_unix_ms
+            } else {
+                output::now_ms()
+            };
+            Duration::from_millis(u64::try_from(end - job.submitted_unix_ms).unwrap_or(0))
+        }
+        _ => Duration::ZERO,
+    };
+    match ending {
+        Ending::Caught if options.format == RunFormat::Text => {
+            eprintln!(
+                "job {job_id} is still running; follow it with 'labctl job logs -f {job_id}'"
+            );
+            Ok(())
+        }
+        Ending::Interrupted => Err(Interrupted {
+            message: String::new(),
+        }
+        .into()),
+        // Without -f, reading stored output succeeded whatever the tasks did.
+        Ending::Done(done) if !options.follow => {
+            if options.format == RunFormat::Text {
+                eprintln!("{}", events::summary(&done, elapsed, &job_id));
+            }
+            Ok(())
+        }
+        ending => conclude(&ending, &job_id, elapsed, options.format),
+    }
+}
+
+/// `labctl job cancel ID`.
+pub async fn cancel(
+    mut client: OperatorServiceClient<Channel>,
+    job_id: String,
+) -> anyhow::Result<()> {
+    let job = client
+        .cancel_job(CancelJobRequest { job_id })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let v = JobView::from(&job);
+    if job.done {
+        println!("job {} is already done ({})", v.id, v.state);
+    } else {
+        let open = v.tasks.len() - v.succeeded - v.failed;
+        println!(
+            "cancel requested for job {}; {open} of {} task(s) not finished yet (follow with 'labctl job logs -f {}')",
+            v.id,
+            v.tasks.len(),
+            v.id
+        );
+    }
+    Ok(())
+}

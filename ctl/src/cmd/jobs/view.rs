@@ -1,0 +1,386 @@
+//! Jobs and tasks as labctl prints them: the stable JSON/YAML views, the state names and the
+//! tables of `labctl jobs` and `labctl job show`. Pure; converts wire types at this one edge.
+
+use std::collections::BTreeMap;
+
+use comfy_table::Table;
+use lab_proto::v1::{task_spec, JobInfo, TaskInfo, TaskState};
+use serde::Serialize;
+
+use crate::output;
+
+/// Longest COMMAND shown in the jobs table.
+const COMMAND_WIDTH: usize = 60;
+
+/// The lowercase name of a task state (`timed_out`, ...), as in JSON output.
+pub fn state_name(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Unspecified => "unknown",
+        TaskState::Pending => "pending",
+        TaskState::Assigned => "assigned",
+        TaskState::Running => "running",
+        TaskState::Succeeded => "succeeded",
+        TaskState::Failed => "failed",
+        TaskState::Cancelled => "cancelled",
+        TaskState::TimedOut => "timed_out",
+        TaskState::Expired => "expired",
+        TaskState::Lost => "lost",
+    }
+}
+
+/// Whether a task in `state` will not change any more.
+pub fn is_final(state: TaskState) -> bool {
+    match state {
+        TaskState::Unspecified | TaskState::Pending | TaskState::Assigned | TaskState::Running => {
+            false
+        }
+        TaskState::Succeeded
+        | TaskState::Failed
+        | TaskState::Cancelled
+        | TaskState::TimedOut
+        | TaskState::Expired
+        | TaskState::Lost => true,
+    }
+}
+
+/// A task as labctl prints it (JSON field names are stable).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    /// Task id.
+    pub task_id: String,
+    /// Node it runs on.
+    pub node: String,
+    /// pending, assigned, running, succeeded, failed, cancelled, timed_out, expired, lost.
+    pub state: &'static str,
+    /// Exit code once the process exited; null while running or when killed by a signal.
+    pub exit_code: Option<i32>,
+    /// Why it did not succeed; null when there is nothing to say.
+    pub error: Option<String>,
+    /// Start time (RFC 3339), null if not started.
+    pub started: Option<String>,
+    /// End time (RFC 3339), null if not finished.
+    pub finished: Option<String>,
+    /// Run time in milliseconds, null unless started and finished.
+    pub duration_ms: Option<i64>,
+    /// Output bytes produced.
+    pub output_bytes: u64,
+    /// Output bytes dropped from the head of the stored tail.
+    pub output_dropped_bytes: u64,
+}
+
+impl From<&TaskInfo> for TaskView {
+    fn from(t: &TaskInfo) -> Self {
+        let state = t.state();
+        let duration_ms = (t.started_unix_ms > 0 && t.finished_unix_ms >= t.started_unix_ms)
+            .then(|| t.finished_unix_ms - t.started_unix_ms);
+        TaskView {
+            task_id: t.task_id.clone(),
+            node: t.node.clone(),
+            state: state_name(state),
+            exit_code: (is_final(state) && t.exit_code >= 0).then_some(t.exit_code),
+            error: (!t.error.is_empty()).then(|| t.error.clone()),
+            started: output::time(t.started_unix_ms),
+            finished: output::time(t.finished_unix_ms),
+            duration_ms,
+            output_bytes: t.output_bytes,
+            output_dropped_bytes: t.output_dropped_bytes,
+        }
+    }
+}
+
+/// A job as labctl prints it (JSON field names are stable).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// Job id.
+    pub id: String,
+    /// Submission time (RFC 3339).
+    pub submitted: Option<String>,
+    /// Who submitted it.
+    pub submitted_by: String,
+    /// When its last task reached a final state.
+    pub finished: Option<String>,
+    /// running, cancelling, succeeded, failed, cancelled, no_nodes.
+    pub state: &'static str,
+    /// All tasks are final.
+    pub done: bool,
+    /// Someone asked to cancel it.
+    pub cancel_requested: bool,
+    /// Target selector (empty = every node).
+    pub selector: String,
+    /// argv of the exec task (empty for other task kinds).
+    pub command: Vec<String>,
+    /// Environment of the exec task.
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the exec task (empty = agent default).
+    pub cwd: String,
+    /// User of the exec task (empty = agent's user).
+    pub user: String,
+    /// Tasks in flight at once (0 = all).
+    pub batch_size: u32,
+    /// Batch size in percent (used when batch_size is 0).
+    pub batch_percent: u32,
+    /// Stop starting tasks after this many failed (0 = never).
+    pub max_failures: u32,
+    /// Canary tasks run first.
+    pub canary: u32,
+    /// Per-task timeout in ms (0 = none).
+    pub timeout_ms: u64,
+    /// Offline deadline in ms (0 = default).
+    pub deadline_ms: u64,
+    /// Tasks that succeeded.
+    pub succeeded: usize,
+    /// Tasks that reached any other final state.
+    pub failed: usize,
+    /// One entry per matched node.
+    pub tasks: Vec<TaskView>,
+}
+
+/// The overall state of a job.
+pub fn job_state(job: &JobInfo) -> &'static str {
+    let (ok, bad) = counts(&job.tasks);
+    match (job.done, job.cancel_requested) {
+        (false, false) => "running",
+        (false, true) => "cancelling",
+        (true, _) if job.tasks.is_empty() => "no_nodes",
+        (true, _) if bad == 0 && ok == job.tasks.len() => "succeeded",
+        (true, true) => "cancelled",
+        (true, false) => "failed",
+    }
+}
+
+/// (succeeded, other final) task counts.
+fn counts(tasks: &[TaskInfo]) -> (usize, usize) {
+    let ok = tasks
+        .iter()
+        .filter(|t| t.state() == TaskState::Succeeded)
+        .count();
+    let finished = tasks.iter().filter(|t| is_final(t.state())).count();
+    (ok, finished - ok)
+}
+
+impl From<&JobInfo> for JobView {
+    fn from(job: &JobInfo) -> Self {
+        let spec = job.spec.clone().unwrap_or_default();
+        let rollout = spec.rollout.unwrap_or_default();
+        let exec = match spec.task.and_then(|t| t.kind) {
+            Some(task_spec::Kind::Exec(exec)) => exec,
+            None => Default::default(),
+        };
+        let (succeeded, failed) = counts(&job.tasks);
+        JobView {
+            id: job.job_id.clone(),
+            submitted: output::time(job.submitted_unix_ms),
+            submitted_by: job.submitted_by.clone(),
+            finished: output::time(job.finished_unix_ms),
+            state: job_state(job),
+            done: job.done,
+            cancel_requested: job.cancel_requested,
+            selector: spec.selector,
+            command: exec.argv,
+            env: exec.env.into_iter().collect(),
+            cwd: exec.cwd,
+            user: exec.user,
+            batch_size: rollout.batch_size,
+            batch_percent: rollout.batch_percent,
+            max_failures: rollout.max_failures,
+            canary: rollout.canary,
+            timeout_ms: spec.timeout_ms,
+            deadline_ms: spec.deadline_ms,
+            succeeded,
+            failed,
+            tasks: job.tasks.iter().map(TaskView::from).collect(),
+        }
+    }
+}
+
+/// argv as one line a shell would accept (arguments with spaces or quotes are single-quoted).
+pub fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Cuts `text` to `width` characters, marking the cut with "...".
+fn ellipsize(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(3)).collect();
+    kept + "..."
+}
+
+/// The `labctl jobs` table.
+pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> Table {
+    let mut table = output::table(&[
+        "ID",
+        "SUBMITTED",
+        "BY",
+        "TASKS",
+        "OK",
+        "FAILED",
+        "STATE",
+        "COMMAND",
+    ]);
+    for j in jobs {
+        table.add_row(vec![
+            j.id.clone(),
+            output::age(ms_of(j.submitted.as_deref()), now_ms),
+            j.submitted_by.clone(),
+            j.tasks.len().to_string(),
+            j.succeeded.to_string(),
+            j.failed.to_string(),
+            j.state.to_owned(),
+            ellipsize(&command_line(&j.command), COMMAND_WIDTH),
+        ]);
+    }
+    table
+}
+
+/// Unix ms of an RFC 3339 time; 0 when absent or unparsable.
+fn ms_of(time: Option<&str>) -> i64 {
+    time.and_then(|t| humantime::parse_rfc3339(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The header lines and per-task table of `labctl job show`.
+pub fn job_text(job: &JobView) -> String {
+    let mut text = format!(
+        "job:       {}\nstate:     {}\ncommand:   {}\nselector:  {}\nsubmitted: {} by {}\n",
+        job.id,
+        job.state,
+        command_line(&job.command),
+        if job.selector.is_empty() {
+            "(every node)"
+        } else {
+            &job.selector
+        },
+        job.submitted.as_deref().unwrap_or("-"),
+        job.submitted_by,
+    );
+    if let Some(finished) = &job.finished {
+        text += &format!("finished:  {finished}\n");
+    }
+    let mut table = output::table(&["NODE", "STATE", "EXIT", "STARTED", "DURATION", "ERROR"]);
+    for t in &job.tasks {
+        table.add_row(vec![
+            t.node.clone(),
+            t.state.to_owned(),
+            t.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.started.clone().unwrap_or_else(|| "-".into()),
+            t.duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            t.error.clone().unwrap_or_default(),
+        ]);
+    }
+    text + "\n" + &table.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use lab_proto::v1::{ExecTask, JobSpec, TaskSpec};
+
+    use super::*;
+
+    fn task(node: &str, state: TaskState, exit: i32) -> TaskInfo {
+        TaskInfo {
+            task_id: format!("{node}-t"),
+            node: node.into(),
+            state: state as i32,
+            exit_code: exit,
+            started_unix_ms: 1_000,
+            finished_unix_ms: if is_final(state) { 2_500 } else { 0 },
+            ..Default::default()
+        }
+    }
+
+    fn job(tasks: Vec<TaskInfo>, done: bool) -> JobInfo {
+        JobInfo {
+            job_id: "j1".into(),
+            submitted_by: "alice".into(),
+            submitted_unix_ms: 1_000,
+            done,
+            tasks,
+            spec: Some(JobSpec {
+                task: Some(TaskSpec {
+                    kind: Some(task_spec::Kind::Exec(ExecTask {
+                        argv: vec!["sh".into(), "-c".into(), "echo 'hi' there".into()],
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn task_view_fields() {
+        let v = TaskView::from(&task("n1", TaskState::Failed, 2));
+        assert_eq!(
+            (v.state, v.exit_code, v.duration_ms),
+            ("failed", Some(2), Some(1_500))
+        );
+        let v = TaskView::from(&task("n1", TaskState::Running, 0));
+        assert_eq!((v.exit_code, v.duration_ms, v.finished), (None, None, None));
+        let v = TaskView::from(&task("n1", TaskState::Lost, -1));
+        assert_eq!((v.state, v.exit_code), ("lost", None));
+    }
+
+    #[test]
+    fn job_states() {
+        use TaskState::*;
+        assert_eq!(
+            job_state(&job(vec![task("a", Running, 0)], false)),
+            "running"
+        );
+        assert_eq!(job_state(&job(vec![], true)), "no_nodes");
+        assert_eq!(
+            job_state(&job(vec![task("a", Succeeded, 0)], true)),
+            "succeeded"
+        );
+        let mixed = vec![task("a", Succeeded, 0), task("b", Expired, -1)];
+        assert_eq!(job_state(&job(mixed.clone(), true)), "failed");
+        let mut cancelled = job(mixed, true);
+        cancelled.cancel_requested = true;
+        assert_eq!(job_state(&cancelled), "cancelled");
+        let v = JobView::from(&cancelled);
+        assert_eq!((v.succeeded, v.failed, v.tasks.len()), (1, 1, 2));
+    }
+
+    #[test]
+    fn command_lines() {
+        let argv: Vec<String> = ["sh", "-c", "echo 'hi' there", ""].map(String::from).into();
+        assert_eq!(command_line(&argv), r"sh -c 'echo '\''hi'\'' there' ''");
+        assert_eq!(ellipsize("abcdef", 5), "ab...");
+        assert_eq!(ellipsize("abc", 5), "abc");
+    }
+
+    #[test]
+    fn tables() {
+        let v = JobView::from(&job(vec![task("n1", TaskState::Failed, 2)], true));
+        let list = jobs_table(std::slice::from_ref(&v), 61_000).to_string();
+        assert!(list.contains("1m ago"), "{list}");
+        assert!(list.contains("failed"), "{list}");
+        let show = job_text(&v);
+        assert!(show.contains("state:     failed"), "{show}");
+        assert!(show.contains("1.5s"), "{show}");
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["tasks"][0]["exit_code"], 2);
+        assert_eq!(json["command"][0], "sh");
+    }
+}
