@@ -423,9 +423,11 @@ impl OperatorService for OperatorApi {
             job_id,
             from_seq,
             node,
+            stored_only,
         } = req.into_inner();
         self.existing_job(&job_id)?;
-        let rx = crate::jobs::watch::stream(self.coord.clone(), job_id, from_seq, node);
+        let rx =
+            crate::jobs::watch::stream(self.coord.clone(), job_id, from_seq, node, stored_only);
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

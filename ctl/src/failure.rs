@@ -15,6 +15,10 @@ pub enum Failure {
     /// Cannot reach or authenticate to the coordinator (exit 3).
     #[error("{0}")]
     Unreachable(String),
+    /// Ctrl-C stopped a command that was following a job (exit 130, 128 + SIGINT); the message
+    /// (possibly empty) is printed without an "error:" prefix.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Failure {
@@ -24,6 +28,7 @@ impl Failure {
             Failure::Failed(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Unreachable(_) => 3,
+            Failure::Interrupted(_) => 130,
         }
     }
 }
@@ -53,6 +58,14 @@ pub fn from_status(status: Status) -> Failure {
         Code::InvalidArgument => Failure::Usage(msg),
         _ => Failure::Failed(msg),
     }
+}
+
+/// The interruption carried by `err`, if Ctrl-C caused it.
+pub fn interrupted(err: &anyhow::Error) -> Option<&str> {
+    err.chain().find_map(|e| match e.downcast_ref::<Failure>() {
+        Some(Failure::Interrupted(m)) => Some(m.as_str()),
+        _ => None,
+    })
 }
 
 /// The exit code for any error labctl returns.

@@ -15,25 +15,8 @@ use tokio_util::sync::CancellationToken;
 use cli::{Cli, Command, JobAction, NodeAction, TokenAction, UserAction};
 
 /// Runs one labctl invocation.
-///
-/// When Ctrl-C stopped a command that follows a job ([`cmd::jobs::Interrupted`]), this prints
-/// its message and exits the process with status 130 (128 + SIGINT): `Failure` has no such
-/// code, and scripts must be able to tell an interrupted run from a failed one.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let result = dispatch(cli, shutdown).await;
-    if let Some(interrupted) = result
-        .as_ref()
-        .err()
-        .and_then(|e| e.downcast_ref::<cmd::jobs::Interrupted>())
-    {
-        use std::io::Write;
-        if !interrupted.message.is_empty() {
-            eprintln!("{interrupted}");
-        }
-        let _ = std::io::stdout().flush();
-        std::process::exit(i32::from(cmd::jobs::outcome::EXIT_INTERRUPTED));
-    }
-    result
+    dispatch(cli, shutdown).await
 }
 
 async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {

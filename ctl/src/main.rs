@@ -29,7 +29,11 @@ async fn main() -> ExitCode {
     match labctl::run(cli, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match labctl::failure::interrupted(&e) {
+                Some("") => {}
+                Some(message) => eprintln!("{message}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::from(labctl::failure::exit_code(&e))
         }
     }

@@ -78,6 +78,7 @@ fn main() {
                         job_id: job.job_id,
                         from_seq: 0,
                         node: String::new(),
+                        stored_only: false,
                     })
                     .await
                     .unwrap()

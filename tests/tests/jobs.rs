@@ -305,3 +305,101 @@ fn a_task_whose_agent_died_is_lost_not_rerun() {
         "a lost task is not run again"
     );
 }
+
+#[test]
+fn ctrl_c_detaches_and_the_job_keeps_running() {
+    let c = Cluster::builder().agents(1).start();
+    let mut child = Command::new(bin("labctl"))
+        .arg("--config")
+        .arg(c.coord.admin_config())
+        .args(["run", "--", "sh", "-c", "sleep 2; echo finished"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let newest = || -> Option<serde_json::Value> {
+        let out = c.labctl(&["jobs", "-o", "json"]);
+        let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+        jobs.into_iter().next()
+    };
+    wait_until(
+        || newest().is_some_and(|j| j["tasks"][0]["state"] == "running"),
+        Duration::from_secs(10),
+        "task running",
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(stderr(&out).contains("detached; job"), "{}", stderr(&out));
+    let id = newest().unwrap()["id"].as_str().unwrap().to_owned();
+    wait_job_done(&c, &id, Duration::from_secs(15));
+    assert_eq!(task_states(&c, &id), [("n1".into(), "succeeded".into())]);
+}
+
+#[test]
+fn a_watcher_that_does_not_read_blocks_nobody() {
+    use lab_proto::client::{connect, operator_client, ConnectOptions};
+    use lab_proto::ctlconfig::CtlConfig;
+    use lab_proto::tls::{client_config, ClientIdentity};
+    use lab_proto::v1::{job_event, WatchJobRequest};
+
+    let c = Cluster::builder().agents(1).start();
+    let id = detach(
+        &c,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; yes 0123456789abcdef0123456789abcdef | head -c 8000000",
+        ],
+    );
+    let cfg = CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
+    let ctx = cfg.context(None).unwrap().clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut slow = rt.block_on(async {
+        let tls = client_config(
+            &ctx.ca_pem,
+            Some(&ClientIdentity {
+                cert_pem: ctx.cert_pem.clone(),
+                key_pem: ctx.key_pem.clone(),
+            }),
+        )
+        .unwrap();
+        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
+            .await
+            .unwrap();
+        operator_client(channel)
+            .watch_job(WatchJobRequest {
+                job_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    // The slow watcher reads nothing while 8 MB of output flow; a second watcher and the agent
+    // are not held up.
+    let out = c.labctl(&["job", "logs", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(job_json(&c, &id)["tasks"][0]["state"], "succeeded");
+    // The slow watcher still gets to the end (older output may have been trimmed to the bound).
+    let saw_done = rt.block_on(async {
+        while let Some(e) = slow.message().await.unwrap() {
+            if matches!(e.body, Some(job_event::Body::Done(_))) {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(saw_done);
+    let kept = job_json(&c, &id)["tasks"][0].clone();
+    assert_eq!(kept["output_bytes"], 8_000_000, "{kept}");
+    assert!(
+        kept["output_dropped_bytes"].as_u64().unwrap() >= 8_000_000 - 1024 * 1024 - 64 * 1024,
+        "{kept}"
+    );
+}

@@ -56,21 +56,24 @@ fn wanted(event: &JobEvent, node: &str) -> bool {
     }
 }
 
-/// Streams the events of `job_id` from `from_seq` until its JobDone event.
+/// Streams the events of `job_id` from `from_seq` until its JobDone event; with `stored_only`,
+/// only the events stored so far.
 pub fn stream(
     coord: Arc<Coordinator>,
     job_id: String,
     from_seq: u64,
     node: String,
+    stored_only: bool,
 ) -> mpsc::Receiver<Result<JobEvent, Status>> {
     let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
     // Subscribe before reading the store, so no event falls between the two.
-    let done = coord
-        .store
-        .job(&job_id)
-        .ok()
-        .flatten()
-        .is_none_or(|j| j.done);
+    let done = stored_only
+        || coord
+            .store
+            .job(&job_id)
+            .ok()
+            .flatten()
+            .is_none_or(|j| j.done);
     let mut live = (!done).then(|| subscribe(&coord, &job_id));
     let tasks = coord.tasks.clone();
     tasks.spawn(async move {

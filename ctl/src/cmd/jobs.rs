@@ -34,15 +34,6 @@ pub enum RunFormat {
     Json,
 }
 
-/// Ctrl-C stopped a command that was following a job; `main` exits with status 130 after
-/// printing the message (if any) to stderr, without the "error:" prefix.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Interrupted {
-    /// What to tell the user; may be empty.
-    pub message: String,
-}
-
 /// `labctl run`: submit, then follow the job unless `--detach`.
 pub async fn run(
     mut client: OperatorServiceClient<Channel>,
@@ -53,9 +44,7 @@ pub async fn run(
     let spec = spec::build(&args, selector.clone())?;
     let started = Instant::now();
     let submitted = tokio::select! {
-        _ = shutdown.cancelled() => return Err(Interrupted {
-            message: "interrupted while submitting; the job may exist, see 'labctl jobs'".into(),
-        }.into()),
+        _ = shutdown.cancelled() => return Err(Failure::Interrupted("interrupted while submitting; the job may exist, see 'labctl jobs'".into()).into()),
         r = client.submit_job(SubmitJobRequest { spec: Some(spec) }) => r,
     };
     let response = submitted.map_err(from_status)?.into_inner();
@@ -109,12 +98,9 @@ fn conclude(
             }
         }
         Ending::Caught => Ok(()),
-        Ending::Interrupted => Err(Interrupted {
-            message: format!(
+        Ending::Interrupted => Err(Failure::Interrupted(format!(
                 "detached; job {job_id} keeps running. Re-attach: labctl job logs -f {job_id}"
-            ),
-        }
-        .into()),
+            )).into()),
         Ending::Unreachable(reason) => Err(Failure::Unreachable(format!(
             "lost the event stream of job {job_id}: {reason}; the job keeps running, re-attach with 'labctl job logs -f {job_id}'"
         ))
@@ -216,10 +202,7 @@ pub async fn logs(
             );
             Ok(())
         }
-        Ending::Interrupted => Err(Interrupted {
-            message: String::new(),
-        }
-        .into()),
+        Ending::Interrupted => Err(Failure::Interrupted(String::new()).into()),
         // Without -f, reading stored output succeeded whatever the tasks did.
         Ending::Done(done) if !options.follow => {
             if options.format == RunFormat::Text {

@@ -22,16 +22,12 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 /// Longest backoff.
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
-/// How long the stream may stay quiet before [`Until::Caught`] decides the stored events are
-/// all sent. Stored events come back to back; live ones wait for the nodes.
-pub const CATCH_UP_QUIET: Duration = Duration::from_millis(500);
-
 /// When to stop following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
     /// Until the `JobDone` event.
     Done,
-    /// Until the stored events are printed (the stream goes quiet) or `JobDone`.
+    /// Until the stored events are printed (`stored_only`) or `JobDone`.
     Caught,
 }
 
@@ -139,6 +135,7 @@ async fn attempt(
         job_id: target.job_id.clone(),
         from_seq: printer.last_seq() + 1,
         node: target.node.clone(),
+        stored_only: until == Until::Caught,
     };
     let opened = tokio::select! {
         _ = shutdown.cancelled() => return Ok(Ok(Ending::Interrupted)),
@@ -149,15 +146,8 @@ async fn attempt(
         Err(status) => return Ok(Err(Broken::Status(status))),
     };
     loop {
-        let quiet = async {
-            match until {
-                Until::Caught => tokio::time::sleep(CATCH_UP_QUIET).await,
-                Until::Done => std::future::pending().await,
-            }
-        };
         let next = tokio::select! {
             _ = shutdown.cancelled() => return Ok(Ok(Ending::Interrupted)),
-            _ = quiet => return Ok(Ok(Ending::Caught)),
             next = stream.message() => next,
         };
         match next {
@@ -168,6 +158,7 @@ async fn attempt(
                     return Ok(Ok(Ending::Done(*done)));
                 }
             }
+            Ok(None) if until == Until::Caught => return Ok(Ok(Ending::Caught)),
             Ok(None) => return Ok(Err(Broken::EndedEarly)),
             Err(status) => return Ok(Err(Broken::Status(status))),
         }
