@@ -309,7 +309,7 @@ fn a_task_whose_agent_died_is_lost_not_rerun() {
 #[test]
 fn ctrl_c_detaches_and_the_job_keeps_running() {
     let c = Cluster::builder().agents(1).start();
-    let mut child = Command::new(bin("labctl"))
+    let child = Command::new(bin("labctl"))
         .arg("--config")
         .arg(c.coord.admin_config())
         .args(["run", "--", "sh", "-c", "sleep 2; echo finished"])
