@@ -159,6 +159,7 @@ impl Finished {
                 exit_code: self.exit_code,
                 error: self.error.clone(),
                 unix_ms: self.unix_ms,
+                result: None,
             })),
         }
     }
@@ -200,6 +201,9 @@ impl TryFrom<Option<TaskSpec>> for ExecSpec {
                     cwd,
                     user,
                 })
+            }
+            Kind::Config(_) | Kind::Container(_) => {
+                Err("config and container tasks are not supported by this agent yet".to_owned())
             }
         }
     }

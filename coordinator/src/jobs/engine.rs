@@ -344,6 +344,7 @@ pub async fn on_update(
                     let info = info_mut(&mut task);
                     info.exit_code = f.exit_code;
                     info.error = f.error.chars().take(4096).collect();
+                    info.result = f.result;
                     set_state(&mut job, &mut task, to, &mut batch);
                     finished = true;
                 }

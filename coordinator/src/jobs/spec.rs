@@ -42,6 +42,8 @@ pub fn validate(spec: &JobSpec) -> Result<Selector, ApiError> {
                 return bad(format!("cwd '{}' must be an absolute path", exec.cwd));
             }
         }
+        Some(task_spec::Kind::Config(config)) => super::spec_config::validate_config(config)?,
+        Some(task_spec::Kind::Container(c)) => super::spec_config::validate_container(c)?,
     }
     if let Some(r) = &spec.rollout {
         if r.batch_percent > 100 {

@@ -164,7 +164,9 @@ impl From<&JobInfo> for JobView {
         let rollout = spec.rollout.unwrap_or_default();
         let exec = match spec.task.and_then(|t| t.kind) {
             Some(task_spec::Kind::Exec(exec)) => exec,
-            None => Default::default(),
+            Some(task_spec::Kind::Config(_) | task_spec::Kind::Container(_)) | None => {
+                Default::default()
+            }
         };
         let (succeeded, failed) = counts(&job.tasks);
         JobView {
