@@ -355,20 +355,24 @@ pub async fn on_update(
         }
         None => {}
     }
-    let tasks: Vec<TaskRecord> = coord
-        .store
-        .tasks_of(&job)
-        .map_err(internal)?
-        .into_iter()
-        .map(|t| {
-            if t.info.as_ref().map(|i| &i.task_id) == task.info.as_ref().map(|i| &i.task_id) {
-                task.clone()
-            } else {
-                t
-            }
-        })
-        .collect();
-    finish_if_done(&mut job, &tasks, &mut batch);
+    if finished {
+        // Only a final state can finish the job; reading every task is O(tasks), so only then.
+        let this = task.info.as_ref().map(|i| i.task_id.clone());
+        let tasks: Vec<TaskRecord> = coord
+            .store
+            .tasks_of(&job)
+            .map_err(internal)?
+            .into_iter()
+            .map(|t| {
+                if t.info.as_ref().map(|i| &i.task_id) == this.as_ref() {
+                    task.clone()
+                } else {
+                    t
+                }
+            })
+            .collect();
+        finish_if_done(&mut job, &tasks, &mut batch);
+    }
     batch.tasks.push(task);
     let done = job.done.then_some(job.job_id.clone());
     let job_id = job.job_id.clone();
