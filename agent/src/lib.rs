@@ -6,11 +6,13 @@
 
 pub mod backoff;
 pub mod config;
+pub mod containers;
 pub mod datadir;
 pub mod enroll;
 pub mod error;
 pub mod facts;
 pub mod renewal;
+pub mod resources;
 pub mod session;
 pub mod tasks;
 

@@ -69,6 +69,11 @@ pub enum Command {
     /// Exit status: 0 all tasks succeeded, 1 any task did not succeed (or no node matched),
     /// 2 usage error, 3 coordinator unreachable, 130 interrupted (the job keeps running).
     Run(RunArgs),
+    /// Submit the jobs of a spec file (YAML, DESIGN §5a) and follow them one after another
+    ///
+    /// Exit status: 0 all tasks of all jobs succeeded, 1 any task did not succeed, 2 usage error
+    /// or a bad spec file (nothing is submitted), 3 coordinator unreachable, 130 interrupted.
+    Apply(ApplyArgs),
     /// List jobs, newest first
     Jobs {
         /// Output format
@@ -207,6 +212,30 @@ pub struct RunArgs {
     /// The command and its arguments (no shell; use `sh -c '...'` for one)
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `labctl apply -f FILE [--check] [--detach] [-o text|json]`
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Spec file: YAML, one or more `---`-separated documents; `-` reads stdin (repeatable)
+    #[arg(
+        short = 'f',
+        long = "file",
+        visible_alias = "filename",
+        value_name = "FILE",
+        required = true,
+        env = "LAB_APPLY_FILE"
+    )]
+    pub files: Vec<PathBuf>,
+    /// Check mode: config tasks report what would change (with diffs) and change nothing
+    #[arg(long, env = "LAB_APPLY_CHECK")]
+    pub check: bool,
+    /// Submit, print only the job ids, and exit
+    #[arg(long)]
+    pub detach: bool,
+    /// Output: text (lines prefixed with the node, then per-resource results) or json (NDJSON)
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: RunFormat,
 }
 
 /// `labctl job ...`

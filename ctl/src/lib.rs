@@ -81,6 +81,13 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             let client = context::dial(&ctx()?).await?;
             cmd::jobs::run(client, args, selector, shutdown).await
         }
+        Command::Apply(args) => {
+            // Every document is read and checked before the config is read or anything is
+            // dialled: a bad spec submits nothing.
+            let jobs = cmd::apply::load(&args)?;
+            let client = context::dial(&ctx()?).await?;
+            cmd::apply::run(client, jobs, &args, shutdown).await
+        }
         Command::Jobs { output } => cmd::jobs::list(context::dial(&ctx()?).await?, output).await,
         Command::Job { action } => {
             let client = context::dial(&ctx()?).await?;

@@ -6,6 +6,9 @@
 //! [`Event`]s to a callback and returns an [`Outcome`]. The process group is killed if the
 //! future is dropped before the program exited (agent shutdown), so no task outlives the
 //! runner unnoticed; processes a task leaves behind after a normal exit are left alone.
+//!
+//! [`crate::resources`] runs its commands (apt-get, systemctl, command resources) through this
+//! module too, so they are stopped the same way when a config task is cancelled.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -223,6 +226,7 @@ impl Prepared {
             state,
             exit_code,
             error,
+            result: None,
         }
     }
 }

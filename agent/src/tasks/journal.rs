@@ -10,6 +10,8 @@
 //! `{"version":1,"task_id":"t1","job_id":"j1","started_unix_ms":1700000000000,
 //!   "finished":{"state":"succeeded","exit_code":0,"error":"","unix_ms":1700000001000,"seq":4},
 //!   "acked":true}` — `started_unix_ms` and `finished` are null when not (yet) reached.
+//! `finished.result` (config and container tasks only) is the structured `TaskResult`, protobuf
+//! encoded in base64; records written before it existed have no such key and still load.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,7 @@ use super::model::{Finished, TaskId};
 const RECORD_VERSION: u32 = 1;
 
 /// What the journal knows about one task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     /// Format version, [`RECORD_VERSION`].
@@ -188,6 +190,7 @@ mod tests {
             error: String::new(),
             unix_ms,
             seq: 3,
+            result: None,
         }
     }
 

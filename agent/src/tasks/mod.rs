@@ -11,9 +11,9 @@
 //! Architecture invariant: a task's `started` journal record is durable before its process is
 //! spawned, and its `finished` record before its final update enters the outbox.
 
-mod exec;
+pub(crate) mod exec;
 mod journal;
-mod model;
+pub(crate) mod model;
 mod outbox;
 mod runner;
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Domain types of the task runner: validated task ids, the exec spec converted from the wire,
-//! and the final result of a task. Conversion from and to `lab_proto::v1` happens here and
-//! nowhere else in `tasks`; this module does no I/O.
+//! Domain types of the task runner: validated task ids, the task kinds converted from the wire
+//! ([`TaskKind`]), and the final result of a task. Conversion from and to `lab_proto::v1`
+//! happens here and nowhere else in `tasks` (config resources are converted by
+//! [`crate::resources`]); this module does no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,8 +9,12 @@ use std::str::FromStr;
 
 use lab_proto::v1::task_spec::Kind;
 use lab_proto::v1::task_update::Body;
-use lab_proto::v1::{ExecTask, TaskFinished, TaskSpec, TaskState, TaskUpdate};
+use lab_proto::v1::{
+    ContainerTask, ExecTask, TaskFinished, TaskResult, TaskSpec, TaskState, TaskUpdate,
+};
 use serde::{Deserialize, Serialize};
+
+use crate::resources::ConfigSpec;
 
 /// Longest task id the agent accepts (it becomes a file name in the journal).
 pub const MAX_TASK_ID_LEN: usize = 64;
@@ -81,7 +86,7 @@ impl FinalState {
 }
 
 /// The end of a task, without its sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// Final state.
     pub state: FinalState,
@@ -89,6 +94,8 @@ pub struct Outcome {
     pub exit_code: i32,
     /// Why it failed, empty otherwise.
     pub error: String,
+    /// Structured result of config and container tasks.
+    pub result: Option<TaskResult>,
 }
 
 impl Outcome {
@@ -98,6 +105,7 @@ impl Outcome {
             state: FinalState::Failed,
             exit_code: -1,
             error: error.into(),
+            result: None,
         }
     }
 
@@ -107,6 +115,7 @@ impl Outcome {
             state: FinalState::Cancelled,
             exit_code: -1,
             error: String::new(),
+            result: None,
         }
     }
 
@@ -116,12 +125,13 @@ impl Outcome {
             state: FinalState::Lost,
             exit_code: -1,
             error: "the agent restarted while the task was running".to_owned(),
+            result: None,
         }
     }
 }
 
 /// A final result as journaled: the outcome, when, and the seq of its `finished` update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Finished {
     /// Final state.
@@ -135,6 +145,39 @@ pub struct Finished {
     pub unix_ms: i64,
     /// Sequence number of the `finished` update.
     pub seq: u64,
+    /// Structured result of config and container tasks: the protobuf encoding in base64, so
+    /// that fields added to the contract later survive a journal round trip. Absent in
+    /// records written before results existed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "result_b64")]
+    pub result: Option<TaskResult>,
+}
+
+/// (De)serializes an optional [`TaskResult`] as base64 of its protobuf encoding.
+mod result_b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use lab_proto::v1::TaskResult;
+    use prost::Message;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &Option<TaskResult>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => s.serialize_str(&STANDARD.encode(r.encode_to_vec())),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TaskResult>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes = STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        TaskResult::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Finished {
@@ -146,6 +189,7 @@ impl Finished {
             error: outcome.error,
             unix_ms,
             seq,
+            result: outcome.result,
         }
     }
 
@@ -159,7 +203,7 @@ impl Finished {
                 exit_code: self.exit_code,
                 error: self.error.clone(),
                 unix_ms: self.unix_ms,
-                result: None,
+                result: self.result.clone(),
             })),
         }
     }
@@ -178,7 +222,31 @@ pub struct ExecSpec {
     pub user: String,
 }
 
-impl TryFrom<Option<TaskSpec>> for ExecSpec {
+/// What a task does, as the runner needs it: one case per `TaskSpec.kind`.
+#[derive(Debug, Clone)]
+pub enum TaskKind {
+    /// Run a program.
+    Exec(ExecSpec),
+    /// Apply (or check) configuration resources; invalid resources are kept and fail when
+    /// their turn comes, so the result names them.
+    Config(ConfigSpec),
+    /// Docker/Podman; handed as is to [`crate::containers::run_task`], whose signature takes
+    /// the wire type.
+    Container(ContainerTask),
+}
+
+impl TaskKind {
+    /// Short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskKind::Exec(_) => "exec",
+            TaskKind::Config(_) => "config",
+            TaskKind::Container(_) => "container",
+        }
+    }
+}
+
+impl TryFrom<Option<TaskSpec>> for TaskKind {
     type Error = String;
     fn try_from(spec: Option<TaskSpec>) -> Result<Self, String> {
         let kind = spec
@@ -195,16 +263,15 @@ impl TryFrom<Option<TaskSpec>> for ExecSpec {
                 if argv.first().is_none_or(|p| p.is_empty()) {
                     return Err("the exec task has no program (argv is empty)".to_owned());
                 }
-                Ok(ExecSpec {
+                Ok(TaskKind::Exec(ExecSpec {
                     argv,
                     env: env.into_iter().collect(),
                     cwd,
                     user,
-                })
+                }))
             }
-            Kind::Config(_) | Kind::Container(_) => {
-                Err("config and container tasks are not supported by this agent yet".to_owned())
-            }
+            Kind::Config(config) => Ok(TaskKind::Config(ConfigSpec::from(config))),
+            Kind::Container(container) => Ok(TaskKind::Container(container)),
         }
     }
 }
@@ -224,17 +291,70 @@ mod tests {
 
     #[test]
     fn spec_conversion() {
-        assert!(ExecSpec::try_from(None).is_err());
+        assert!(TaskKind::try_from(None).is_err());
+        assert!(TaskKind::try_from(Some(TaskSpec { kind: None })).is_err());
         let empty = TaskSpec {
             kind: Some(Kind::Exec(ExecTask::default())),
         };
-        assert!(ExecSpec::try_from(Some(empty)).is_err());
+        assert!(TaskKind::try_from(Some(empty)).is_err());
         let ok = TaskSpec {
             kind: Some(Kind::Exec(ExecTask {
                 argv: vec!["true".into()],
                 ..Default::default()
             })),
         };
-        assert_eq!(ExecSpec::try_from(Some(ok)).map(|s| s.argv.len()), Ok(1));
+        match TaskKind::try_from(Some(ok)) {
+            Ok(TaskKind::Exec(e)) => assert_eq!(e.argv, ["true"]),
+            other => panic!("{other:?}"),
+        }
+        let config = TaskSpec {
+            kind: Some(Kind::Config(lab_proto::v1::ConfigTask {
+                resources: vec![lab_proto::v1::Resource::default()],
+                check: true,
+            })),
+        };
+        match TaskKind::try_from(Some(config)) {
+            Ok(TaskKind::Config(c)) => assert!(c.check && c.resources.len() == 1),
+            other => panic!("{other:?}"),
+        }
+        let container = TaskSpec {
+            kind: Some(Kind::Container(ContainerTask::default())),
+        };
+        assert_eq!(
+            TaskKind::try_from(Some(container)).map(|k| k.name()),
+            Ok("container")
+        );
+    }
+
+    #[test]
+    fn finished_records_keep_the_result_and_read_old_ones() {
+        use lab_proto::v1::task_result;
+        let result = TaskResult {
+            kind: Some(task_result::Kind::Config(lab_proto::v1::ConfigResult {
+                check: true,
+                resources: vec![lab_proto::v1::ResourceResult {
+                    resource: "file /etc/motd".into(),
+                    status: 2,
+                    diff: "+hi\n".into(),
+                    message: String::new(),
+                }],
+            })),
+        };
+        let mut outcome = Outcome::failed("x");
+        outcome.result = Some(result.clone());
+        let f = Finished::new(outcome, 5, 3);
+        let json = serde_json::to_string(&f).unwrap();
+        let back: Finished = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, f);
+        match back.to_update("t").body {
+            Some(Body::Finished(tf)) => assert_eq!(tf.result, Some(result)),
+            other => panic!("{other:?}"),
+        }
+        let old = r#"{"state":"succeeded","exit_code":0,"error":"","unix_ms":1,"seq":4}"#;
+        let old: Finished = serde_json::from_str(old).unwrap();
+        assert_eq!(old.result, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("result"));
+        let bad = r#"{"state":"failed","exit_code":0,"unix_ms":1,"seq":4,"result":"!!"}"#;
+        assert!(serde_json::from_str::<Finished>(bad).is_err());
     }
 }

@@ -5,19 +5,38 @@
 //! `finished`. A task that never ran (bad spec, unknown user, program not found, cancelled while
 //! queued) sends only `finished`, with seq 1. A task found started in the journal but not
 //! running here is reported `lost` with seq `FINAL_SEQ_UNKNOWN`.
+//!
+//! Dispatch: [`TaskKind::Exec`] runs a program ([`super::exec`]); [`TaskKind::Config`] applies
+//! resources ([`crate::resources`]) and [`TaskKind::Container`] calls
+//! [`crate::containers::run_task`], both under [`supervise`], which turns the task's cancel and
+//! timeout into a stop token (config: programs get SIGTERM, then SIGKILL after the grace; no
+//! further resource starts). Config and container tasks attach their structured `TaskResult`
+//! to the final update (and the journal), also when they were stopped.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_proto::limits::FINAL_SEQ_UNKNOWN;
+use lab_proto::limits::{FINAL_SEQ_UNKNOWN, MAX_OUTPUT_CHUNK};
+use lab_proto::v1::task_result;
 use lab_proto::v1::task_update::Body;
-use lab_proto::v1::{TaskChunk, TaskSpec, TaskStarted, TaskUpdate};
+use lab_proto::v1::{
+    ContainerTask, OutputStream, ResourceStatus, TaskChunk, TaskResult, TaskSpec, TaskStarted,
+    TaskUpdate,
+};
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::exec::{self, Event, Limits};
+use super::exec::{self, Event, Limits, Prepared};
 use super::journal::Record;
-use super::model::{ExecSpec, Finished, Outcome, TaskId};
+use super::model::{FinalState, Finished, Outcome, TaskId, TaskKind};
 use super::{now_ms, Inner};
+use crate::resources::{self, ConfigReport, ConfigSpec};
+
+/// After a config or container task is told to stop, how long it may take to wind down on top
+/// of the cancel grace (its programs get SIGTERM, then SIGKILL after the grace) before the
+/// runner stops waiting and drops it (which kills what is left of its programs).
+const STOP_SLACK: Duration = Duration::from_secs(5);
 
 /// An assigned task, claimed by this process.
 pub struct Task {
@@ -52,9 +71,16 @@ pub async fn report_lost(inner: Arc<Inner>, id: TaskId) {
     finish(&inner, &id, record, Outcome::lost(), FINAL_SEQ_UNKNOWN).await;
 }
 
+/// A task ready to start: its kind converted and, for exec, its command prepared.
+enum Ready {
+    Exec(Prepared),
+    Config(ConfigSpec),
+    Container(Box<ContainerTask>),
+}
+
 async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64) -> Outcome {
-    let spec = match ExecSpec::try_from(task.spec.clone()) {
-        Ok(s) => s,
+    let kind = match TaskKind::try_from(task.spec.clone()) {
+        Ok(k) => k,
         Err(e) => return Outcome::failed(e),
     };
     let _permit = tokio::select! {
@@ -64,9 +90,17 @@ async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64)
         },
         _ = task.cancel.cancelled() => return Outcome::cancelled_before_start(),
     };
-    let prepared = match exec::prepare(&spec).await {
-        Ok(p) => p,
-        Err(e) => return Outcome::failed(e),
+    let name = kind.name();
+    let ready = match kind {
+        TaskKind::Exec(spec) => {
+            tracing::debug!(task = %task.id, argv = ?spec.argv, "preparing exec task");
+            match exec::prepare(&spec).await {
+                Ok(p) => Ready::Exec(p),
+                Err(e) => return Outcome::failed(e),
+            }
+        }
+        TaskKind::Config(spec) => Ready::Config(spec),
+        TaskKind::Container(c) => Ready::Container(Box::new(c)),
     };
     if task.cancel.is_cancelled() {
         return Outcome::cancelled_before_start();
@@ -77,29 +111,212 @@ async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64)
         record.started_unix_ms = None;
         return Outcome::failed(format!("{e}; the task was not started"));
     }
-    tracing::info!(task = %task.id, job = %task.job_id, argv = ?spec.argv, "starting task");
-    let limits = Limits {
-        timeout: (task.timeout_ms > 0).then(|| Duration::from_millis(task.timeout_ms)),
-        cancel: task.cancel.clone(),
-        cancel_grace: inner.opts.cancel_grace,
+    tracing::info!(task = %task.id, job = %task.job_id, kind = name, "starting task");
+    let mut emitter = Emitter {
+        inner,
+        task_id: &task.id,
+        seq,
     };
-    prepared
-        .run(limits, |event| {
-            *seq += 1;
-            let body = match event {
-                Event::Started => Body::Started(TaskStarted { unix_ms: now_ms() }),
-                Event::Output(stream, data) => Body::Output(TaskChunk {
-                    stream: stream as i32,
-                    data,
-                }),
+    match ready {
+        Ready::Exec(prepared) => {
+            let limits = Limits {
+                timeout: timeout(task),
+                cancel: task.cancel.clone(),
+                cancel_grace: inner.opts.cancel_grace,
             };
-            inner.push(TaskUpdate {
-                task_id: task.id.to_string(),
-                seq: *seq,
-                body: Some(body),
-            });
-        })
-        .await
+            prepared
+                .run(limits, |event| match event {
+                    Event::Started => emitter.started(),
+                    Event::Output(stream, data) => emitter.output(stream, data),
+                })
+                .await
+        }
+        Ready::Config(spec) => {
+            emitter.started();
+            run_config(inner, task, &spec, &mut emitter).await
+        }
+        Ready::Container(container) => {
+            emitter.started();
+            run_container(inner, task, &container, &mut emitter).await
+        }
+    }
+}
+
+fn timeout(task: &Task) -> Option<Duration> {
+    (task.timeout_ms > 0).then(|| Duration::from_millis(task.timeout_ms))
+}
+
+/// Turns a running task's events into numbered updates in the outbox.
+struct Emitter<'a> {
+    inner: &'a Inner,
+    task_id: &'a TaskId,
+    seq: &'a mut u64,
+}
+
+impl Emitter<'_> {
+    fn push(&mut self, body: Body) {
+        *self.seq += 1;
+        self.inner.push(TaskUpdate {
+            task_id: self.task_id.to_string(),
+            seq: *self.seq,
+            body: Some(body),
+        });
+    }
+
+    fn started(&mut self) {
+        self.push(Body::Started(TaskStarted { unix_ms: now_ms() }));
+    }
+
+    /// Output, in chunks of at most `MAX_OUTPUT_CHUNK` bytes.
+    fn output(&mut self, stream: OutputStream, data: Vec<u8>) {
+        for chunk in data.chunks(MAX_OUTPUT_CHUNK) {
+            self.push(Body::Output(TaskChunk {
+                stream: stream as i32,
+                data: chunk.to_vec(),
+            }));
+        }
+    }
+}
+
+/// Why the runner stopped a config or container task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Cancelled,
+    TimedOut,
+}
+
+impl StopReason {
+    fn state(self) -> FinalState {
+        match self {
+            StopReason::Cancelled => FinalState::Cancelled,
+            StopReason::TimedOut => FinalState::TimedOut,
+        }
+    }
+}
+
+/// Drives `work` to its end, firing `stop` on the task's cancel or timeout; once stopped, the
+/// work gets the cancel grace plus [`STOP_SLACK`] to finish before it is dropped (`None`).
+async fn supervise<F: Future>(
+    work: F,
+    task: &Task,
+    grace: Duration,
+    stop: &CancellationToken,
+) -> (Option<F::Output>, Option<StopReason>) {
+    tokio::pin!(work);
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let timeout_at = timeout(task).map_or(far, |t| Instant::now() + t);
+    let mut why = None;
+    let mut give_up_at = far;
+    loop {
+        tokio::select! {
+            out = &mut work => return (Some(out), why),
+            _ = sleep_until(timeout_at), if why.is_none() => {
+                why = Some(StopReason::TimedOut);
+            }
+            _ = task.cancel.cancelled(), if why.is_none() => {
+                why = Some(StopReason::Cancelled);
+            }
+            _ = sleep_until(give_up_at), if why.is_some() => {
+                tracing::warn!(task = %task.id, "the task did not stop in time; abandoning it");
+                return (None, why);
+            }
+        }
+        if why.is_some() && give_up_at == far {
+            stop.cancel();
+            give_up_at = Instant::now() + grace + STOP_SLACK;
+        }
+    }
+}
+
+/// Runs a config task: succeeded iff no resource failed; exit code 0, or 1 when one did.
+async fn run_config(
+    inner: &Inner,
+    task: &Task,
+    spec: &ConfigSpec,
+    emitter: &mut Emitter<'_>,
+) -> Outcome {
+    let stop = CancellationToken::new();
+    let grace = inner.opts.cancel_grace;
+    let mut emit = |stream, data| emitter.output(stream, data);
+    let mut cx = resources::Cx::new(spec.check, stop.clone(), grace, &mut emit);
+    let (report, why) = supervise(resources::apply(spec, &mut cx), task, grace, &stop).await;
+    config_outcome(report, why)
+}
+
+/// The outcome of a config task from its report and why it was stopped, if it was.
+fn config_outcome(report: Option<ConfigReport>, why: Option<StopReason>) -> Outcome {
+    let result = report.as_ref().map(|r| TaskResult {
+        kind: Some(task_result::Kind::Config(r.to_proto())),
+    });
+    let (state, exit_code, error) = match (why, &report) {
+        (Some(why), _) => (why.state(), -1, String::new()),
+        (None, None) => (
+            FinalState::Failed,
+            -1,
+            "the config task ended without a result".to_owned(),
+        ),
+        (None, Some(report)) => {
+            let failures: Vec<_> = report.failures().collect();
+            match failures.first() {
+                None => (FinalState::Succeeded, 0, String::new()),
+                Some(first) => {
+                    let detail = first.report.message.lines().next().unwrap_or("");
+                    let error = if failures.len() == 1 {
+                        format!("resource '{}' failed: {detail}", first.resource)
+                    } else {
+                        format!(
+                            "{} resources failed; the first, '{}': {detail}",
+                            failures.len(),
+                            first.resource
+                        )
+                    };
+                    (FinalState::Failed, 1, error)
+                }
+            }
+        }
+    };
+    Outcome {
+        state,
+        exit_code,
+        error,
+        result,
+    }
+}
+
+/// Runs a container task through [`crate::containers::run_task`]: failed (exit code -1, the
+/// result's message as the error) when its status is FAILED, succeeded otherwise.
+async fn run_container(
+    inner: &Inner,
+    task: &Task,
+    container: &ContainerTask,
+    emitter: &mut Emitter<'_>,
+) -> Outcome {
+    let stop = CancellationToken::new();
+    let grace = inner.opts.cancel_grace;
+    let mut emit = |stream, data| emitter.output(stream, data);
+    let work = crate::containers::run_task(container, &mut emit);
+    let (result, why) = supervise(work, task, grace, &stop).await;
+    let failed = result
+        .as_ref()
+        .is_some_and(|r| r.status == ResourceStatus::Failed as i32);
+    let (state, exit_code, error) = match (why, &result) {
+        (Some(why), _) => (why.state(), -1, String::new()),
+        (None, Some(r)) if failed => (FinalState::Failed, -1, r.message.clone()),
+        (None, Some(_)) => (FinalState::Succeeded, 0, String::new()),
+        (None, None) => (
+            FinalState::Failed,
+            -1,
+            "the container task ended without a result".to_owned(),
+        ),
+    };
+    Outcome {
+        state,
+        exit_code,
+        error,
+        result: result.map(|r| TaskResult {
+            kind: Some(task_result::Kind::Container(r)),
+        }),
+    }
 }
 
 /// Journals the result durably, then queues the final update and releases the task id, in one

@@ -102,14 +102,19 @@ fn assign_msg(job: &JobRecord, task_id: &str, node: &str) -> CoordMsg {
     })
 }
 
+/// Writes `batch` under the engine lock (`guard`), releases the lock, waits until the batch is
+/// durable (sharing the flush with concurrent changes), then tells watchers.
 async fn commit_and_notify(
     coord: &Coordinator,
+    guard: tokio::sync::MutexGuard<'_, ()>,
     batch: JobBatch,
     finished_job: Option<&str>,
 ) -> Result<(), StoreError> {
     let events: Vec<JobEvent> = batch.events.iter().map(|(_, e)| e.clone()).collect();
     let job_ids: Vec<String> = batch.events.iter().map(|(j, _)| j.clone()).collect();
-    coord.store.commit_jobs(batch).await?;
+    coord.store.write_jobs(batch)?;
+    drop(guard);
+    coord.store.flush().await?;
     for (job_id, event) in job_ids.iter().zip(events) {
         super::watch::publish(coord, job_id, event);
     }
@@ -187,8 +192,7 @@ pub async fn submit(
     batch.tasks = tasks;
     batch.jobs.push(job.clone());
     let done = job.done.then_some(job.job_id.clone());
-    commit_and_notify(coord, batch, done.as_deref()).await?;
-    drop(_guard);
+    commit_and_notify(coord, _guard, batch, done.as_deref()).await?;
     tracing::info!(job = %job.job_id, tasks = nodes.len(), by = submitted_by, "job submitted");
     schedule(coord, &job.job_id).await?;
     Ok((job, nodes))
@@ -264,8 +268,7 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
     batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
     let done = job.done.then_some(job.job_id.clone());
     batch.jobs.push(job);
-    commit_and_notify(coord, batch, done.as_deref()).await?;
-    drop(guard);
+    commit_and_notify(coord, guard, batch, done.as_deref()).await?;
     send_all(coord, outgoing).await;
     Ok(())
 }
@@ -377,10 +380,9 @@ pub async fn on_update(
     let done = job.done.then_some(job.job_id.clone());
     let job_id = job.job_id.clone();
     batch.jobs.push(job);
-    commit_and_notify(coord, batch, done.as_deref())
+    commit_and_notify(coord, guard, batch, done.as_deref())
         .await
         .map_err(internal)?;
-    drop(guard);
     if finished && done.is_none() {
         // A slot in the rollout window opened.
         schedule(coord, &job_id).await.map_err(internal)?;
@@ -474,8 +476,7 @@ pub async fn cancel(coord: &Coordinator, job_id: &str) -> Result<JobRecord, ApiE
     batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
     let done = job.done.then_some(job.job_id.clone());
     batch.jobs.push(job.clone());
-    commit_and_notify(coord, batch, done.as_deref()).await?;
-    drop(guard);
+    commit_and_notify(coord, guard, batch, done.as_deref()).await?;
     send_all(coord, outgoing).await;
     tracing::info!(job = job_id, "job cancelled");
     Ok(job)

@@ -45,6 +45,14 @@ fn output_key(task_id: &str, seq: u64) -> Vec<u8> {
 impl Store {
     /// Writes `batch` and flushes.
     pub async fn commit_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
+        self.write_jobs(batch)?;
+        self.flush().await
+    }
+
+    /// Writes `batch` without waiting for the disk; call [`Store::flush`] before acknowledging
+    /// anything in it (the job engine writes under its lock and flushes after releasing it, so
+    /// concurrent updates share one flush).
+    pub fn write_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
         for mut job in batch.jobs {
             job.version = RECORD_VERSION;
             self.jobs
@@ -79,7 +87,7 @@ impl Store {
         for (node, task) in batch.active_remove {
             self.node_tasks.remove(pair_key(&node, &task))?;
         }
-        self.flush().await
+        Ok(())
     }
 
     /// One job.

@@ -4,6 +4,7 @@
 //! only after the write is flushed to disk, so whatever a caller acknowledges to a peer survives a
 //! crash. Reads never block on I/O beyond sled's page cache.
 
+mod group_flush;
 mod jobs;
 mod tokens;
 
@@ -63,6 +64,7 @@ pub struct Store {
     events: sled::Tree,
     node_tasks: sled::Tree,
     task_output: sled::Tree,
+    flusher: std::sync::Arc<group_flush::GroupFlush>,
 }
 
 /// A record that carries a version field.
@@ -122,13 +124,15 @@ impl Store {
             events: db.open_tree("events")?,
             node_tasks: db.open_tree("node_tasks")?,
             task_output: db.open_tree("task_output")?,
+            flusher: Default::default(),
             db,
         })
     }
 
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// Makes every write made before this call durable. Concurrent callers share flushes
+    /// (group commit): a caller waits for the first flush that started after it asked.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.flusher.flush(&self.db).await
     }
 
     fn get<T: Versioned>(

@@ -1,10 +1,12 @@
 //! `labctl run`, `labctl jobs`, `labctl job show|logs|cancel`: submitting jobs, following their
-//! event streams, and showing stored jobs. Decisions (spec building, line framing, rendering,
+//! event streams, and showing stored jobs. `labctl apply` submits through [`submit_and_follow`]
+//! too. Decisions (spec building, line framing, rendering,
 //! exit status) live in pure submodules; this file only calls the coordinator and prints.
 
 pub mod events;
 pub mod frame;
 pub mod outcome;
+pub mod result;
 pub mod spec;
 pub mod view;
 pub mod watch;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{CancelJobRequest, GetJobRequest, ListJobsRequest, SubmitJobRequest};
+use lab_proto::v1::{CancelJobRequest, GetJobRequest, JobSpec, ListJobsRequest, SubmitJobRequest};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -41,7 +43,44 @@ pub async fn run(
     selector: String,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let spec = spec::build(&args, selector.clone())?;
+    let spec = spec::build(&args, selector)?;
+    let submission = Submission {
+        spec,
+        label: None,
+        detach: args.detach,
+        format: args.output,
+    };
+    submit_and_follow(&mut client, submission, &shutdown).await
+}
+
+/// One job to submit and how to follow it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// What to submit.
+    pub spec: JobSpec,
+    /// Shown after the job id in text mode ("job ID (LABEL) on N node(s)"), e.g. a spec name.
+    pub label: Option<String>,
+    /// Print only the job id and return without following.
+    pub detach: bool,
+    /// Text or NDJSON.
+    pub format: RunFormat,
+}
+
+/// Submits a job and, unless detached, follows it to the end: live output, task results, the
+/// summary, and the exit status of `labctl run` (see [`outcome::exit_code`]).
+pub async fn submit_and_follow(
+    client: &mut OperatorServiceClient<Channel>,
+    submission: Submission,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Submission {
+        spec,
+        label,
+        detach,
+        format,
+    } = submission;
+    let selector = spec.selector.clone();
+    let check = view::is_check(&spec);
     let started = Instant::now();
     let submitted = tokio::select! {
         _ = shutdown.cancelled() => return Err(Failure::Interrupted("interrupted while submitting; the job may exist, see 'labctl jobs'".into()).into()),
@@ -49,7 +88,7 @@ pub async fn run(
     };
     let response = submitted.map_err(from_status)?.into_inner();
     let job_id = response.job_id;
-    if args.detach {
+    if detach {
         println!("{job_id}");
     }
     if response.nodes.is_empty() {
@@ -58,20 +97,21 @@ pub async fn run(
         ))
         .into());
     }
-    if args.detach {
+    if detach {
         return Ok(());
     }
-    if args.output == RunFormat::Text {
-        eprintln!("job {job_id} on {} node(s)", response.nodes.len());
+    if format == RunFormat::Text {
+        let label = label.map(|l| format!(" ({l})")).unwrap_or_default();
+        eprintln!("job {job_id}{label} on {} node(s)", response.nodes.len());
     }
     let target = Target {
         job_id: job_id.clone(),
         node: String::new(),
     };
-    let mut printer = Printer::new(args.output);
-    let ending = watch::follow(&mut client, &target, &mut printer, Until::Done, &shutdown).await?;
+    let mut printer = Printer::new(format).with_color(result::use_color());
+    let ending = watch::follow(client, &target, &mut printer, Until::Done, shutdown).await?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
-    conclude(&ending, &job_id, started.elapsed(), args.output)
+    conclude(&ending, &job_id, started.elapsed(), format, check)
 }
 
 /// Prints the summary (text) and turns how following ended into the command's result.
@@ -80,11 +120,12 @@ fn conclude(
     job_id: &str,
     elapsed: Duration,
     format: RunFormat,
+    check: bool,
 ) -> anyhow::Result<()> {
     match ending {
         Ending::Done(done) => {
             if format == RunFormat::Text {
-                eprintln!("{}", events::summary(done, elapsed, job_id));
+                eprintln!("{}", events::summary_line(done, elapsed, job_id, check));
             }
             match outcome::verdict(done) {
                 Verdict::Succeeded => Ok(()),
@@ -181,7 +222,8 @@ pub async fn logs(
         job_id: job_id.clone(),
         node: options.node.unwrap_or_default(),
     };
-    let mut printer = Printer::new(options.format);
+    let check = job.spec.as_ref().is_some_and(view::is_check);
+    let mut printer = Printer::new(options.format).with_color(result::use_color());
     let ending = watch::follow(&mut client, &target, &mut printer, until, &shutdown).await?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
     let elapsed = match &ending {
@@ -206,11 +248,11 @@ pub async fn logs(
         // Without -f, reading stored output succeeded whatever the tasks did.
         Ending::Done(done) if !options.follow => {
             if options.format == RunFormat::Text {
-                eprintln!("{}", events::summary(&done, elapsed, &job_id));
+                eprintln!("{}", events::summary_line(&done, elapsed, &job_id, check));
             }
             Ok(())
         }
-        ending => conclude(&ending, &job_id, elapsed, options.format),
+        ending => conclude(&ending, &job_id, elapsed, options.format, check),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per labctl command group; each takes parsed arguments and a dialled client.
 
+pub mod apply;
 pub mod jobs;
 pub mod nodes;
 pub mod token;

@@ -1,6 +1,8 @@
 //! Tests of the task runner with real processes and a real journal in a temp dir: helpers
-//! here, running in `exec`, effectively-once delivery in `delivery`.
+//! here, running programs in `exec`, config and container dispatch in `config`,
+//! effectively-once delivery in `delivery`.
 
+mod config;
 mod delivery;
 mod exec;
 
@@ -21,6 +23,15 @@ const WAIT: Duration = Duration::from_secs(15);
 
 async fn open(dir: &Path, opts: TasksOptions) -> Tasks {
     Tasks::open(dir.join("tasks"), opts).await.unwrap()
+}
+
+fn assign_kind(id: &str, kind: Kind) -> Assign {
+    Assign {
+        task_id: id.into(),
+        job_id: "job1".into(),
+        spec: Some(TaskSpec { kind: Some(kind) }),
+        timeout_ms: 0,
+    }
 }
 
 fn assign(id: &str, argv: &[&str]) -> Assign {

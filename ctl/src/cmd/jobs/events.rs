@@ -1,10 +1,13 @@
-//! Rendering the event stream of a job (`labctl run`, `labctl job logs`): text lines prefixed
-//! with the node, or NDJSON with one object per event. Pure apart from the writers it is given.
+//! Rendering the event stream of a job (`labctl run`, `labctl apply`, `labctl job logs`): text
+//! lines prefixed with the node, or NDJSON with one object per event. In text mode, a config or
+//! container task that reached a final state also prints its result (per resource, with diffs)
+//! on stdout. Pure apart from the writers it is given.
 //!
 //! NDJSON objects (field names are stable):
 //! - `{"seq": 7, "time": "2026-01-02T03:04:05.678Z", "task": {TaskView}}` — a task changed state
 //!   (`task_id`, `node`, `state`, `exit_code`, `error`, `started`, `finished`, `duration_ms`,
-//!   `output_bytes`, `output_dropped_bytes`);
+//!   `output_bytes`, `output_dropped_bytes`, `result`: the structured result of a config or
+//!   container task, see [`super::result`], else null);
 //! - `{"seq": 8, "time": ..., "output": {"node", "task_id", "stream": "stdout"|"stderr", "data"}}`
 //!   — one chunk as sent (not split into lines; `data` is lossy UTF-8);
 //! - `{"seq": 9, "time": ..., "done": {"succeeded", "failed", "other"}}` — the last event.
@@ -16,6 +19,7 @@ use lab_proto::v1::{job_event, JobDone, JobEvent, OutputStream, TaskInfo, TaskSt
 use serde::Serialize;
 
 use super::frame::{Framer, Line, Stream};
+use super::result;
 use super::view::{is_final, state_name, TaskView};
 use super::RunFormat;
 
@@ -100,10 +104,21 @@ pub fn summary(done: &JobDone, elapsed: Duration, job_id: &str) -> String {
     )
 }
 
+/// [`summary`], prefixed with "check mode: nothing was changed; " for a job in check mode.
+pub fn summary_line(done: &JobDone, elapsed: Duration, job_id: &str, check: bool) -> String {
+    let prefix = if check {
+        "check mode: nothing was changed; "
+    } else {
+        ""
+    };
+    prefix.to_owned() + &summary(done, elapsed, job_id)
+}
+
 /// Renders events in order, skipping replays, and remembers where the stream is.
 #[derive(Debug)]
 pub struct Printer {
     format: RunFormat,
+    color: bool,
     framer: Framer,
     last_seq: u64,
     done: Option<JobDone>,
@@ -114,10 +129,17 @@ impl Printer {
     pub fn new(format: RunFormat) -> Self {
         Printer {
             format,
+            color: false,
             framer: Framer::default(),
             last_seq: 0,
             done: None,
         }
+    }
+
+    /// Colors task results in text mode (see [`result::use_color`]).
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     /// The highest seq rendered so far (0 before the first); resume from this + 1.
@@ -130,8 +152,8 @@ impl Printer {
         self.done.as_ref()
     }
 
-    /// Renders one event: in text mode output lines go to `out` (stdout) or `err` (stderr) and
-    /// final task states to `err`; in JSON mode one line to `out`. An event whose seq is not
+    /// Renders one event: in text mode output lines go to `out` (stdout) or `err` (stderr),
+    /// task results to `out` and final task states to `err`; in JSON mode one line to `out`. An event whose seq is not
     /// above the last one (a replay after a reconnect) is skipped.
     pub fn event(
         &mut self,
@@ -203,6 +225,9 @@ impl Printer {
                     return Ok(());
                 };
                 print_lines(&self.framer.flush_task(&t.task_id), out, err)?;
+                if let Some(view) = result::view(t.result.as_ref()) {
+                    out.write_all(result::render(&t.node, &view, self.color).as_bytes())?;
+                }
                 writeln!(err, "{state_line}")
             }
             job_event::Body::Done(_) => print_lines(&self.framer.flush_all(), out, err),

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use comfy_table::Table;
-use lab_proto::v1::{task_spec, JobInfo, TaskInfo, TaskState};
+use lab_proto::v1::{container_task, task_spec, JobInfo, JobSpec, TaskInfo, TaskState};
 use serde::Serialize;
 
+use super::result::{self, ResultView};
 use crate::output;
 
 /// Longest COMMAND shown in the jobs table.
@@ -66,6 +67,8 @@ pub struct TaskView {
     pub output_bytes: u64,
     /// Output bytes dropped from the head of the stored tail.
     pub output_dropped_bytes: u64,
+    /// Structured result of a config or container task (see `result`); null otherwise.
+    pub result: Option<ResultView>,
 }
 
 impl From<&TaskInfo> for TaskView {
@@ -84,6 +87,7 @@ impl From<&TaskInfo> for TaskView {
             duration_ms,
             output_bytes: t.output_bytes,
             output_dropped_bytes: t.output_dropped_bytes,
+            result: result::view(t.result.as_ref()),
         }
     }
 }
@@ -107,6 +111,13 @@ pub struct JobView {
     pub cancel_requested: bool,
     /// Target selector (empty = every node).
     pub selector: String,
+    /// Task kind: exec, config, container (unknown if absent).
+    pub kind: &'static str,
+    /// The task in one line: the command line of an exec task, else e.g.
+    /// "config: 3 resource(s), check mode" or "container ensure web".
+    pub description: String,
+    /// Config task in check mode: nothing is changed.
+    pub check: bool,
     /// argv of the exec task (empty for other task kinds).
     pub command: Vec<String>,
     /// Environment of the exec task.
@@ -161,6 +172,8 @@ fn counts(tasks: &[TaskInfo]) -> (usize, usize) {
 impl From<&JobInfo> for JobView {
     fn from(job: &JobInfo) -> Self {
         let spec = job.spec.clone().unwrap_or_default();
+        let (kind, description) = describe(&spec);
+        let check = is_check(&spec);
         let rollout = spec.rollout.unwrap_or_default();
         let exec = match spec.task.and_then(|t| t.kind) {
             Some(task_spec::Kind::Exec(exec)) => exec,
@@ -178,6 +191,9 @@ impl From<&JobInfo> for JobView {
             done: job.done,
             cancel_requested: job.cancel_requested,
             selector: spec.selector,
+            kind,
+            description,
+            check,
             command: exec.argv,
             env: exec.env.into_iter().collect(),
             cwd: exec.cwd,
@@ -191,6 +207,40 @@ impl From<&JobInfo> for JobView {
             succeeded,
             failed,
             tasks: job.tasks.iter().map(TaskView::from).collect(),
+        }
+    }
+}
+
+/// Whether `spec` is a config task in check mode.
+pub fn is_check(spec: &JobSpec) -> bool {
+    matches!(
+        spec.task.as_ref().and_then(|t| t.kind.as_ref()),
+        Some(task_spec::Kind::Config(c)) if c.check
+    )
+}
+
+/// The kind name and a one-line description of a job's task.
+pub fn describe(spec: &JobSpec) -> (&'static str, String) {
+    use container_task::Action;
+    match spec.task.as_ref().and_then(|t| t.kind.as_ref()) {
+        None => ("unknown", String::new()),
+        Some(task_spec::Kind::Exec(e)) => ("exec", command_line(&e.argv)),
+        Some(task_spec::Kind::Config(c)) => {
+            let check = if c.check { ", check mode" } else { "" };
+            let n = c.resources.len();
+            ("config", format!("config: {n} resource(s){check}"))
+        }
+        Some(task_spec::Kind::Container(c)) => {
+            let what = match &c.action {
+                None => "container".to_owned(),
+                Some(Action::Ensure(e)) => format!("container ensure {}", e.name),
+                Some(Action::Stop(r)) => format!("container stop {}", r.name),
+                Some(Action::Remove(r)) => format!("container remove {}", r.name),
+                Some(Action::Restart(r)) => format!("container restart {}", r.name),
+                Some(Action::Pull(i)) => format!("container pull {}", i.image),
+                Some(Action::Logs(l)) => format!("container logs {}", l.name),
+            };
+            ("container", what)
         }
     }
 }
@@ -242,7 +292,7 @@ pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> Table {
             j.succeeded.to_string(),
             j.failed.to_string(),
             j.state.to_owned(),
-            ellipsize(&command_line(&j.command), COMMAND_WIDTH),
+            ellipsize(&j.description, COMMAND_WIDTH),
         ]);
     }
     table
@@ -259,10 +309,15 @@ fn ms_of(time: Option<&str>) -> i64 {
 /// The header lines and per-task table of `labctl job show`.
 pub fn job_text(job: &JobView) -> String {
     let mut text = format!(
-        "job:       {}\nstate:     {}\ncommand:   {}\nselector:  {}\nsubmitted: {} by {}\n",
+        "job:       {}\nstate:     {}\n{}{}\nselector:  {}\nsubmitted: {} by {}\n",
         job.id,
         job.state,
-        command_line(&job.command),
+        if job.kind == "exec" {
+            "command:   "
+        } else {
+            "task:      "
+        },
+        job.description,
         if job.selector.is_empty() {
             "(every node)"
         } else {
@@ -289,7 +344,21 @@ pub fn job_text(job: &JobView) -> String {
             t.error.clone().unwrap_or_default(),
         ]);
     }
-    text + "\n" + &table.to_string()
+    text += "\n";
+    text += &table.to_string();
+    let results: String = job
+        .tasks
+        .iter()
+        .filter_map(|t| t.result.as_ref().map(|r| result::render(&t.node, r, false)))
+        .collect();
+    if !results.is_empty() {
+        if job.check {
+            text += "\n\ncheck mode: nothing was changed";
+        }
+        text += "\n\n";
+        text += results.trim_end();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -384,5 +453,56 @@ mod tests {
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["tasks"][0]["exit_code"], 2);
         assert_eq!(json["command"][0], "sh");
+        assert_eq!(json["kind"], "exec");
+        assert_eq!(json["tasks"][0]["result"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn config_jobs_show_their_results() {
+        use lab_proto::v1::{
+            task_result, ConfigResult, ConfigTask, ResourceResult, ResourceStatus, TaskResult,
+        };
+        let mut j = job(vec![task("n1", TaskState::Succeeded, 0)], true);
+        j.spec = Some(JobSpec {
+            task: Some(TaskSpec {
+                kind: Some(task_spec::Kind::Config(ConfigTask {
+                    resources: vec![Default::default(); 2],
+                    check: true,
+                })),
+            }),
+            ..Default::default()
+        });
+        j.tasks[0].result = Some(TaskResult {
+            kind: Some(task_result::Kind::Config(ConfigResult {
+                check: true,
+                resources: vec![ResourceResult {
+                    resource: "package htop".into(),
+                    status: ResourceStatus::Changed as i32,
+                    diff: "install htop".into(),
+                    message: String::new(),
+                }],
+            })),
+        });
+        let v = JobView::from(&j);
+        assert_eq!((v.kind, v.check), ("config", true));
+        assert_eq!(v.description, "config: 2 resource(s), check mode");
+        let show = job_text(&v);
+        assert!(
+            show.contains("task:      config: 2 resource(s), check mode"),
+            "{show}"
+        );
+        assert!(
+            show.ends_with(
+                "check mode: nothing was changed\n\nn1: package htop: would change\n    install htop"
+            ),
+            "{show}"
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            json["tasks"][0]["result"]["config"]["resources"][0]["status"],
+            "changed"
+        );
+        let yaml = serde_yaml_ng::to_string(&v).unwrap();
+        assert!(yaml.contains("result:"), "{yaml}");
     }
 }

@@ -184,3 +184,70 @@ fn state_lines_and_summary() {
         "3 succeeded, 1 failed, 0 other in 1.2s; job j42"
     );
 }
+
+#[test]
+fn results_of_config_tasks_are_rendered_when_final() {
+    use lab_proto::v1::{task_result, ConfigResult, ResourceResult, ResourceStatus, TaskResult};
+    let mut ev = task(2, "t1", "n1", TaskState::Succeeded, 0, "");
+    if let Some(job_event::Body::Task(t)) = &mut ev.body {
+        t.result = Some(TaskResult {
+            kind: Some(task_result::Kind::Config(ConfigResult {
+                check: true,
+                resources: vec![ResourceResult {
+                    resource: "file /etc/motd".into(),
+                    status: ResourceStatus::Changed as i32,
+                    diff: "--- /etc/motd\n+++ /etc/motd\n-a\n+b\n".into(),
+                    message: String::new(),
+                }],
+            })),
+        });
+    }
+    let events = [
+        output(1, "t1", "n1", OutputStream::Stdout, b"partial"),
+        ev,
+        done(3, 1, 0, 0),
+    ];
+    let (out, err, _) = render(RunFormat::Text, &events);
+    assert_eq!(
+        out,
+        "n1: partial\nn1: file /etc/motd: would change\n    --- /etc/motd\n    +++ /etc/motd\n    -a\n    +b\n"
+    );
+    assert_eq!(err, "n1: succeeded\n");
+    let (out, _, _) = render(RunFormat::Json, &events);
+    let line: serde_json::Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
+    let resource = &line["task"]["result"]["config"]["resources"][0];
+    assert_eq!(line["task"]["result"]["config"]["check"], true);
+    assert_eq!(
+        (
+            &resource["resource"],
+            &resource["status"],
+            &resource["message"]
+        ),
+        (
+            &serde_json::json!("file /etc/motd"),
+            &serde_json::json!("changed"),
+            &serde_json::Value::Null
+        )
+    );
+    assert_eq!(resource["diff"], "--- /etc/motd\n+++ /etc/motd\n-a\n+b\n");
+    // Exec tasks carry a null result.
+    let (out, _, _) = render(
+        RunFormat::Json,
+        &[task(1, "t", "n", TaskState::Failed, 1, "")],
+    );
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["task"]["result"], serde_json::Value::Null);
+    assert_eq!(
+        summary_line(
+            &JobDone {
+                succeeded: 1,
+                failed: 0,
+                other: 0
+            },
+            Duration::from_secs(1),
+            "j1",
+            true
+        ),
+        "check mode: nothing was changed; 1 succeeded, 0 failed, 0 other in 1.0s; job j1"
+    );
+}

@@ -1,0 +1,270 @@
+//! From a parsed `kind: Job` document to the wire `JobSpec`: picks the one task kind, resource
+//! kind and container action that serde cannot enforce, and maps the string enums. Pure.
+//! Struct literals name every proto field, so a new field fails the build here until someone
+//! decides how it is written in a spec file.
+
+use lab_proto::v1::{
+    container_task, resource, task_spec, CommandResource, ConfigTask, ContainerEnsure,
+    ContainerLogs, ContainerRef, ContainerTask, ExecTask, FileResource, ImageRef, JobSpec,
+    NixosRebuildResource, PackageResource, Resource, Rollout, ServiceResource, TaskSpec,
+};
+
+use super::doc::{self, string_map, strings, JobSpecDoc};
+use crate::cmd::jobs::spec::Batch;
+
+/// Milliseconds of a duration, saturating; 0 when absent.
+fn millis(d: Option<std::time::Duration>) -> u64 {
+    d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The one value in `found` (key, value), or an error at `path` naming the `choices`.
+fn exactly_one<T>(path: &str, choices: &[&str], found: Vec<(&str, T)>) -> Result<T, String> {
+    let choices = choices.join(", ");
+    let keys: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+    let mut found = found.into_iter();
+    match (found.next(), found.next()) {
+        (Some((_, one)), None) => Ok(one),
+        (None, _) => Err(format!("{path}: no kind given; give one of {choices}")),
+        (Some(_), Some(_)) => Err(format!(
+            "{path}: has {}; give exactly one of {choices}",
+            keys.join(" and ")
+        )),
+    }
+}
+
+/// Converts `spec:` of a Job document. Errors name the path below the document.
+pub fn job_spec(spec: JobSpecDoc) -> Result<JobSpec, String> {
+    let (batch_size, batch_percent) = match spec.rollout.batch {
+        None => (0, 0),
+        Some(Batch::Size(n)) => (n, 0),
+        Some(Batch::Percent(p)) => (0, p),
+    };
+    Ok(JobSpec {
+        selector: spec.selector,
+        task: Some(task(spec.task)?),
+        rollout: Some(Rollout {
+            batch_size,
+            batch_percent,
+            max_failures: spec.rollout.max_failures,
+            canary: spec.rollout.canary,
+        }),
+        timeout_ms: millis(spec.timeout),
+        deadline_ms: millis(spec.deadline),
+    })
+}
+
+fn task(t: doc::TaskDoc) -> Result<TaskSpec, String> {
+    let doc::TaskDoc {
+        exec,
+        config,
+        container,
+    } = t;
+    let mut found = Vec::new();
+    if let Some(e) = exec {
+        let exec = ExecTask {
+            argv: strings(&e.argv),
+            env: string_map(&e.env),
+            cwd: e.cwd,
+            user: e.user,
+        };
+        found.push(("exec", task_spec::Kind::Exec(exec)));
+    }
+    if let Some(c) = config {
+        found.push(("config", task_spec::Kind::Config(config_task(c)?)));
+    }
+    if let Some(c) = container {
+        found.push(("container", task_spec::Kind::Container(container_task(c)?)));
+    }
+    let kind = exactly_one("spec.task", &["exec", "config", "container"], found)?;
+    Ok(TaskSpec { kind: Some(kind) })
+}
+
+fn config_task(c: doc::ConfigDoc) -> Result<ConfigTask, String> {
+    let resources = c
+        .resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| resource(i, r))
+        .collect::<Result<_, _>>()?;
+    Ok(ConfigTask {
+        resources,
+        check: c.check,
+    })
+}
+
+fn resource(index: usize, r: doc::ResourceDoc) -> Result<Resource, String> {
+    let doc::ResourceDoc {
+        name,
+        continue_on_error,
+        file,
+        package,
+        service,
+        nixos_rebuild,
+        command,
+    } = r;
+    let mut found = Vec::new();
+    if let Some(f) = file {
+        let file = FileResource {
+            path: f.path,
+            content: f.content,
+            template: f.template,
+            mode: f.mode,
+            owner: f.owner,
+            group: f.group,
+            state: presence(f.state) as i32,
+            secret: f.secret,
+        };
+        found.push(("file", resource::Kind::File(file)));
+    }
+    if let Some(p) = package {
+        let package = PackageResource {
+            name: p.name,
+            state: package_state(p.state) as i32,
+        };
+        found.push(("package", resource::Kind::Package(package)));
+    }
+    if let Some(s) = service {
+        let service = ServiceResource {
+            unit: s.unit,
+            state: service_state(s.state) as i32,
+            enabled: s.enabled,
+        };
+        found.push(("service", resource::Kind::Service(service)));
+    }
+    if let Some(n) = nixos_rebuild {
+        let rebuild = NixosRebuildResource {
+            flake: n.flake,
+            action: nixos_action(n.action) as i32,
+        };
+        found.push(("nixosRebuild", resource::Kind::NixosRebuild(rebuild)));
+    }
+    if let Some(c) = command {
+        let command = CommandResource {
+            argv: strings(&c.argv),
+            creates: c.creates,
+            unless: strings(&c.unless),
+            env: string_map(&c.env),
+            cwd: c.cwd,
+        };
+        found.push(("command", resource::Kind::Command(command)));
+    }
+    let kind = exactly_one(
+        &format!("spec.task.config.resources[{index}]"),
+        &["file", "package", "service", "nixosRebuild", "command"],
+        found,
+    )?;
+    Ok(Resource {
+        name,
+        continue_on_error,
+        kind: Some(kind),
+    })
+}
+
+fn container_task(c: doc::ContainerDoc) -> Result<ContainerTask, String> {
+    let doc::ContainerDoc {
+        socket,
+        ensure,
+        stop,
+        remove,
+        pull,
+        restart,
+        logs,
+    } = c;
+    use container_task::Action;
+    let reference = |r: doc::ContainerRefDoc| ContainerRef { name: r.name };
+    let mut found = Vec::new();
+    if let Some(e) = ensure {
+        let ensure = ContainerEnsure {
+            name: e.name,
+            image: e.image,
+            command: strings(&e.command),
+            env: string_map(&e.env),
+            ports: strings(&e.ports),
+            volumes: e.volumes,
+            restart: restart_policy(e.restart) as i32,
+            labels: string_map(&e.labels),
+        };
+        found.push(("ensure", Action::Ensure(ensure)));
+    }
+    if let Some(r) = stop {
+        found.push(("stop", Action::Stop(reference(r))));
+    }
+    if let Some(r) = remove {
+        found.push(("remove", Action::Remove(reference(r))));
+    }
+    if let Some(p) = pull {
+        found.push(("pull", Action::Pull(ImageRef { image: p.image })));
+    }
+    if let Some(r) = restart {
+        found.push(("restart", Action::Restart(reference(r))));
+    }
+    if let Some(l) = logs {
+        let logs = ContainerLogs {
+            name: l.name,
+            tail: l.tail,
+        };
+        found.push(("logs", Action::Logs(logs)));
+    }
+    let action = exactly_one(
+        "spec.task.container",
+        &["ensure", "stop", "remove", "pull", "restart", "logs"],
+        found,
+    )?;
+    Ok(ContainerTask {
+        socket,
+        action: Some(action),
+    })
+}
+
+fn presence(p: Option<doc::Presence>) -> lab_proto::v1::Presence {
+    use lab_proto::v1::Presence as P;
+    match p {
+        None => P::Unspecified,
+        Some(doc::Presence::Present) => P::Present,
+        Some(doc::Presence::Absent) => P::Absent,
+    }
+}
+
+fn package_state(s: Option<doc::PackageState>) -> lab_proto::v1::PackageState {
+    use lab_proto::v1::PackageState as P;
+    match s {
+        None => P::Unspecified,
+        Some(doc::PackageState::Installed) => P::Installed,
+        Some(doc::PackageState::Absent) => P::Absent,
+        Some(doc::PackageState::Latest) => P::Latest,
+    }
+}
+
+fn service_state(s: Option<doc::ServiceState>) -> lab_proto::v1::ServiceState {
+    use lab_proto::v1::ServiceState as S;
+    match s {
+        None => S::Unspecified,
+        Some(doc::ServiceState::Running) => S::Running,
+        Some(doc::ServiceState::Stopped) => S::Stopped,
+        Some(doc::ServiceState::Restarted) => S::Restarted,
+        Some(doc::ServiceState::Reloaded) => S::Reloaded,
+    }
+}
+
+fn nixos_action(a: Option<doc::NixosAction>) -> lab_proto::v1::NixosAction {
+    use lab_proto::v1::NixosAction as A;
+    match a {
+        None => A::Unspecified,
+        Some(doc::NixosAction::Switch) => A::Switch,
+        Some(doc::NixosAction::Boot) => A::Boot,
+        Some(doc::NixosAction::Test) => A::Test,
+        Some(doc::NixosAction::DryActivate) => A::DryActivate,
+    }
+}
+
+fn restart_policy(r: Option<doc::RestartPolicy>) -> lab_proto::v1::RestartPolicy {
+    use lab_proto::v1::RestartPolicy as R;
+    match r {
+        None => R::Unspecified,
+        Some(doc::RestartPolicy::No) => R::No,
+        Some(doc::RestartPolicy::Always) => R::Always,
+        Some(doc::RestartPolicy::UnlessStopped) => R::UnlessStopped,
+        Some(doc::RestartPolicy::OnFailure) => R::OnFailure,
+    }
+}

@@ -1,0 +1,177 @@
+//! `labctl apply -f FILE [--check] [--detach] [-o text|json]`: spec files (DESIGN §5a).
+//!
+//! Every document of every file is read, converted and checked before anything is submitted,
+//! so a mistake in the third document submits nothing. Then the jobs are submitted and
+//! followed one after another through the same path as `labctl run` (`jobs::submit_and_follow`);
+//! the exit status is the worst of them. This module owns the file format; it does not render
+//! events or talk to the coordinator itself.
+
+pub mod convert;
+pub mod doc;
+pub mod parse;
+
+use std::path::Path;
+
+use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use lab_proto::v1::{task_spec, JobSpec};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::cli::ApplyArgs;
+use crate::cmd::jobs::{self, Submission};
+use crate::failure::{self, Failure};
+
+/// One `kind: Job` document, converted and ready to submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecJob {
+    /// Where it came from: "FILE: document N".
+    pub origin: String,
+    /// `metadata.name`, if given.
+    pub name: Option<String>,
+    /// The wire spec.
+    pub spec: JobSpec,
+}
+
+impl SpecJob {
+    /// "motd (spec.yaml: document 1)" or "spec.yaml: document 1".
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({})", self.origin),
+            None => self.origin.clone(),
+        }
+    }
+}
+
+/// Reads and converts every file of `apply -f`; `-` is stdin. Usage errors only.
+pub fn load(args: &ApplyArgs) -> Result<Vec<SpecJob>, Failure> {
+    let mut jobs = Vec::new();
+    for path in &args.files {
+        let (name, text) = read(path)?;
+        jobs.extend(parse::parse(&name, &text)?);
+    }
+    if args.check {
+        set_check(&mut jobs)?;
+    }
+    for job in &jobs {
+        preflight(job)?;
+    }
+    Ok(jobs)
+}
+
+fn read(path: &Path) -> Result<(String, String), Failure> {
+    if path.as_os_str() == "-" {
+        let text = std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Failure::Usage(format!("cannot read the spec from stdin: {e}")))?;
+        return Ok(("<stdin>".into(), text));
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("cannot read spec file {name}: {e}")))?;
+    Ok((name, text))
+}
+
+/// `--check`: every job must be a config job; sets `ConfigTask.check`.
+pub fn set_check(jobs: &mut [SpecJob]) -> Result<(), Failure> {
+    for job in jobs {
+        let label = job.label();
+        match job.spec.task.as_mut().and_then(|t| t.kind.as_mut()) {
+            Some(task_spec::Kind::Config(config)) => config.check = true,
+            other => {
+                let kind = match other {
+                    Some(task_spec::Kind::Exec(_)) => "an exec",
+                    Some(task_spec::Kind::Container(_)) => "a container",
+                    Some(task_spec::Kind::Config(_)) | None => "no",
+                };
+                return Err(Failure::Usage(format!(
+                    "--check works only for config tasks, but {label} has {kind} task; drop --check or apply that document on its own"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The coordinator's own checks (selector, paths, modes, names), run here as well so that a bad
+/// document is reported before any document is submitted. The coordinator checks again.
+fn preflight(job: &SpecJob) -> Result<(), Failure> {
+    lab_coordinator::jobs::spec::validate(&job.spec)
+        .map(|_| ())
+        .map_err(|e| Failure::Usage(format!("{}: {e}", job.origin)))
+}
+
+/// Submits and follows `jobs` in order. One job behaves exactly like `labctl run`; with several,
+/// a failed job is reported and the next one runs, while Ctrl-C or a lost coordinator stops.
+pub async fn run(
+    mut client: OperatorServiceClient<Channel>,
+    jobs: Vec<SpecJob>,
+    args: &ApplyArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if jobs.is_empty() {
+        return Err(Failure::Usage("no documents to apply".into()).into());
+    }
+    let total = jobs.len();
+    let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
+    let mut remaining = jobs.into_iter();
+    while let Some(job) = remaining.next() {
+        let label = job.label();
+        let short = job.name.clone().unwrap_or_else(|| job.origin.clone());
+        let submission = Submission {
+            spec: job.spec,
+            label: Some(short),
+            detach: args.detach,
+            format: args.output,
+        };
+        let Err(err) = jobs::submit_and_follow(&mut client, submission, &shutdown).await else {
+            continue;
+        };
+        if total == 1 {
+            return Err(err);
+        }
+        let code = failure::exit_code(&err);
+        if code == Failure::Interrupted(String::new()).exit_code()
+            || code == Failure::Unreachable(String::new()).exit_code()
+        {
+            let skipped: Vec<String> = remaining.map(|j| j.label()).collect();
+            if skipped.is_empty() {
+                return Err(err);
+            }
+            return Err(with_note(
+                err,
+                &format!("; not submitted: {}", skipped.join(", ")),
+            ));
+        }
+        eprintln!("error: {label}: {err:#}");
+        failed.push((label, err));
+    }
+    let Some(code) = failed.iter().map(|(_, e)| failure::exit_code(e)).max() else {
+        return Ok(());
+    };
+    let names: Vec<&str> = failed.iter().map(|(l, _)| l.as_str()).collect();
+    let message = format!(
+        "{} of {total} job(s) did not succeed: {}",
+        failed.len(),
+        names.join(", ")
+    );
+    Err(match code {
+        2 => Failure::Usage(message),
+        _ => Failure::Failed(message),
+    }
+    .into())
+}
+
+/// `err` with `note` appended to its message, keeping its exit code.
+fn with_note(err: anyhow::Error, note: &str) -> anyhow::Error {
+    let failure = err.chain().find_map(|e| e.downcast_ref::<Failure>());
+    match failure {
+        Some(Failure::Failed(m)) => Failure::Failed(format!("{m}{note}")),
+        Some(Failure::Usage(m)) => Failure::Usage(format!("{m}{note}")),
+        Some(Failure::Unreachable(m)) => Failure::Unreachable(format!("{m}{note}")),
+        Some(Failure::Interrupted(m)) => Failure::Interrupted(format!("{m}{note}")),
+        None => Failure::Failed(format!("{err:#}{note}")),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests;
