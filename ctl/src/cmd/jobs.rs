@@ -66,6 +66,14 @@ pub struct Submission {
     pub format: RunFormat,
 }
 
+/// Whether `spec` is a config task, whose per-resource output lines the results repeat.
+fn is_config(spec: &JobSpec) -> bool {
+    matches!(
+        spec.task.as_ref().and_then(|t| t.kind.as_ref()),
+        Some(lab_proto::v1::task_spec::Kind::Config(_))
+    )
+}
+
 /// Submits a job and, unless detached, follows it to the end: live output, task results, the
 /// summary, and the exit status of `labctl run` (see [`outcome::exit_code`]).
 pub async fn submit_and_follow(
@@ -81,6 +89,7 @@ pub async fn submit_and_follow(
     } = submission;
     let selector = spec.selector.clone();
     let check = view::is_check(&spec);
+    let config = is_config(&spec);
     let started = Instant::now();
     let submitted = tokio::select! {
         _ = shutdown.cancelled() => return Err(Failure::Interrupted("interrupted while submitting; the job may exist, see 'labctl jobs'".into()).into()),
@@ -108,7 +117,9 @@ pub async fn submit_and_follow(
         job_id: job_id.clone(),
         node: String::new(),
     };
-    let mut printer = Printer::new(format).with_color(result::use_color());
+    let mut printer = Printer::new(format)
+        .with_color(result::use_color())
+        .with_results_only(config);
     let ending = watch::follow(client, &target, &mut printer, Until::Done, shutdown).await?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
     conclude(&ending, &job_id, started.elapsed(), format, check)
@@ -223,7 +234,10 @@ pub async fn logs(
         node: options.node.unwrap_or_default(),
     };
     let check = job.spec.as_ref().is_some_and(view::is_check);
-    let mut printer = Printer::new(options.format).with_color(result::use_color());
+    let config = job.spec.as_ref().is_some_and(is_config);
+    let mut printer = Printer::new(options.format)
+        .with_color(result::use_color())
+        .with_results_only(config);
     let ending = watch::follow(&mut client, &target, &mut printer, until, &shutdown).await?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
     let elapsed = match &ending {

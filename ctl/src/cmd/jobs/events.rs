@@ -122,6 +122,7 @@ pub struct Printer {
     framer: Framer,
     last_seq: u64,
     done: Option<JobDone>,
+    results_only: bool,
 }
 
 impl Printer {
@@ -133,7 +134,15 @@ impl Printer {
             framer: Framer::default(),
             last_seq: 0,
             done: None,
+            results_only: false,
         }
+    }
+
+    /// In text mode, leaves out the tasks' stdout (a config task's per-resource lines, which the
+    /// structured results repeat with their diffs); stderr is still shown.
+    pub fn with_results_only(mut self, results_only: bool) -> Self {
+        self.results_only = results_only;
+        self
     }
 
     /// Colors task results in text mode (see [`result::use_color`]).
@@ -214,6 +223,11 @@ impl Printer {
         err: &mut dyn Write,
     ) -> io::Result<()> {
         match body {
+            job_event::Body::Output(o)
+                if self.results_only && stream_of(o.stream()) == Stream::Stdout =>
+            {
+                Ok(())
+            }
             job_event::Body::Output(o) => {
                 let lines = self
                     .framer
