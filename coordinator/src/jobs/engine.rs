@@ -51,6 +51,18 @@ fn push_event(job: &mut JobRecord, batch: &mut JobBatch, body: job_event::Body) 
 }
 
 fn set_state(job: &mut JobRecord, task: &mut TaskRecord, to: TaskState, batch: &mut JobBatch) {
+    let from = state_of(task);
+    if from == TaskState::Pending && to != TaskState::Pending {
+        job.pending_tasks = job.pending_tasks.saturating_sub(1);
+    }
+    if !from.is_final() && to.is_final() {
+        job.final_tasks += 1;
+        if to == TaskState::Succeeded {
+            job.succeeded_tasks += 1;
+        } else if to.is_failure() {
+            job.failed_tasks += 1;
+        }
+    }
     let info = info_mut(task);
     info.state = to.to_wire() as i32;
     if to.is_final() {
@@ -63,25 +75,22 @@ fn set_state(job: &mut JobRecord, task: &mut TaskRecord, to: TaskState, batch: &
     push_event(job, batch, job_event::Body::Task(snapshot));
 }
 
-/// Marks the job done (with its JobDone event) once every task is final.
-fn finish_if_done(job: &mut JobRecord, tasks: &[TaskRecord], batch: &mut JobBatch) {
-    if job.done || !tasks.iter().all(|t| state_of(t).is_final()) {
+/// Marks the job done (with its JobDone event) once every task is final (from the counts that
+/// [`set_state`] keeps, so no task needs reading).
+fn finish_if_done(job: &mut JobRecord, batch: &mut JobBatch) {
+    if job.done || (job.final_tasks as usize) < job.task_ids.len() {
         return;
     }
-    let mut done = JobDone::default();
-    for t in tasks {
-        match state_of(t) {
-            TaskState::Succeeded => done.succeeded += 1,
-            s if s.is_failure() => done.failed += 1,
-            _ => done.other += 1,
-        }
-    }
+    let done = JobDone {
+        succeeded: job.succeeded_tasks,
+        failed: job.failed_tasks,
+        other: job.final_tasks - job.succeeded_tasks - job.failed_tasks,
+    };
     job.done = true;
     job.finished_unix_ms = now_ms();
     push_event(job, batch, job_event::Body::Done(done));
 }
 
-/// The Assign for one task. Exec tasks also get `LAB_NODE`, `LAB_JOB_ID` and `LAB_TASK_ID` in
 /// their environment, so one command can behave per node.
 fn assign_msg(job: &JobRecord, task_id: &str, node: &str) -> CoordMsg {
     let spec = job.spec.clone().unwrap_or_default();
@@ -159,6 +168,7 @@ pub async fn submit(
         ms => ms as i64,
     };
     let mut job = JobRecord {
+        pending_tasks: nodes.len() as u32,
         job_id: new_job_id(),
         spec: Some(spec),
         submitted_by: submitted_by.to_owned(),
@@ -188,7 +198,7 @@ pub async fn submit(
         });
     }
     let _guard = coord.jobs.lock.lock().await;
-    finish_if_done(&mut job, &tasks, &mut batch);
+    finish_if_done(&mut job, &mut batch);
     batch.tasks = tasks;
     batch.jobs.push(job.clone());
     let done = job.done.then_some(job.job_id.clone());
@@ -264,7 +274,7 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
         set_state(&mut job, task, to, &mut batch);
         changed.push(i);
     }
-    finish_if_done(&mut job, &tasks, &mut batch);
+    finish_if_done(&mut job, &mut batch);
     batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
     let done = job.done.then_some(job.job_id.clone());
     batch.jobs.push(job);
@@ -358,32 +368,16 @@ pub async fn on_update(
         }
         None => {}
     }
-    if finished {
-        // Only a final state can finish the job; reading every task is O(tasks), so only then.
-        let this = task.info.as_ref().map(|i| i.task_id.clone());
-        let tasks: Vec<TaskRecord> = coord
-            .store
-            .tasks_of(&job)
-            .map_err(internal)?
-            .into_iter()
-            .map(|t| {
-                if t.info.as_ref().map(|i| &i.task_id) == this.as_ref() {
-                    task.clone()
-                } else {
-                    t
-                }
-            })
-            .collect();
-        finish_if_done(&mut job, &tasks, &mut batch);
-    }
+    finish_if_done(&mut job, &mut batch);
     batch.tasks.push(task);
     let done = job.done.then_some(job.job_id.clone());
     let job_id = job.job_id.clone();
+    let waiting = job.pending_tasks > 0;
     batch.jobs.push(job);
     commit_and_notify(coord, guard, batch, done.as_deref())
         .await
         .map_err(internal)?;
-    if finished && done.is_none() {
+    if finished && done.is_none() && waiting {
         // A slot in the rollout window opened.
         schedule(coord, &job_id).await.map_err(internal)?;
     }
@@ -472,7 +466,7 @@ pub async fn cancel(coord: &Coordinator, job_id: &str) -> Result<JobRecord, ApiE
             _ => {}
         }
     }
-    finish_if_done(&mut job, &tasks, &mut batch);
+    finish_if_done(&mut job, &mut batch);
     batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
     let done = job.done.then_some(job.job_id.clone());
     batch.jobs.push(job.clone());
@@ -494,7 +488,8 @@ pub async fn run_ticker(coord: std::sync::Arc<Coordinator>) {
         }
         match coord.store.unfinished_jobs() {
             Ok(jobs) => {
-                for job in jobs {
+                // Only pending tasks can be started, cancelled or expired.
+                for job in jobs.into_iter().filter(|j| j.pending_tasks > 0) {
                     if let Err(e) = schedule(&coord, &job.job_id).await {
                         tracing::error!(job = %job.job_id, error = %e, "scheduling failed");
                     }
