@@ -8,18 +8,13 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = labctl::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LAB_LOG").unwrap_or_else(|_| {
-        let level = if matches!(cli.command, labctl::cli::Command::Dev { .. }) {
-            "warn"
-        } else {
-            "error"
-        };
-        tracing_subscriber::EnvFilter::new(level)
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // People read labctl's stderr: only warnings (dev mode) or errors unless LAB_LOG says more.
+    let level = if matches!(cli.command, labctl::cli::Command::Dev { .. }) {
+        "warn"
+    } else {
+        "error"
+    };
+    lab_proto::logging::init(level);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod files;
 pub mod identity;
 pub mod limits;
+pub mod logging;
 pub mod pem;
 pub mod selector;
 pub mod shutdown;

@@ -1,3 +1,5 @@
+//! Unit tests of the storage collector against fixture trees and this machine.
+
 use std::path::Path;
 
 use super::*;
