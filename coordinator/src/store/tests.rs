@@ -142,3 +142,63 @@ fn newer_records_are_refused() {
         Err(StoreError::NewerVersion { .. })
     ));
 }
+
+#[tokio::test]
+async fn removing_a_job_removes_its_tasks_events_and_indexes() {
+    use lab_proto::store::v1::{JobRecord, TaskRecord};
+    use lab_proto::v1::{job_event, JobEvent, TaskInfo, TaskOutput};
+
+    let (_d, store) = open();
+    let job = JobRecord {
+        job_id: "j1".into(),
+        task_ids: vec!["j1-0000".into()],
+        ..Default::default()
+    };
+    let task = TaskRecord {
+        job_id: "j1".into(),
+        info: Some(TaskInfo {
+            task_id: "j1-0000".into(),
+            node: "n1".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let output = |seq: u64, data: &[u8]| JobEvent {
+        seq,
+        unix_ms: 0,
+        body: Some(job_event::Body::Output(TaskOutput {
+            task_id: "j1-0000".into(),
+            node: "n1".into(),
+            stream: 1,
+            data: data.to_vec(),
+        })),
+    };
+    store
+        .commit_jobs(JobBatch {
+            jobs: vec![job.clone()],
+            tasks: vec![task],
+            events: vec![
+                ("j1".into(), output(1, b"aaaa")),
+                ("j1".into(), output(2, b"bbbb")),
+            ],
+            active_add: vec![("n1".into(), "j1-0000".into())],
+            active_remove: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.events("j1", 1).unwrap().len(), 2);
+    assert_eq!(store.unfinished_tasks_of_node("n1").unwrap(), ["j1-0000"]);
+
+    // Trimming drops the oldest output first.
+    assert_eq!(store.trim_output("j1", "j1-0000", 1).unwrap(), 4);
+    let left = store.events("j1", 1).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, 2);
+
+    store.remove_job(&job).await.unwrap();
+    assert!(store.job("j1").unwrap().is_none());
+    assert!(store.task("j1-0000").unwrap().is_none());
+    assert!(store.events("j1", 1).unwrap().is_empty());
+    assert!(store.unfinished_tasks_of_node("n1").unwrap().is_empty());
+    assert!(store.jobs_newest_first(10).unwrap().is_empty());
+}
