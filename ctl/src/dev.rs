@@ -104,7 +104,10 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
     tokio::select! {
         _ = shutdown.cancelled() => {}
         shown = wait_online(&ctx, &node) => {
-            print_banner(&opts.dir, &ctl_path, addr, &node, fresh, &shown?);
+            let facts = shown?;
+            let first = first_job(&ctx, &node).await?;
+            print_banner(&opts.dir, &ctl_path, addr, &node, fresh, &facts);
+            println!("\nfirst job, 'labctl run -l node={node} -- uname -a':\n  {first}");
         }
     }
 
@@ -148,6 +151,47 @@ async fn enroll_local(
     )
     .await?;
     Ok(name)
+}
+
+/// Runs `uname -a` on the local node through the real job path and returns its output.
+async fn first_job(ctx: &lab_proto::ctlconfig::Context, node: &str) -> anyhow::Result<String> {
+    use lab_proto::v1::{job_event, task_spec, ExecTask, JobSpec, SubmitJobRequest, TaskSpec};
+    let mut client = context::dial(ctx).await?;
+    let spec = JobSpec {
+        selector: format!("node={node}"),
+        task: Some(TaskSpec {
+            kind: Some(task_spec::Kind::Exec(ExecTask {
+                argv: vec!["uname".into(), "-a".into()],
+                ..Default::default()
+            })),
+        }),
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let job = client
+        .submit_job(SubmitJobRequest { spec: Some(spec) })
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let watch = lab_proto::v1::WatchJobRequest {
+        job_id: job.job_id.clone(),
+        ..Default::default()
+    };
+    let mut events = client
+        .watch_job(watch)
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let mut output = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while let Ok(next) = tokio::time::timeout_at(deadline, events.message()).await {
+        match next.map_err(from_status)?.and_then(|e| e.body) {
+            Some(job_event::Body::Output(o)) => output.extend_from_slice(&o.data),
+            Some(job_event::Body::Done(_)) | None => break,
+            Some(job_event::Body::Task(_)) => {}
+        }
+    }
+    Ok(String::from_utf8_lossy(&output).trim().to_owned())
 }
 
 /// Waits (with a deadline) until the local node is online and has reported facts.

@@ -42,9 +42,14 @@ fn dev_mode_starts_serves_stops_and_restarts_with_the_same_state() {
         });
         let logs = || std::fs::read_to_string(&log).unwrap_or_default();
         wait_until(
-            || stdout.lock().unwrap().contains("Ctrl-C stops both"),
+            || stdout.lock().unwrap().contains("first job"),
             Duration::from_secs(30),
-            &format!("dev mode banner\n{}", logs()),
+            &format!("dev mode banner and first job\n{}", logs()),
+        );
+        wait_until(
+            || stdout.lock().unwrap().contains("Linux"),
+            Duration::from_secs(5),
+            "the first job's uname output",
         );
         let out = labctl(&config, &["nodes", "-o", "json"]);
         let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
