@@ -1,0 +1,181 @@
+//! The operator side of the benchmarks: the admin identity from the labctl config that
+//! `lab-coordinator init` wrote, over the real `OperatorService` (tokens, nodes, jobs, watch).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lab_proto::client::{connect, operator_client, ConnectOptions};
+use lab_proto::tls::{client_config, ClientIdentity};
+use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use lab_proto::v1::{
+    job_event, task_spec, CreateTokenRequest, ExecTask, JobDone, JobEvent, JobSpec,
+    ListNodesRequest, SubmitJobRequest, TaskSpec, WatchJobRequest,
+};
+use tonic::transport::Channel;
+use tonic::Streaming;
+
+/// A node filter for `WatchJob` that matches no node: the stream then carries only `JobDone`.
+pub const NO_NODE: &str = "lab-loadgen-no-node";
+
+/// An admin client.
+#[derive(Clone)]
+pub struct Admin {
+    client: OperatorServiceClient<Channel>,
+    /// The coordinator's CA (PEM).
+    pub ca_pem: String,
+    /// The coordinator's address.
+    pub addr: String,
+}
+
+/// An exec job to submit.
+#[derive(Debug, Clone, Default)]
+pub struct ExecJob {
+    /// Command and arguments.
+    pub argv: Vec<String>,
+    /// Environment for the task.
+    pub env: HashMap<String, String>,
+    /// Target selector; empty = every node.
+    pub selector: String,
+    /// How long tasks of offline nodes may wait.
+    pub deadline: Duration,
+}
+
+impl ExecJob {
+    /// A job running `argv` on every node.
+    pub fn everywhere(argv: &[&str], deadline: Duration) -> Self {
+        ExecJob {
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            deadline,
+            ..Default::default()
+        }
+    }
+}
+
+impl Admin {
+    /// Connects with the admin context of `labctl_toml`.
+    pub async fn connect(labctl_toml: &Path) -> anyhow::Result<Self> {
+        let dir = labctl_toml.parent().context("labctl config path")?;
+        let ctx = crate::coordinator::admin_context(dir)?;
+        let tls = client_config(
+            &ctx.ca_pem,
+            Some(&ClientIdentity {
+                cert_pem: ctx.cert_pem.clone(),
+                key_pem: ctx.key_pem.clone(),
+            }),
+        )?;
+        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default()).await?;
+        Ok(Admin {
+            client: operator_client(channel),
+            ca_pem: ctx.ca_pem,
+            addr: ctx.coordinator,
+        })
+    }
+
+    /// A one-time enrollment token bound to `node`.
+    pub async fn create_token(&self, node: &str) -> anyhow::Result<String> {
+        let resp = self
+            .client
+            .clone()
+            .create_token(CreateTokenRequest {
+                ttl_seconds: 3600,
+                node_name: node.to_owned(),
+                labels: Default::default(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("CreateToken failed: {}", s.message()))?;
+        Ok(resp.into_inner().token)
+    }
+
+    /// (nodes, online nodes) as `ListNodes` reports them.
+    pub async fn node_counts(&self) -> anyhow::Result<(usize, usize)> {
+        let nodes = self
+            .client
+            .clone()
+            .list_nodes(ListNodesRequest {
+                selector: String::new(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("ListNodes failed: {}", s.message()))?
+            .into_inner()
+            .nodes;
+        let online = nodes.iter().filter(|n| n.online).count();
+        Ok((nodes.len(), online))
+    }
+
+    /// Submits `job`; returns its id and number of tasks.
+    pub async fn submit(&self, job: &ExecJob) -> anyhow::Result<(String, usize)> {
+        let spec = JobSpec {
+            selector: job.selector.clone(),
+            task: Some(TaskSpec {
+                kind: Some(task_spec::Kind::Exec(ExecTask {
+                    argv: job.argv.clone(),
+                    env: job.env.clone(),
+                    ..Default::default()
+                })),
+            }),
+            deadline_ms: u64::try_from(job.deadline.as_millis()).unwrap_or(u64::MAX),
+            ..Default::default()
+        };
+        let resp = self
+            .client
+            .clone()
+            .submit_job(SubmitJobRequest { spec: Some(spec) })
+            .await
+            .map_err(|s| anyhow::anyhow!("SubmitJob failed: {}", s.message()))?
+            .into_inner();
+        Ok((resp.job_id, resp.nodes.len()))
+    }
+
+    /// The event stream of a job; `node` filters (use [`NO_NODE`] for only `JobDone`).
+    pub async fn watch(&self, job_id: &str, node: &str) -> anyhow::Result<Streaming<JobEvent>> {
+        Ok(self
+            .client
+            .clone()
+            .watch_job(WatchJobRequest {
+                job_id: job_id.to_owned(),
+                from_seq: 0,
+                node: node.to_owned(),
+                stored_only: false,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("WatchJob failed: {}", s.message()))?
+            .into_inner())
+    }
+
+    /// Waits (at most `timeout`) for the `JobDone` of `job_id`, which the coordinator emits only
+    /// once every result is durable. A watch that breaks (an overloaded coordinator may drop the
+    /// connection) is opened again after a second.
+    pub async fn wait_done(&self, job_id: &str, timeout: Duration) -> anyhow::Result<JobDone> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_error = None;
+        while tokio::time::Instant::now() < deadline {
+            let attempt = tokio::time::timeout_at(deadline, async {
+                let mut events = self.watch(job_id, NO_NODE).await?;
+                while let Some(e) = events.message().await? {
+                    if let Some(job_event::Body::Done(d)) = e.body {
+                        return Ok(d);
+                    }
+                }
+                anyhow::bail!("the watch of job {job_id} ended without JobDone")
+            })
+            .await;
+            match attempt {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(e)) => {
+                    eprintln!("watch of job {job_id} broke ({e:#}); watching again");
+                    last_error = Some(e);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(_) => break,
+            }
+        }
+        anyhow::bail!(
+            "job {job_id} was not done within {timeout:?}{}",
+            last_error
+                .map(|e| format!(" (last watch error: {e:#})"))
+                .unwrap_or_default()
+        )
+    }
+}
