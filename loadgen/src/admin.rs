@@ -10,8 +10,9 @@ use lab_proto::client::{connect, operator_client, ConnectOptions};
 use lab_proto::tls::{client_config, ClientIdentity};
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
 use lab_proto::v1::{
-    job_event, task_spec, CreateTokenRequest, ExecTask, JobDone, JobEvent, JobSpec,
-    ListNodesRequest, SubmitJobRequest, TaskSpec, WatchJobRequest,
+    job_event, task_spec, CancelJobRequest, CreateTokenRequest, ExecTask, GetJobRequest, JobDone,
+    JobEvent, JobInfo, JobSpec, ListJobsRequest, ListNodesRequest, SubmitJobRequest, TaskSpec,
+    WatchJobRequest,
 };
 use tonic::transport::Channel;
 use tonic::Streaming;
@@ -102,6 +103,91 @@ impl Admin {
             .nodes;
         let online = nodes.iter().filter(|n| n.online).count();
         Ok((nodes.len(), online))
+    }
+
+    /// Tasks of a job: (succeeded, final, all).
+    pub async fn progress(&self, job_id: &str) -> anyhow::Result<(usize, usize, usize)> {
+        let job = self
+            .client
+            .clone()
+            .get_job(GetJobRequest {
+                job_id: job_id.to_owned(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("GetJob failed: {}", s.message()))?
+            .into_inner();
+        let state = |t: &lab_proto::v1::TaskInfo| {
+            lab_proto::v1::TaskState::try_from(t.state).unwrap_or_default()
+        };
+        let succeeded = job
+            .tasks
+            .iter()
+            .filter(|t| state(t) == lab_proto::v1::TaskState::Succeeded)
+            .count();
+        let done = job
+            .tasks
+            .iter()
+            .filter(|t| {
+                !matches!(
+                    state(t),
+                    lab_proto::v1::TaskState::Pending
+                        | lab_proto::v1::TaskState::Assigned
+                        | lab_proto::v1::TaskState::Running
+                        | lab_proto::v1::TaskState::Unspecified
+                )
+            })
+            .count();
+        Ok((succeeded, done, job.tasks.len()))
+    }
+
+    /// Cancels a job (best effort, for cleaning up after a job that took too long).
+    pub async fn cancel(&self, job_id: &str) -> anyhow::Result<()> {
+        self.client
+            .clone()
+            .cancel_job(CancelJobRequest {
+                job_id: job_id.to_owned(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("CancelJob failed: {}", s.message()))?;
+        Ok(())
+    }
+
+    /// Like [`Admin::wait_done`], but on failure says how far the job got and cancels it, so
+    /// that an unfinished benchmark job does not burden the next run on the same data directory.
+    pub async fn finish_or_cancel(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<JobDone> {
+        let started = tokio::time::Instant::now();
+        match self.wait_done(job_id, timeout).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                let progress = match self.progress(job_id).await {
+                    Ok((ok, done, all)) => format!(
+                        "{ok} succeeded and {done} final of {all} tasks after {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Err(p) => format!("progress unknown: {p:#}"),
+                };
+                if let Err(c) = self.cancel(job_id).await {
+                    eprintln!("cannot cancel job {job_id}: {c:#}");
+                }
+                anyhow::bail!("{e:#}; {progress}; the job was cancelled")
+            }
+        }
+    }
+
+    /// The `limit` newest jobs, with their tasks.
+    pub async fn recent_jobs(&self, limit: u32) -> anyhow::Result<Vec<JobInfo>> {
+        Ok(self
+            .client
+            .clone()
+            .list_jobs(ListJobsRequest { limit })
+            .await
+            .map_err(|s| anyhow::anyhow!("ListJobs failed: {}", s.message()))?
+            .into_inner()
+            .jobs)
     }
 
     /// Submits `job`; returns its id and number of tasks.

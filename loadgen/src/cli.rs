@@ -135,6 +135,9 @@ pub struct SimArgs {
     /// Parallel enrollments
     #[arg(long, default_value_t = 8)]
     pub enroll_concurrency: usize,
+    /// Longest a benchmark job may take before it is reported as failed and cancelled
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub job_timeout: Duration,
     /// Longest reconnect delay of the simulated agents (the real agent's default is 30s)
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub reconnect_max: Duration,
@@ -184,6 +187,9 @@ pub struct RestartArgs {
     /// Length of the pretend task running across the restart (seconds)
     #[arg(long, default_value_t = 5.0)]
     pub task_secs: f64,
+    /// Run the task on only the first K agents (0 = all)
+    #[arg(long, default_value_t = 0)]
+    pub job_nodes: usize,
     /// How long the coordinator stays down before it is started again
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub down: Duration,

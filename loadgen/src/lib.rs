@@ -69,12 +69,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let mut report = Report::new(json_path, name, &command, extra);
     eprintln!("lab-loadgen {name}: RLIMIT_NOFILE {nofile} (inherited by the coordinator)");
-    tokio::time::timeout(
-        base.time_limit,
-        run_scenario(cli.scenario, &bin_dir, &mut report),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("stopped at the time limit of {:?}", base.time_limit))?
+    // Leaving on a signal or at the time limit drops the scenario, which kills its children.
+    tokio::select! {
+        r = tokio::time::timeout(base.time_limit, run_scenario(cli.scenario, &bin_dir, &mut report)) => {
+            r.map_err(|_| anyhow::anyhow!("stopped at the time limit of {:?}", base.time_limit))?
+        }
+        _ = lab_proto::shutdown::wait_for_signal() => anyhow::bail!("interrupted"),
+    }
 }
 
 async fn start_plain(
@@ -160,7 +161,8 @@ async fn run_scenario(
             }
             Step::Streaming(a) => scenarios::jobs::streaming(&env, a.stream_jobs).await,
             Step::Restart(a) => {
-                scenarios::restart::restart(&mut env, &fleet, a.task_secs, a.down).await
+                scenarios::restart::restart(&mut env, &fleet, a.task_secs, a.down, a.job_nodes)
+                    .await
             }
         };
         match result {

@@ -15,6 +15,10 @@ pub struct ProcSample {
     pub rss_kib: u64,
     /// Peak resident set size since the process started, KiB.
     pub hwm_kib: u64,
+    /// Proportional set size (shared pages divided among their users), KiB; 0 if unknown.
+    pub pss_kib: u64,
+    /// Private pages (clean + dirty, the process's own memory), KiB; 0 if unknown.
+    pub private_kib: u64,
     /// Threads.
     pub threads: u64,
 }
@@ -54,10 +58,23 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
+    // RSS counts clean pages of the executable and libraries that every process of the same
+    // binary shares; smaps_rollup tells them apart (missing on old kernels: zeros).
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let rollup_field = |name: &str| -> u64 {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
     Ok(ProcSample {
         cpu_secs,
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
+        pss_kib: rollup_field("Pss:"),
+        private_kib: rollup_field("Private_Clean:") + rollup_field("Private_Dirty:"),
         threads: field("Threads:"),
     })
 }
@@ -126,6 +143,7 @@ mod tests {
         assert!(s.rss_kib > 0);
         assert!(s.hwm_kib >= s.rss_kib);
         assert!(s.threads >= 1);
+        assert!(s.private_kib <= s.rss_kib);
     }
 
     #[test]

@@ -22,6 +22,10 @@ struct Phase {
     rss_mean_kib: f64,
     rss_max_kib: u64,
     hwm_kib: u64,
+    /// Private and proportional memory at the end of the phase.
+    private_kib: u64,
+    pss_kib: u64,
+    threads: u64,
 }
 
 /// Samples `agent` every `every` until `done` completes; returns the phase figures and the
@@ -52,6 +56,9 @@ async fn measure<T>(
             rss_mean_kib: rss.iter().sum::<u64>() as f64 / rss.len() as f64,
             rss_max_kib: rss.iter().copied().max().unwrap_or(0),
             hwm_kib: s1.hwm_kib,
+            private_kib: s1.private_kib,
+            pss_kib: s1.pss_kib,
+            threads: s1.threads,
         },
         out,
     ))
@@ -81,12 +88,13 @@ fn phase_row(s: &mut Section, key: &str, title: &str, p: &Phase) {
     s.row(
         title,
         format!(
-            "CPU {:.3} % of one core ({:.3} s in {:.1} s); RSS mean {}, max {}",
+            "CPU {:.3} % of one core ({:.3} s in {:.1} s); RSS mean {}, max {}; private {}",
             p.cpu_percent,
             p.cpu_secs,
             p.secs,
             mib(p.rss_mean_kib as u64),
-            mib(p.rss_max_kib)
+            mib(p.rss_max_kib),
+            mib(p.private_kib)
         ),
     );
     s.set(
@@ -94,6 +102,7 @@ fn phase_row(s: &mut Section, key: &str, title: &str, p: &Phase) {
         serde_json::json!({
             "secs": p.secs, "cpu_secs": p.cpu_secs, "cpu_percent": p.cpu_percent,
             "rss_mean_kib": p.rss_mean_kib, "rss_max_kib": p.rss_max_kib, "hwm_kib": p.hwm_kib,
+            "private_kib": p.private_kib, "pss_kib": p.pss_kib, "threads": p.threads,
         }),
     );
 }
@@ -132,6 +141,15 @@ pub async fn agent_footprint(
         &p,
     );
     s.row("idle peak RSS since start (VmHWM)", mib(p.hwm_kib));
+    s.row(
+        "idle memory: private / PSS / threads",
+        format!(
+            "{} / {} / {} (the rest of RSS is the binary's shared, clean pages)",
+            mib(p.private_kib),
+            mib(p.pss_kib),
+            p.threads
+        ),
+    );
     agent.stop().await?;
 
     // A fact collection every second.

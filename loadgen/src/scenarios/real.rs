@@ -164,6 +164,39 @@ pub async fn labctl_echo(bin_dir: &Path, labctl_toml: &Path) -> anyhow::Result<(
     Ok((took, text.lines().filter(|l| l.ends_with("hi")).count()))
 }
 
+/// Runs `labctl whoami` once (process start, config, mTLS handshake, one RPC); wall seconds.
+pub async fn labctl_whoami(bin_dir: &Path, labctl_toml: &Path) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let out = Command::new(bin_dir.join("labctl"))
+        .arg("--config")
+        .arg(labctl_toml)
+        .arg("whoami")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("cannot run labctl")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "labctl whoami failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Where the time of the latest `jobs` jobs went, from the timestamps the coordinator stores
+/// (agents report the start): per task, submit -> started (assign delivered, start journaled,
+/// process spawned) /// and started -> result stored (the coordinator stamps the finish when it applies it).
+pub async fn breakdown(admin: &Admin, jobs: u32) -> anyhow::Result<(Summary, Summary)> {
+    let (mut to_start, mut running) = (Vec::new(), Vec::new());
+    for job in admin.recent_jobs(jobs).await? {
+        for t in &job.tasks {
+            to_start.push((t.started_unix_ms - job.submitted_unix_ms) as f64 / 1e3);
+            running.push((t.finished_unix_ms - t.started_unix_ms) as f64 / 1e3);
+        }
+    }
+    Ok((Summary::of(&to_start), Summary::of(&running)))
+}
+
 /// The `real-agents` scenario on a started coordinator (no simulated agent runs).
 pub async fn real_agents(
     coord_admin: (&crate::coordinator::CoordinatorProc, &Admin),
@@ -210,9 +243,16 @@ pub async fn real_agents(
         .map(|(a, b)| cpu_percent(a, b, took))
         .collect();
     let rss: Vec<f64> = s1.iter().map(|s| s.rss_kib as f64).collect();
+    let private: Vec<f64> = s1.iter().map(|s| s.private_kib as f64).collect();
+    let pss_sum: u64 = s1.iter().map(|s| s.pss_kib).sum();
     let (cpu, rss_sum) = (Summary::of(&cpu), rss.iter().sum::<f64>());
-    let rss = Summary::of(&rss);
+    let (rss, private) = (Summary::of(&rss), Summary::of(&private));
 
+    let agents0: Vec<ProcSample> = fleet
+        .iter()
+        .map(RealAgent::sample)
+        .collect::<Result<_, _>>()?;
+    let coord_runs0 = coord.sample()?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let (secs, lines) = labctl_echo(bin_dir, &coord.labctl_config()).await?;
@@ -223,6 +263,25 @@ pub async fn real_agents(
         times.push(secs);
     }
     let run = Summary::of(&times);
+    let agents1: Vec<ProcSample> = fleet
+        .iter()
+        .map(RealAgent::sample)
+        .collect::<Result<_, _>>()?;
+    let coord_runs1 = coord.sample()?;
+    let agents_cpu_ms: f64 = agents0
+        .iter()
+        .zip(&agents1)
+        .map(|(a, b)| b.cpu_secs - a.cpu_secs)
+        .sum::<f64>()
+        * 1e3
+        / runs.max(1) as f64;
+    let coord_cpu_ms = (coord_runs1.cpu_secs - coord_runs0.cpu_secs) * 1e3 / runs.max(1) as f64;
+    let (to_start, running) = breakdown(admin, runs as u32).await?;
+    let mut floor = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        floor.push(labctl_whoami(bin_dir, &coord.labctl_config()).await?);
+    }
+    let floor = Summary::of(&floor);
     for a in &mut fleet {
         a.stop().await?;
     }
@@ -234,6 +293,22 @@ pub async fn real_agents(
     s.row(
         "`labctl run -- echo hi` end to end (CLI wall time)",
         run.brief(1e3, "ms"),
+    );
+    s.row(
+        "of which the CLI floor: `labctl whoami` (start, mTLS, one RPC)",
+        floor.brief(1e3, "ms"),
+    );
+    s.row(
+        "  per task: submit -> agent started",
+        to_start.brief(1e3, "ms"),
+    );
+    s.row(
+        "  per task: agent started -> result stored",
+        running.brief(1e3, "ms"),
+    );
+    s.row(
+        "  CPU per run (agents' own, without echo; coordinator)",
+        format!("{agents_cpu_ms:.0} ms all agents; {coord_cpu_ms:.0} ms coordinator"),
     );
     s.row(
         "agents enrolled (lab-agent enroll)",
@@ -250,6 +325,15 @@ pub async fn real_agents(
             mib(rss_sum as u64),
             mib(rss.mean as u64),
             mib(rss.max as u64)
+        ),
+    );
+    s.row(
+        "agent idle memory of their own (private pages)",
+        format!(
+            "per agent mean {}, max {}; all agents together (sum of PSS) {}",
+            mib(private.mean as u64),
+            mib(private.max as u64),
+            mib(pss_sum)
         ),
     );
     s.row(
@@ -274,11 +358,18 @@ pub async fn real_agents(
     s.set("agents", agents);
     s.set("runs", runs);
     s.set("labctl_run_echo_secs", run);
+    s.set("labctl_whoami_secs", floor);
+    s.set("task_submit_to_started_secs", to_start);
+    s.set("task_started_to_stored_secs", running);
+    s.set("agents_cpu_ms_per_run", agents_cpu_ms);
+    s.set("coordinator_cpu_ms_per_run", coord_cpu_ms);
     s.set("enroll_secs", enroll_secs);
     s.set("online_secs", online.as_secs_f64());
     s.set("idle_secs", took.as_secs_f64());
     s.set("agent_rss_kib_total", rss_sum);
     s.set("agent_rss_kib", rss);
+    s.set("agent_private_kib", private);
+    s.set("agent_pss_kib_total", pss_sum);
     s.set("agent_cpu_percent", cpu);
     s.set("coordinator_rss_kib", c1.rss_kib);
     s.set("coordinator_cpu_percent", cpu_percent(&c0, &c1, took));

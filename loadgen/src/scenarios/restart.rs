@@ -18,22 +18,33 @@ pub async fn restart(
     fleet: &Fleet,
     task_secs: f64,
     down: Duration,
+    job_nodes: usize,
 ) -> anyhow::Result<Section> {
     let n = env.args.agents;
     let stats = &fleet.stats;
     let assigned_before = stats.assigns();
-    let job = ExecJob::everywhere(
+    let mut job = ExecJob::everywhere(
         &["sleep", &task_secs.to_string()],
         Duration::from_secs(3600),
     );
+    let k = if job_nodes == 0 || job_nodes >= n {
+        n
+    } else {
+        let names: Vec<&str> = env.ids.list[..job_nodes]
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        job.selector = format!("node in ({})", names.join(","));
+        job_nodes
+    };
     let (job_id, tasks) = env.admin.submit(&job).await?;
-    anyhow::ensure!(tasks == n, "job {job_id} has {tasks} tasks for {n} agents");
-    // Every agent has the task running before the kill.
+    anyhow::ensure!(tasks == k, "job {job_id} has {tasks} tasks for {k} agents");
+    // Every target has the task running before the kill.
     let deadline = Instant::now() + Duration::from_secs(300);
-    while stats.assigns() < assigned_before + n as u64 {
+    while stats.assigns() < assigned_before + k as u64 {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "only {} of {n} agents started the task",
+            "only {} of {k} agents started the task",
             stats.assigns() - assigned_before
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -62,9 +73,9 @@ pub async fn restart(
     env.admin = admin;
     let done = env
         .admin
-        .wait_done(
+        .finish_or_cancel(
             &job_id,
-            Duration::from_secs_f64(task_secs) + Duration::from_secs(600),
+            Duration::from_secs_f64(task_secs) + env.args.job_timeout,
         )
         .await?;
     let job_secs = running_at_kill.elapsed().as_secs_f64();
@@ -77,7 +88,7 @@ pub async fn restart(
     let a_hist = report::histogram(&attempts, BUCKET_SECS);
     let peak_w = report::peak_rate(&welcomes, 0.1);
     let peak_a = report::peak_rate(&attempts, 0.1);
-    let lost = n.saturating_sub(done.succeeded as usize);
+    let lost = k.saturating_sub(done.succeeded as usize);
 
     println!("\nreconnects after the kill ({BUCKET_SECS} s buckets, seconds since SIGKILL):");
     println!("{}", bars(&w_hist, BUCKET_SECS, "s"));
@@ -86,7 +97,7 @@ pub async fn restart(
 
     let mut s = Section::new(
         "restart",
-        format!("restart: SIGKILL with {n} agents connected and a {task_secs} s task running on each, then start again"),
+        format!("restart: SIGKILL with {n} agents connected and a {task_secs} s task running on {k} of them, then start again"),
     );
     s.row(
         "coordinator listening again",
@@ -129,6 +140,7 @@ pub async fn restart(
     );
     s.set("agents", n);
     s.set("task_secs", task_secs);
+    s.set("job_tasks", k);
     s.set("down_secs", down.as_secs_f64());
     s.set("listening_again_secs", restarted_at);
     s.set("startup_secs", startup.as_secs_f64());

@@ -196,6 +196,18 @@ pub async fn idle(env: &SimEnv, fleet: &Fleet, duration: Duration) -> anyhow::Re
         "coordinator CPU per heartbeat",
         format!("{cpu_per_hb_us:.1} µs ({heartbeats:.0} heartbeats)"),
     );
+    s.row(
+        "coordinator private memory per connected agent",
+        format!(
+            "{:.1} KiB (private {} now, {} before agents)",
+            coord1
+                .private_kib
+                .saturating_sub(env.before_agents.private_kib) as f64
+                / n.max(1) as f64,
+            mib(coord1.private_kib),
+            mib(env.before_agents.private_kib)
+        ),
+    );
     s.row("coordinator threads", coord1.threads.to_string());
     s.row(
         "lab-loadgen CPU (all simulated agents)",
@@ -212,6 +224,11 @@ pub async fn idle(env: &SimEnv, fleet: &Fleet, duration: Duration) -> anyhow::Re
     );
     s.set("coordinator_rss_max_kib", max_rss);
     s.set("coordinator_rss_per_agent_kib", per_agent_kib);
+    s.set("coordinator_private_kib", coord1.private_kib);
+    s.set(
+        "coordinator_private_before_agents_kib",
+        env.before_agents.private_kib,
+    );
     s.set("coordinator_cpu_percent", cpu);
     s.set("coordinator_cpu_us_per_heartbeat", cpu_per_hb_us);
     s.set("loadgen_cpu_percent", cpu_percent(&self0, &self1, took));
