@@ -5,6 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lab/v1/agent.proto",
         "lab/v1/operator.proto",
         "lab/v1/jobs.proto",
+        "lab/v1/backup.proto",
+        "lab/v1/schedules.proto",
         "lab/store/v1/store.proto",
     ];
     for file in &files {

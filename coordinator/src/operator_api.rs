@@ -11,12 +11,15 @@ use lab_proto::store::v1::{CertificateRecord, JobRecord, NodeRecord, TokenRecord
 use lab_proto::token::EnrollToken;
 use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
-    CancelJobRequest, CreateTokenRequest, CreateTokenResponse, CreateUserRequest,
-    CreateUserResponse, GetJobRequest, GetNodeRequest, JobEvent, JobInfo, LabelNodeRequest,
-    ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, ListTokensRequest,
+    CancelJobRequest, CreateScheduleRequest, CreateTokenRequest, CreateTokenResponse,
+    CreateUserRequest, CreateUserResponse, DeleteScheduleRequest, DeleteScheduleResponse,
+    GetJobRequest, GetNodeRequest, GetScheduleRequest, JobEvent, JobInfo, LabelNodeRequest,
+    ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse, ListNodesRequest,
+    ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse, ListTokensRequest,
     ListTokensResponse, ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest,
-    RemoveNodeResponse, RevokeNodeRequest, RevokeNodeResponse, SubmitJobRequest, SubmitJobResponse,
-    TokenInfo, User, WatchJobRequest, WhoAmIRequest, WhoAmIResponse,
+    RemoveNodeResponse, RevokeNodeRequest, RevokeNodeResponse, Schedule, SetSchedulePausedRequest,
+    SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest,
+    WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -439,5 +442,47 @@ impl OperatorService for OperatorApi {
     ) -> Result<Response<JobInfo>, Status> {
         let job = crate::jobs::cancel(&self.coord, &req.get_ref().job_id).await?;
         Ok(Response::new(self.job_info(job)?))
+    }
+
+    async fn create_schedule(
+        &self,
+        _req: Request<CreateScheduleRequest>,
+    ) -> Result<Response<Schedule>, Status> {
+        Err(Status::unimplemented("schedules: issue 5 in progress"))
+    }
+
+    async fn list_schedules(
+        &self,
+        _req: Request<ListSchedulesRequest>,
+    ) -> Result<Response<ListSchedulesResponse>, Status> {
+        Err(Status::unimplemented("schedules: issue 5 in progress"))
+    }
+
+    async fn get_schedule(
+        &self,
+        _req: Request<GetScheduleRequest>,
+    ) -> Result<Response<Schedule>, Status> {
+        Err(Status::unimplemented("schedules: issue 5 in progress"))
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        _req: Request<SetSchedulePausedRequest>,
+    ) -> Result<Response<Schedule>, Status> {
+        Err(Status::unimplemented("schedules: issue 5 in progress"))
+    }
+
+    async fn delete_schedule(
+        &self,
+        _req: Request<DeleteScheduleRequest>,
+    ) -> Result<Response<DeleteScheduleResponse>, Status> {
+        Err(Status::unimplemented("schedules: issue 5 in progress"))
+    }
+
+    async fn list_backups(
+        &self,
+        _req: Request<ListBackupsRequest>,
+    ) -> Result<Response<ListBackupsResponse>, Status> {
+        Err(Status::unimplemented("backup status: issue 5 in progress"))
     }
 }

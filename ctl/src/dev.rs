@@ -188,7 +188,7 @@ async fn first_job(ctx: &lab_proto::ctlconfig::Context, node: &str) -> anyhow::R
         match next.map_err(from_status)?.and_then(|e| e.body) {
             Some(job_event::Body::Output(o)) => output.extend_from_slice(&o.data),
             Some(job_event::Body::Done(_)) | None => break,
-            Some(job_event::Body::Task(_)) => {}
+            Some(job_event::Body::Task(_) | job_event::Body::Progress(_)) => {}
         }
     }
     Ok(String::from_utf8_lossy(&output).trim().to_owned())

@@ -272,6 +272,7 @@ impl TryFrom<Option<TaskSpec>> for TaskKind {
             }
             Kind::Config(config) => Ok(TaskKind::Config(ConfigSpec::from(config))),
             Kind::Container(container) => Ok(TaskKind::Container(container)),
+            Kind::Backup(_) => Err("backup tasks are not supported by this agent yet".to_owned()),
         }
     }
 }

@@ -8,7 +8,7 @@ use lab_proto::store::v1::{JobRecord, TaskRecord};
 use lab_proto::v1::coordinator_message::Msg as CoordMsg;
 use lab_proto::v1::{
     job_event, task_spec, task_update, Ack, Assign, CancelTask, CoordinatorMessage, JobDone,
-    JobEvent, JobSpec, TaskInfo, TaskOutput, TaskSpec, TaskUpdate,
+    JobEvent, JobSpec, TaskInfo, TaskOutput, TaskProgressEvent, TaskSpec, TaskUpdate,
 };
 
 use super::rollout::{plan, Action, JobView, Rollout, TaskView};
@@ -349,6 +349,15 @@ pub async fn on_update(
                 info_mut(&mut task).output_dropped_bytes += freed;
             }
             push_event(&mut job, &mut batch, job_event::Body::Output(out));
+        }
+        Some(task_update::Body::Progress(progress)) => {
+            let info = info_mut(&mut task);
+            let event = TaskProgressEvent {
+                task_id: info.task_id.clone(),
+                node: info.node.clone(),
+                progress: Some(progress),
+            };
+            push_event(&mut job, &mut batch, job_event::Body::Progress(event));
         }
         Some(task_update::Body::Finished(f)) => {
             let to = TaskState::from_wire(f.state).filter(|s| s.is_final());

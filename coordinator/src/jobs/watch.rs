@@ -52,6 +52,7 @@ fn wanted(event: &JobEvent, node: &str) -> bool {
     match &event.body {
         Some(job_event::Body::Task(t)) => t.node == node,
         Some(job_event::Body::Output(o)) => o.node == node,
+        Some(job_event::Body::Progress(p)) => p.node == node,
         _ => true,
     }
 }

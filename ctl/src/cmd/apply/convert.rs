@@ -51,6 +51,7 @@ pub fn job_spec(spec: JobSpecDoc) -> Result<JobSpec, String> {
         }),
         timeout_ms: millis(spec.timeout),
         deadline_ms: millis(spec.deadline),
+        name: String::new(),
     })
 }
 

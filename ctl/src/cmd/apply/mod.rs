@@ -80,6 +80,7 @@ pub fn set_check(jobs: &mut [SpecJob]) -> Result<(), Failure> {
                 let kind = match other {
                     Some(task_spec::Kind::Exec(_)) => "an exec",
                     Some(task_spec::Kind::Container(_)) => "a container",
+                    Some(task_spec::Kind::Backup(_)) => "a backup",
                     Some(task_spec::Kind::Config(_)) | None => "no",
                 };
                 return Err(Failure::Usage(format!(

@@ -135,6 +135,7 @@ fn example_becomes_the_expected_job_spec() {
         }),
         timeout_ms: 2 * 3_600_000,
         deadline_ms: 12 * 3_600_000,
+        name: String::new(),
     };
     assert_eq!(job.spec, expected);
     // The coordinator's checks accept it.

@@ -15,7 +15,9 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use lab_proto::v1::{job_event, JobDone, JobEvent, OutputStream, TaskInfo, TaskState};
+use lab_proto::v1::{
+    job_event, JobDone, JobEvent, OutputStream, TaskInfo, TaskProgressEvent, TaskState,
+};
 use serde::Serialize;
 
 use super::frame::{Framer, Line, Stream};
@@ -37,7 +39,39 @@ struct EventView {
 enum BodyView {
     Task(TaskView),
     Output(OutputView),
+    Progress(ProgressView),
     Done(DoneView),
+}
+
+/// Progress of long work (restic) as one NDJSON object.
+#[derive(Debug, Serialize)]
+struct ProgressView {
+    node: String,
+    task_id: String,
+    percent: f64,
+    bytes_done: u64,
+    bytes_total: u64,
+    files_done: u64,
+    files_total: u64,
+    seconds_remaining: u64,
+    current: String,
+}
+
+impl From<&TaskProgressEvent> for ProgressView {
+    fn from(e: &TaskProgressEvent) -> Self {
+        let p = e.progress.clone().unwrap_or_default();
+        ProgressView {
+            node: e.node.clone(),
+            task_id: e.task_id.clone(),
+            percent: p.percent,
+            bytes_done: p.bytes_done,
+            bytes_total: p.bytes_total,
+            files_done: p.files_done,
+            files_total: p.files_total,
+            seconds_remaining: p.seconds_remaining,
+            current: p.current,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -201,6 +235,7 @@ impl Printer {
                 stream: stream_name(o.stream()),
                 data: String::from_utf8_lossy(&o.data).into_owned(),
             }),
+            job_event::Body::Progress(p) => BodyView::Progress(ProgressView::from(p)),
             job_event::Body::Done(d) => BodyView::Done(DoneView {
                 succeeded: d.succeeded,
                 failed: d.failed,
@@ -244,6 +279,8 @@ impl Printer {
                 }
                 writeln!(err, "{state_line}")
             }
+            // Shown as progress bars by the follower (issue 5, in progress).
+            job_event::Body::Progress(_) => Ok(()),
             job_event::Body::Done(_) => print_lines(&self.framer.flush_all(), out, err),
         }
     }

@@ -80,6 +80,7 @@ pub fn view(result: Option<&TaskResult>) -> Option<ResultView> {
     match result?.kind.as_ref()? {
         task_result::Kind::Config(c) => Some(ResultView::Config(config_view(c))),
         task_result::Kind::Container(c) => Some(ResultView::Container(container_view(c))),
+        task_result::Kind::Backup(_) => None,
     }
 }
 

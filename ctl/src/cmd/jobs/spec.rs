@@ -77,6 +77,7 @@ pub fn build(args: &RunArgs, selector: String) -> Result<JobSpec, Failure> {
         }),
         timeout_ms: args.timeout.map(millis).unwrap_or(0),
         deadline_ms: args.deadline.map(millis).unwrap_or(0),
+        name: String::new(),
     })
 }
 

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use comfy_table::Table;
-use lab_proto::v1::{container_task, task_spec, JobInfo, JobSpec, TaskInfo, TaskState};
+use lab_proto::v1::{
+    backup_task, container_task, task_spec, BackupTask, JobInfo, JobSpec, SnapraidOperation,
+    TaskInfo, TaskState,
+};
 use serde::Serialize;
 
 use super::result::{self, ResultView};
@@ -177,9 +180,12 @@ impl From<&JobInfo> for JobView {
         let rollout = spec.rollout.unwrap_or_default();
         let exec = match spec.task.and_then(|t| t.kind) {
             Some(task_spec::Kind::Exec(exec)) => exec,
-            Some(task_spec::Kind::Config(_) | task_spec::Kind::Container(_)) | None => {
-                Default::default()
-            }
+            Some(
+                task_spec::Kind::Config(_)
+                | task_spec::Kind::Container(_)
+                | task_spec::Kind::Backup(_),
+            )
+            | None => Default::default(),
         };
         let (succeeded, failed) = counts(&job.tasks);
         JobView {
@@ -242,6 +248,40 @@ pub fn describe(spec: &JobSpec) -> (&'static str, String) {
             };
             ("container", what)
         }
+        Some(task_spec::Kind::Backup(b)) => ("backup", backup_description(b)),
+    }
+}
+
+/// "backup NAME: restic backup /home" and the like.
+fn backup_description(b: &BackupTask) -> String {
+    use backup_task::Action;
+    let what = match &b.action {
+        None => "backup".to_owned(),
+        Some(Action::Restic(r)) => format!("restic backup {}", r.paths.join(" ")),
+        Some(Action::Forget(_)) => "restic forget".to_owned(),
+        Some(Action::Check(_)) => "restic check".to_owned(),
+        Some(Action::Snapshots(_)) => "restic snapshots".to_owned(),
+        Some(Action::Restore(r)) => format!("restic restore to {}", r.target),
+        Some(Action::Postgres(p)) if p.database.is_empty() => "pg_dumpall into restic".to_owned(),
+        Some(Action::Postgres(p)) => format!("pg_dump {} into restic", p.database),
+        Some(Action::PostgresRestore(p)) => format!("restore database {}", p.database),
+        Some(Action::Snapraid(s)) => format!("snapraid {}", snapraid_verb(s.operation())),
+        Some(Action::Drill(_)) => "restore drill".to_owned(),
+    };
+    if b.name.is_empty() {
+        what
+    } else {
+        format!("{}: {what}", b.name)
+    }
+}
+
+fn snapraid_verb(op: SnapraidOperation) -> &'static str {
+    match op {
+        SnapraidOperation::Unspecified => "?",
+        SnapraidOperation::Sync => "sync",
+        SnapraidOperation::Scrub => "scrub",
+        SnapraidOperation::Status => "status",
+        SnapraidOperation::Diff => "diff",
     }
 }
 
