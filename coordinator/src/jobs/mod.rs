@@ -8,6 +8,7 @@
 
 pub mod rollout;
 pub mod spec;
+pub mod spec_backup;
 pub mod spec_config;
 pub mod state;
 pub mod watch;

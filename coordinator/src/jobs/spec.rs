@@ -44,9 +44,7 @@ pub fn validate(spec: &JobSpec) -> Result<Selector, ApiError> {
         }
         Some(task_spec::Kind::Config(config)) => super::spec_config::validate_config(config)?,
         Some(task_spec::Kind::Container(c)) => super::spec_config::validate_container(c)?,
-        Some(task_spec::Kind::Backup(_)) => {
-            return bad("backup tasks are not accepted yet (issue 5 in progress)".into())
-        }
+        Some(task_spec::Kind::Backup(b)) => super::spec_backup::validate_backup(b)?,
     }
     if let Some(r) = &spec.rollout {
         if r.batch_percent > 100 {

@@ -9,7 +9,8 @@ fn bad<T>(m: String) -> Result<T, ApiError> {
     Err(ApiError::InvalidArgument(m))
 }
 
-fn absolute(what: &str, path: &str) -> Result<(), ApiError> {
+/// `path` is non-empty, absolute, without `..` components or NUL; errors start with `what`.
+pub(crate) fn absolute(what: &str, path: &str) -> Result<(), ApiError> {
     if path.is_empty() {
         return bad(format!("{what}: path is missing"));
     }
