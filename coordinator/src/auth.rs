@@ -98,10 +98,15 @@ pub fn access_for(path: &str) -> Option<Access> {
         | "/lab.v1.OperatorService/GetNode"
         | "/lab.v1.OperatorService/GetJob"
         | "/lab.v1.OperatorService/ListJobs"
-        | "/lab.v1.OperatorService/WatchJob" => Operator(Role::Viewer),
-        "/lab.v1.OperatorService/SubmitJob" | "/lab.v1.OperatorService/CancelJob" => {
-            Operator(Role::Operator)
-        }
+        | "/lab.v1.OperatorService/WatchJob"
+        | "/lab.v1.OperatorService/ListSchedules"
+        | "/lab.v1.OperatorService/GetSchedule"
+        | "/lab.v1.OperatorService/ListBackups" => Operator(Role::Viewer),
+        "/lab.v1.OperatorService/SubmitJob"
+        | "/lab.v1.OperatorService/CancelJob"
+        | "/lab.v1.OperatorService/CreateSchedule"
+        | "/lab.v1.OperatorService/SetSchedulePaused"
+        | "/lab.v1.OperatorService/DeleteSchedule" => Operator(Role::Operator),
         "/lab.v1.OperatorService/LabelNode" => Operator(Role::Operator),
         "/lab.v1.OperatorService/RevokeNode"
         | "/lab.v1.OperatorService/RemoveNode"

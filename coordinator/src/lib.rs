@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod metrics;
 pub mod operator_api;
+pub mod schedules;
 pub mod server;
 pub mod session;
 pub mod sessions;

@@ -1,4 +1,5 @@
-//! `OperatorService`: what labctl and scripts call. Authorization already happened in
+//! `OperatorService`: what labctl and scripts call (schedules are served by
+//! [`crate::schedules::api`]). Authorization already happened in
 //! [`crate::auth`]; handlers only read the resolved [`Caller`] for auditing.
 
 use std::collections::BTreeMap;
@@ -446,37 +447,44 @@ impl OperatorService for OperatorApi {
 
     async fn create_schedule(
         &self,
-        _req: Request<CreateScheduleRequest>,
+        req: Request<CreateScheduleRequest>,
     ) -> Result<Response<Schedule>, Status> {
-        Err(Status::unimplemented("schedules: issue 5 in progress"))
+        let by = caller_name(&req);
+        let schedule = crate::schedules::api::create(&self.coord, &by, req.into_inner()).await?;
+        Ok(Response::new(schedule))
     }
 
     async fn list_schedules(
         &self,
         _req: Request<ListSchedulesRequest>,
     ) -> Result<Response<ListSchedulesResponse>, Status> {
-        Err(Status::unimplemented("schedules: issue 5 in progress"))
+        let schedules = crate::schedules::api::list(&self.coord)?;
+        Ok(Response::new(ListSchedulesResponse { schedules }))
     }
 
     async fn get_schedule(
         &self,
-        _req: Request<GetScheduleRequest>,
+        req: Request<GetScheduleRequest>,
     ) -> Result<Response<Schedule>, Status> {
-        Err(Status::unimplemented("schedules: issue 5 in progress"))
+        let schedule = crate::schedules::api::get(&self.coord, &req.get_ref().name)?;
+        Ok(Response::new(schedule))
     }
 
     async fn set_schedule_paused(
         &self,
-        _req: Request<SetSchedulePausedRequest>,
+        req: Request<SetSchedulePausedRequest>,
     ) -> Result<Response<Schedule>, Status> {
-        Err(Status::unimplemented("schedules: issue 5 in progress"))
+        let SetSchedulePausedRequest { name, paused } = req.into_inner();
+        let schedule = crate::schedules::api::set_paused(&self.coord, &name, paused).await?;
+        Ok(Response::new(schedule))
     }
 
     async fn delete_schedule(
         &self,
-        _req: Request<DeleteScheduleRequest>,
+        req: Request<DeleteScheduleRequest>,
     ) -> Result<Response<DeleteScheduleResponse>, Status> {
-        Err(Status::unimplemented("schedules: issue 5 in progress"))
+        crate::schedules::api::delete(&self.coord, &req.get_ref().name).await?;
+        Ok(Response::new(DeleteScheduleResponse {}))
     }
 
     async fn list_backups(

@@ -1,5 +1,6 @@
 //! Serving: the mTLS gRPC listener (agent, operator and health services behind the auth layer),
-//! the metrics listener, and the background sweeper, until the shutdown token fires.
+//! the metrics listener, and the background tasks (sweeper, job and schedule tickers), until the
+//! shutdown token fires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,9 @@ pub async fn serve(
         .tasks
         .spawn(crate::session::sweep_silent(coord.clone()));
     coord.tasks.spawn(crate::jobs::run_ticker(coord.clone()));
+    coord
+        .tasks
+        .spawn(crate::schedules::run_ticker(coord.clone()));
     if let Some(metrics) = metrics {
         let (c, s) = (coord.clone(), coord.shutdown.clone());
         coord.tasks.spawn(async move {

@@ -57,6 +57,8 @@ pub struct Coordinator {
     pub jobs: crate::jobs::Jobs,
     /// Serializes enrollments, so name checks, token use and node creation are one step.
     pub enroll_lock: tokio::sync::Mutex<()>,
+    /// The schedules' in-memory part (the lock serializing changes to schedule records).
+    pub schedules: crate::schedules::Schedules,
 }
 
 impl Coordinator {
@@ -90,6 +92,7 @@ impl Coordinator {
             tasks: TaskTracker::new(),
             jobs,
             enroll_lock: tokio::sync::Mutex::new(()),
+            schedules: Default::default(),
         })
     }
 

@@ -156,12 +156,69 @@ pub async fn submit(
     submitted_by: &str,
     spec: JobSpec,
 ) -> Result<(JobRecord, Vec<String>), ApiError> {
-    let selector = super::spec::validate(&spec)?;
-    let nodes: Vec<String> = crate::inventory::select(&coord.store, &selector)?
+    let nodes = targets(coord, &spec)?;
+    match create(coord, submitted_by, spec, new_job_id(), nodes).await? {
+        Submitted::Created(job, nodes) => Ok((job, nodes)),
+        Submitted::Existed(job) | Submitted::NoNodes(job) => Err(ApiError::FailedPrecondition(
+            format!("job id '{}' is taken; submit again", job.job_id),
+        )),
+    }
+}
+
+/// What [`submit_once`] did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A new job with its target nodes.
+    Created(JobRecord, Vec<String>),
+    /// A job with that id existed already (an earlier call made it); nothing was changed.
+    Existed(JobRecord),
+    /// The selector matched no node; nothing was stored (the record is what it would have been).
+    NoNodes(JobRecord),
+}
+
+/// Submits a job under the caller's `job_id`, at most once: when a job with that id exists,
+/// nothing is stored and the existing job is returned. A selector that matches no node stores
+/// nothing. Schedules use this so that a firing repeated after a crash submits no second job.
+pub async fn submit_once(
+    coord: &Coordinator,
+    submitted_by: &str,
+    spec: JobSpec,
+    job_id: String,
+) -> Result<Submitted, ApiError> {
+    if let Some(job) = coord.store.job(&job_id)? {
+        return Ok(Submitted::Existed(job));
+    }
+    let nodes = targets(coord, &spec)?;
+    if nodes.is_empty() {
+        let job = JobRecord {
+            job_id,
+            spec: Some(spec),
+            submitted_by: submitted_by.to_owned(),
+            ..Default::default()
+        };
+        return Ok(Submitted::NoNodes(job));
+    }
+    create(coord, submitted_by, spec, job_id, nodes).await
+}
+
+/// Validates `spec` and resolves its selector to the names of nodes that are not revoked.
+fn targets(coord: &Coordinator, spec: &JobSpec) -> Result<Vec<String>, ApiError> {
+    let selector = super::spec::validate(spec)?;
+    Ok(crate::inventory::select(&coord.store, &selector)?
         .into_iter()
         .filter(|e| !e.record.revoked)
         .map(|e| e.record.name)
-        .collect();
+        .collect())
+}
+
+/// Stores job `job_id` with one task per node, unless a job with that id exists.
+async fn create(
+    coord: &Coordinator,
+    submitted_by: &str,
+    spec: JobSpec,
+    job_id: String,
+    nodes: Vec<String>,
+) -> Result<Submitted, ApiError> {
     let now = now_ms();
     let deadline = match spec.deadline_ms {
         0 => coord.jobs.settings.default_deadline.as_millis() as i64,
@@ -169,7 +226,7 @@ pub async fn submit(
     };
     let mut job = JobRecord {
         pending_tasks: nodes.len() as u32,
-        job_id: new_job_id(),
+        job_id,
         spec: Some(spec),
         submitted_by: submitted_by.to_owned(),
         submitted_unix_ms: now,
@@ -198,6 +255,9 @@ pub async fn submit(
         });
     }
     let _guard = coord.jobs.lock.lock().await;
+    if let Some(existing) = coord.store.job(&job.job_id)? {
+        return Ok(Submitted::Existed(existing));
+    }
     finish_if_done(&mut job, &mut batch);
     batch.tasks = tasks;
     batch.jobs.push(job.clone());
@@ -205,7 +265,7 @@ pub async fn submit(
     commit_and_notify(coord, _guard, batch, done.as_deref()).await?;
     tracing::info!(job = %job.job_id, tasks = nodes.len(), by = submitted_by, "job submitted");
     schedule(coord, &job.job_id).await?;
-    Ok((job, nodes))
+    Ok(Submitted::Created(job, nodes))
 }
 
 /// Runs the planner for one job and carries out its actions.

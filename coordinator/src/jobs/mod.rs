@@ -15,7 +15,9 @@ pub mod watch;
 
 mod engine;
 
-pub use engine::{cancel, on_session_start, on_update, run_ticker, schedule, submit};
+pub use engine::{
+    cancel, on_session_start, on_update, run_ticker, schedule, submit, submit_once, Submitted,
+};
 pub use watch::subscribe;
 
 use std::collections::HashMap;

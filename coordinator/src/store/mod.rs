@@ -6,6 +6,7 @@
 
 mod group_flush;
 mod jobs;
+mod schedules;
 mod tokens;
 
 use std::collections::BTreeMap;
