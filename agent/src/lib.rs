@@ -5,6 +5,7 @@
 //! [`facts::collect`]. `labctl dev` embeds the same functions.
 
 pub mod backoff;
+pub mod backup;
 pub mod config;
 pub mod containers;
 pub mod datadir;

@@ -135,6 +135,13 @@ enum Stop {
 }
 
 impl Prepared {
+    /// The command as built (user, environment, own process group, stdin closed, stdout and
+    /// stderr piped), for callers that drive the process themselves (the backup pipelines of
+    /// [`crate::backup::proc`]).
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
     /// Spawns and runs the program to its end, reporting events to `emit`.
     pub async fn run(mut self, limits: Limits, mut emit: impl FnMut(Event)) -> Outcome {
         let mut child: Child = match self.cmd.spawn() {

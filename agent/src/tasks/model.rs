@@ -10,7 +10,7 @@ use std::str::FromStr;
 use lab_proto::v1::task_spec::Kind;
 use lab_proto::v1::task_update::Body;
 use lab_proto::v1::{
-    ContainerTask, ExecTask, TaskFinished, TaskResult, TaskSpec, TaskState, TaskUpdate,
+    BackupTask, ContainerTask, ExecTask, TaskFinished, TaskResult, TaskSpec, TaskState, TaskUpdate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -233,6 +233,9 @@ pub enum TaskKind {
     /// Docker/Podman; handed as is to [`crate::containers::run_task`], whose signature takes
     /// the wire type.
     Container(ContainerTask),
+    /// restic, database dumps, SnapRAID and restore drills; handed as is to
+    /// [`crate::backup::run_task`], whose signature takes the wire type.
+    Backup(BackupTask),
 }
 
 impl TaskKind {
@@ -242,6 +245,7 @@ impl TaskKind {
             TaskKind::Exec(_) => "exec",
             TaskKind::Config(_) => "config",
             TaskKind::Container(_) => "container",
+            TaskKind::Backup(_) => "backup",
         }
     }
 }
@@ -272,7 +276,7 @@ impl TryFrom<Option<TaskSpec>> for TaskKind {
             }
             Kind::Config(config) => Ok(TaskKind::Config(ConfigSpec::from(config))),
             Kind::Container(container) => Ok(TaskKind::Container(container)),
-            Kind::Backup(_) => Err("backup tasks are not supported by this agent yet".to_owned()),
+            Kind::Backup(backup) => Ok(TaskKind::Backup(backup)),
         }
     }
 }
@@ -324,6 +328,13 @@ mod tests {
         assert_eq!(
             TaskKind::try_from(Some(container)).map(|k| k.name()),
             Ok("container")
+        );
+        let backup = TaskSpec {
+            kind: Some(Kind::Backup(BackupTask::default())),
+        };
+        assert_eq!(
+            TaskKind::try_from(Some(backup)).map(|k| k.name()),
+            Ok("backup")
         );
     }
 

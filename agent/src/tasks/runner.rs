@@ -11,7 +11,9 @@
 //! [`crate::containers::run_task`], both under [`supervise`], which turns the task's cancel and
 //! timeout into a stop token (config: programs get SIGTERM, then SIGKILL after the grace; no
 //! further resource starts). Config and container tasks attach their structured `TaskResult`
-//! to the final update (and the journal), also when they were stopped.
+//! to the final update (and the journal), also when they were stopped. [`TaskKind::Backup`]
+//! runs [`crate::backup::run_task`] under [`supervise`] the same way; its restic progress
+//! becomes `TaskUpdate.progress` updates.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use lab_proto::limits::{FINAL_SEQ_UNKNOWN, MAX_OUTPUT_CHUNK};
 use lab_proto::v1::task_result;
 use lab_proto::v1::task_update::Body;
 use lab_proto::v1::{
-    ContainerTask, OutputStream, ResourceStatus, TaskChunk, TaskResult, TaskSpec, TaskStarted,
-    TaskUpdate,
+    BackupTask, ContainerTask, OutputStream, ResourceStatus, TaskChunk, TaskProgress, TaskResult,
+    TaskSpec, TaskStarted, TaskUpdate,
 };
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -76,6 +78,7 @@ enum Ready {
     Exec(Prepared),
     Config(ConfigSpec),
     Container(Box<ContainerTask>),
+    Backup(Box<BackupTask>),
 }
 
 async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64) -> Outcome {
@@ -101,6 +104,7 @@ async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64)
         }
         TaskKind::Config(spec) => Ready::Config(spec),
         TaskKind::Container(c) => Ready::Container(Box::new(c)),
+        TaskKind::Backup(b) => Ready::Backup(Box::new(b)),
     };
     if task.cancel.is_cancelled() {
         return Outcome::cancelled_before_start();
@@ -139,6 +143,10 @@ async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64)
             emitter.started();
             run_container(inner, task, &container, &mut emitter).await
         }
+        Ready::Backup(backup) => {
+            emitter.started();
+            run_backup(inner, task, &backup, &mut emitter).await
+        }
     }
 }
 
@@ -165,6 +173,11 @@ impl Emitter<'_> {
 
     fn started(&mut self) {
         self.push(Body::Started(TaskStarted { unix_ms: now_ms() }));
+    }
+
+    /// Progress of long work.
+    fn progress(&mut self, progress: TaskProgress) {
+        self.push(Body::Progress(progress));
     }
 
     /// Output, in chunks of at most `MAX_OUTPUT_CHUNK` bytes.
@@ -315,6 +328,45 @@ async fn run_container(
         error,
         result: result.map(|r| TaskResult {
             kind: Some(task_result::Kind::Container(r)),
+        }),
+    }
+}
+
+/// Runs a backup task through [`crate::backup::run_task`]: failed (exit code 1, the report's
+/// error) when it reports one, succeeded otherwise; the `BackupResult` is attached either way.
+async fn run_backup(
+    inner: &Inner,
+    task: &Task,
+    backup: &BackupTask,
+    emitter: &mut Emitter<'_>,
+) -> Outcome {
+    let stop = CancellationToken::new();
+    let grace = inner.opts.cancel_grace;
+    let mut emit = |out| match out {
+        crate::backup::Out::Output(stream, data) => emitter.output(stream, data),
+        crate::backup::Out::Progress(p) => emitter.progress(p),
+    };
+    let mut cx = crate::backup::Cx::new(stop.clone(), grace, &mut emit);
+    let (report, why) =
+        supervise(crate::backup::run_task(backup, &mut cx), task, grace, &stop).await;
+    let (state, exit_code, error) = match (why, &report) {
+        (Some(why), _) => (why.state(), -1, String::new()),
+        (None, Some(r)) => match &r.error {
+            Some(e) => (FinalState::Failed, 1, e.clone()),
+            None => (FinalState::Succeeded, 0, String::new()),
+        },
+        (None, None) => (
+            FinalState::Failed,
+            -1,
+            "the backup task ended without a result".to_owned(),
+        ),
+    };
+    Outcome {
+        state,
+        exit_code,
+        error,
+        result: report.map(|r| TaskResult {
+            kind: Some(task_result::Kind::Backup(r.result)),
         }),
     }
 }

@@ -1,0 +1,290 @@
+//! Restore drills: restore a snapshot (or `sample_files` random files of it) into a scratch
+//! directory with `restic restore --verify`, then check every selected file against the
+//! `restic ls --json` listing (present, same size) and record the SHA-256 of its restored
+//! content. Any problem fails the task, with the reasons in the error and in
+//! `DrillSummary.problems`.
+//!
+//! The scratch directory must be new or empty (a drill never overwrites or deletes files it did
+//! not restore); what the drill restored is removed afterwards.
+
+use std::path::{Path, PathBuf};
+
+use lab_proto::v1::backup_result::Kind;
+use lab_proto::v1::{BackupResult, DrillFile, DrillSummary, RestoreDrill};
+use sha2::{Digest, Sha256};
+
+use super::ops::{self, open};
+use super::proc;
+use super::{describe, Cx};
+
+/// Files listed with their hash in the result (all of them go to the output).
+const MAX_RESULT_FILES: usize = 100;
+
+/// Problems kept in the result.
+const MAX_PROBLEMS: usize = 50;
+
+/// A scratch directory and whether the drill created it (then it removes it, not only its
+/// content).
+struct Scratch {
+    path: PathBuf,
+    created: bool,
+}
+
+impl Scratch {
+    async fn prepare(dir: &str) -> Result<Scratch, String> {
+        let (path, explicit) = if dir.is_empty() {
+            let name = format!("lab-drill-{:016x}", rand::random::<u64>());
+            (std::env::temp_dir().join(name), false)
+        } else {
+            if !Path::new(dir).is_absolute() {
+                return Err(format!("scratch directory '{dir}' is not an absolute path"));
+            }
+            (PathBuf::from(dir), true)
+        };
+        match tokio::fs::read_dir(&path).await {
+            Ok(mut entries) => match entries.next_entry().await {
+                Ok(None) => Ok(Scratch {
+                    path,
+                    created: false,
+                }),
+                Ok(Some(_)) => Err(format!(
+                    "scratch directory {} is not empty; give the drill a new or empty directory",
+                    path.display()
+                )),
+                Err(e) => Err(format!("cannot read {}: {}", path.display(), describe(&e))),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || !explicit => {
+                tokio::fs::create_dir_all(&path).await.map_err(|e| {
+                    format!(
+                        "cannot create scratch directory {}: {}",
+                        path.display(),
+                        describe(&e)
+                    )
+                })?;
+                Ok(Scratch {
+                    path,
+                    created: true,
+                })
+            }
+            Err(e) => Err(format!(
+                "cannot use scratch directory {}: {}",
+                path.display(),
+                describe(&e)
+            )),
+        }
+    }
+
+    /// Removes what the drill put there.
+    async fn clean(&self) -> Result<(), String> {
+        let fail =
+            |e: std::io::Error| format!("cannot clean {}: {}", self.path.display(), describe(&e));
+        if self.created {
+            return tokio::fs::remove_dir_all(&self.path).await.map_err(fail);
+        }
+        let mut entries = tokio::fs::read_dir(&self.path).await.map_err(fail)?;
+        while let Some(entry) = entries.next_entry().await.map_err(fail)? {
+            let p = entry.path();
+            let is_dir = entry.file_type().await.map_err(fail)?.is_dir();
+            if is_dir {
+                tokio::fs::remove_dir_all(&p).await.map_err(fail)?;
+            } else {
+                tokio::fs::remove_file(&p).await.map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hex SHA-256 of a file.
+async fn sha256(path: PathBuf) -> std::io::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// `restic` patterns treat `*?[\` specially; an include of one exact path escapes them.
+fn exact_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Picks `n` of `len` indexes at random (all of them, in order, when `n` is 0 or ≥ `len`).
+fn pick(len: usize, n: usize) -> Vec<usize> {
+    if n == 0 || n >= len {
+        return (0..len).collect();
+    }
+    let mut chosen = rand::seq::index::sample(&mut rand::rng(), len, n).into_vec();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Runs one restore drill.
+pub async fn run(
+    cx: &mut Cx<'_>,
+    d: &RestoreDrill,
+    result: &mut BackupResult,
+) -> Result<(), String> {
+    let repo = open(cx, d.repo.as_ref()).await?;
+    let listing = ops::list(cx, &repo, &d.snapshot, &d.tags, &d.host).await?;
+    let short = listing.snapshot.short_id.clone();
+    let chosen: Vec<(String, u64)> = pick(listing.files.len(), d.sample_files as usize)
+        .into_iter()
+        .filter_map(|i| listing.files.get(i).cloned())
+        .collect();
+    let mut summary = DrillSummary {
+        snapshot_id: short.clone(),
+        files_in_snapshot: listing.files.len() as u64,
+        ..Default::default()
+    };
+    let scratch = Scratch::prepare(&d.scratch_dir).await?;
+    cx.line(&format!(
+        "drill: restoring {} of {} files of snapshot {short} into {}",
+        chosen.len(),
+        listing.files.len(),
+        scratch.path.display()
+    ));
+    let mut args = vec![
+        "restore".to_owned(),
+        "--verify".to_owned(),
+        "--target".to_owned(),
+        scratch.path.display().to_string(),
+    ];
+    if chosen.len() < listing.files.len() {
+        for (path, _) in &chosen {
+            args.extend(["--include".to_owned(), exact_pattern(path)]);
+        }
+    }
+    args.extend(["--".to_owned(), listing.snapshot.id.clone()]);
+    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| cx.line(line)).await;
+    if !ran.success() {
+        let reported: Vec<String> = ran
+            .main
+            .stderr
+            .iter()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| l.contains("error") || l.starts_with("Fatal"))
+            .collect();
+        if reported.is_empty() {
+            summary.problems.push(ran.failure());
+        } else {
+            summary.problems.extend(reported);
+        }
+    }
+    if !cx.stop.is_cancelled() {
+        verify(cx, &scratch.path, &chosen, &mut summary).await;
+    }
+    if let Err(e) = scratch.clean().await {
+        summary.problems.push(e);
+    }
+    summary.problems.truncate(MAX_PROBLEMS);
+    let problems = summary.problems.clone();
+    result.kind = Some(Kind::Drill(summary));
+    match problems.first() {
+        None => {
+            cx.line(&format!("drill of snapshot {short}: every file matched"));
+            Ok(())
+        }
+        Some(first) => Err(format!(
+            "restore drill of snapshot {short} found {} problem(s); the first: {first}",
+            problems.len()
+        )),
+    }
+}
+
+/// Checks each chosen file under `root`: present, same size, and records its SHA-256.
+async fn verify(
+    cx: &mut Cx<'_>,
+    root: &Path,
+    chosen: &[(String, u64)],
+    summary: &mut DrillSummary,
+) {
+    for (path, size) in chosen {
+        if cx.stop.is_cancelled() {
+            return;
+        }
+        let restored = root.join(path.trim_start_matches('/'));
+        let actual = match tokio::fs::symlink_metadata(&restored).await {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => {
+                summary
+                    .problems
+                    .push(format!("{path}: not restored as a regular file"));
+                continue;
+            }
+            Err(e) => {
+                summary
+                    .problems
+                    .push(format!("{path}: not restored ({})", describe(&e)));
+                continue;
+            }
+        };
+        if actual != *size {
+            summary.problems.push(format!(
+                "{path}: restored size {actual} bytes, the snapshot lists {size} bytes"
+            ));
+            continue;
+        }
+        match sha256(restored).await {
+            Ok(hash) => {
+                cx.line(&format!("verified {hash}  {path} ({size} bytes)"));
+                summary.files_verified += 1;
+                summary.bytes_verified += size;
+                if summary.files.len() < MAX_RESULT_FILES {
+                    summary.files.push(DrillFile {
+                        path: path.clone(),
+                        size: *size,
+                        sha256: hash,
+                    });
+                }
+            }
+            Err(e) => summary.problems.push(format!(
+                "{path}: cannot read the restored file ({})",
+                describe(&e)
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_and_picks() {
+        assert_eq!(exact_pattern("/a/b*[1]?.txt"), "/a/b\\*\\[1\\]\\?.txt");
+        assert_eq!(pick(3, 0), [0, 1, 2]);
+        assert_eq!(pick(3, 5), [0, 1, 2]);
+        let p = pick(100, 5);
+        assert_eq!(p.len(), 5);
+        assert!(p.windows(2).all(|w| w[0] < w[1]) && p.iter().all(|&i| i < 100));
+    }
+
+    #[tokio::test]
+    async fn scratch_directories() {
+        let tmp = std::env::temp_dir().join(format!("lab-drill-test-{}", rand::random::<u64>()));
+        let dir = tmp.to_str().unwrap().to_owned();
+        let s = Scratch::prepare(&dir).await.unwrap();
+        assert!(s.created && tmp.is_dir());
+        std::fs::write(tmp.join("x"), "x").unwrap();
+        let err = Scratch::prepare(&dir).await.err().unwrap();
+        assert!(err.contains("not empty"), "{err}");
+        s.clean().await.unwrap();
+        assert!(!tmp.exists());
+        assert!(Scratch::prepare("relative").await.is_err());
+        let auto = Scratch::prepare("").await.unwrap();
+        assert!(auto.created && auto.path.is_dir());
+        auto.clean().await.unwrap();
+        assert!(!auto.path.exists());
+    }
+}
