@@ -13,13 +13,17 @@ use super::doc::{self, string_map, strings, JobSpecDoc};
 use crate::cmd::jobs::spec::Batch;
 
 /// Milliseconds of a duration, saturating; 0 when absent.
-fn millis(d: Option<std::time::Duration>) -> u64 {
+pub(super) fn millis(d: Option<std::time::Duration>) -> u64 {
     d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
 /// The one value in `found` (key, value), or an error at `path` naming the `choices`.
-fn exactly_one<T>(path: &str, choices: &[&str], found: Vec<(&str, T)>) -> Result<T, String> {
+pub(super) fn exactly_one<T>(
+    path: &str,
+    choices: &[&str],
+    found: Vec<(&str, T)>,
+) -> Result<T, String> {
     let choices = choices.join(", ");
     let keys: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
     let mut found = found.into_iter();
@@ -60,6 +64,7 @@ fn task(t: doc::TaskDoc) -> Result<TaskSpec, String> {
         exec,
         config,
         container,
+        backup,
     } = t;
     let mut found = Vec::new();
     if let Some(e) = exec {
@@ -77,8 +82,31 @@ fn task(t: doc::TaskDoc) -> Result<TaskSpec, String> {
     if let Some(c) = container {
         found.push(("container", task_spec::Kind::Container(container_task(c)?)));
     }
-    let kind = exactly_one("spec.task", &["exec", "config", "container"], found)?;
+    if let Some(b) = backup {
+        let backup = super::convert_backup::backup_task(b)?;
+        found.push(("backup", task_spec::Kind::Backup(backup)));
+    }
+    let kind = exactly_one(
+        "spec.task",
+        &["exec", "config", "container", "backup"],
+        found,
+    )?;
     Ok(TaskSpec { kind: Some(kind) })
+}
+
+/// Names a converted job after its document's `metadata.name`: sets `JobSpec.name` and the
+/// name of a backup task that has none (so `labctl backups` reports it under that name).
+pub fn with_name(mut spec: JobSpec, name: &str) -> JobSpec {
+    if name.is_empty() {
+        return spec;
+    }
+    spec.name = name.to_owned();
+    if let Some(task_spec::Kind::Backup(b)) = spec.task.as_mut().and_then(|t| t.kind.as_mut()) {
+        if b.name.is_empty() {
+            b.name = name.to_owned();
+        }
+    }
+    spec
 }
 
 fn config_task(c: doc::ConfigDoc) -> Result<ConfigTask, String> {

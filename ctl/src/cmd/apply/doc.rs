@@ -19,7 +19,7 @@ pub const API_VERSION: &str = "labfleet/v1";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
-    /// Name shown in labctl's messages (the coordinator does not store it yet).
+    /// The job's name (`JobSpec.name`), shown in labctl's messages; a backup task's default name.
     pub name: Option<String>,
 }
 
@@ -54,7 +54,7 @@ pub struct JobSpecDoc {
     /// How long tasks of offline nodes may wait (humantime).
     #[serde(default, deserialize_with = "duration")]
     pub deadline: Option<Duration>,
-    /// Exactly one of exec, config, container.
+    /// Exactly one of exec, config, container, backup.
     pub task: TaskDoc,
 }
 
@@ -83,6 +83,8 @@ pub struct TaskDoc {
     pub config: Option<ConfigDoc>,
     /// Manage a container.
     pub container: Option<ContainerDoc>,
+    /// A backup operation.
+    pub backup: Option<super::doc_backup::BackupDoc>,
 }
 
 /// `task.exec`.
@@ -409,8 +411,8 @@ fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(ScalarVisitor("an octal mode like \"0644\""))
 }
 
-/// `timeout`, `deadline`: humantime text ("90s", "2h 30m").
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// `timeout`, `deadline`, `maxAge`: humantime text ("90s", "2h 30m").
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = Option<Duration>;

@@ -7,7 +7,9 @@
 //! events or talk to the coordinator itself.
 
 pub mod convert;
+pub mod convert_backup;
 pub mod doc;
+pub mod doc_backup;
 pub mod parse;
 
 use std::path::Path;
@@ -176,3 +178,5 @@ fn with_note(err: anyhow::Error, note: &str) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_backup;

@@ -60,10 +60,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<SpecJob>, Failure> {
         }
         let job: JobDoc = serde_path_to_error::deserialize(document)
             .map_err(|e| bad(n, path_error(&e.path().to_string(), &e.inner().to_string())))?;
+        let name = job.metadata.name.unwrap_or_default();
         let spec = convert::job_spec(job.spec).map_err(|m| bad(n, m))?;
+        let spec = convert::with_name(spec, &name);
         jobs.push(SpecJob {
             origin: format!("{file}: document {n}"),
-            name: job.metadata.name.filter(|s| !s.is_empty()),
+            name: Some(name).filter(|s| !s.is_empty()),
             spec,
         });
     }

@@ -135,7 +135,7 @@ fn example_becomes_the_expected_job_spec() {
         }),
         timeout_ms: 2 * 3_600_000,
         deadline_ms: 12 * 3_600_000,
-        name: String::new(),
+        name: "motd".into(),
     };
     assert_eq!(job.spec, expected);
     // The coordinator's checks accept it.
@@ -300,7 +300,9 @@ fn resource_needs_exactly_one_kind() {
     );
     let e = error(&job("    exec: {argv: [a]}\n    config: {resources: []}\n"));
     assert!(
-        e.ends_with("spec.task: has exec and config; give exactly one of exec, config, container"),
+        e.ends_with(
+            "spec.task: has exec and config; give exactly one of exec, config, container, backup"
+        ),
         "{e}"
     );
     let e = error(&job("    container: {socket: /s}\n"));
