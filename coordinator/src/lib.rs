@@ -6,6 +6,7 @@
 
 pub mod agent_api;
 pub mod auth;
+pub mod backups;
 pub mod ca;
 pub mod datadir;
 pub mod error;

@@ -489,8 +489,15 @@ impl OperatorService for OperatorApi {
 
     async fn list_backups(
         &self,
-        _req: Request<ListBackupsRequest>,
+        req: Request<ListBackupsRequest>,
     ) -> Result<Response<ListBackupsResponse>, Status> {
-        Err(Status::unimplemented("backup status: issue 5 in progress"))
+        let selector: Selector = req
+            .get_ref()
+            .selector
+            .parse()
+            .map_err(|e: SelectorError| ApiError::InvalidArgument(selector_error(&e)))?;
+        let backups = crate::backups::list(&self.coord.store, &selector, crate::state::now_ms())
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ListBackupsResponse { backups }))
     }
 }

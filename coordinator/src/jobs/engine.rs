@@ -428,6 +428,8 @@ pub async fn on_update(
                     info.error = f.error.chars().take(4096).collect();
                     info.result = f.result;
                     set_state(&mut job, &mut task, to, &mut batch);
+                    crate::backups::on_final(&coord.store, &job, &task, &mut batch)
+                        .map_err(internal)?;
                     finished = true;
                 }
                 _ => {

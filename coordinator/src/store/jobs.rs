@@ -25,6 +25,8 @@ pub struct JobBatch {
     pub active_add: Vec<(String, String)>,
     /// (node, task id) pairs that became final.
     pub active_remove: Vec<(String, String)>,
+    /// Backup index records changed by a task that reached a final state.
+    pub backups: Vec<lab_proto::store::v1::BackupRecord>,
 }
 
 fn event_key(job_id: &str, seq: u64) -> Vec<u8> {
@@ -87,6 +89,7 @@ impl Store {
         for (node, task) in batch.active_remove {
             self.node_tasks.remove(pair_key(&node, &task))?;
         }
+        self.write_backups(batch.backups)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! only after the write is flushed to disk, so whatever a caller acknowledges to a peer survives a
 //! crash. Reads never block on I/O beyond sled's page cache.
 
+mod backups;
 mod group_flush;
 mod jobs;
 mod schedules;

@@ -1,0 +1,108 @@
+//! The backup index in the store: tree `backups`, node ‖ "\n" ‖ backup name → BackupRecord.
+//! Records are written by the job engine in the same [`JobBatch`](super::JobBatch) as the task
+//! update that changed them (so they are flushed with it), and read by `ListBackups`.
+
+use lab_proto::store::v1::BackupRecord;
+use prost::Message;
+
+use super::{Store, StoreError, Versioned, RECORD_VERSION};
+
+const TREE: &str = "backups";
+
+impl Versioned for BackupRecord {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+fn key(node: &str, name: &str) -> Vec<u8> {
+    format!("{node}\n{name}").into_bytes()
+}
+
+impl Store {
+    fn backups_tree(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(TREE)?)
+    }
+
+    /// The record of backup `name` on `node`.
+    pub fn backup(&self, node: &str, name: &str) -> Result<Option<BackupRecord>, StoreError> {
+        Self::get(&self.backups_tree()?, TREE, &key(node, name))
+    }
+
+    /// Every backup record, by node and name.
+    pub fn backups(&self) -> Result<Vec<BackupRecord>, StoreError> {
+        Self::list(&self.backups_tree()?, TREE)
+    }
+
+    /// Writes backup records without flushing (part of [`Store::write_jobs`]).
+    pub(super) fn write_backups(&self, records: Vec<BackupRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let tree = self.backups_tree()?;
+        for mut rec in records {
+            rec.version = RECORD_VERSION;
+            tree.insert(key(&rec.node, &rec.name), rec.encode_to_vec())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lab_proto::v1::BackupSummary;
+
+    use super::*;
+    use crate::store::JobBatch;
+
+    fn rec(node: &str, name: &str, snapshot: &str) -> BackupRecord {
+        BackupRecord {
+            node: node.into(),
+            name: name.into(),
+            last_success_unix_ms: 1000,
+            last_success: Some(BackupSummary {
+                snapshot_id: snapshot.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_written_with_the_job_batch_and_keyed_by_node_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.backups().unwrap().is_empty());
+        let batch = JobBatch {
+            backups: vec![
+                rec("n2", "home", "a"),
+                rec("n1", "home", "b"),
+                rec("n1", "db", "c"),
+            ],
+            ..Default::default()
+        };
+        store.commit_jobs(batch).await.unwrap();
+        let all: Vec<(String, String)> = store
+            .backups()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.node, r.name))
+            .collect();
+        let expected = [("n1", "db"), ("n1", "home"), ("n2", "home")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()));
+        assert_eq!(all, expected);
+        let one = store.backup("n1", "home").unwrap().unwrap();
+        assert_eq!(one.version, RECORD_VERSION);
+        assert_eq!(one.last_success.unwrap().snapshot_id, "b");
+        assert!(store.backup("n1", "nope").unwrap().is_none());
+        // A later batch replaces the record.
+        let batch = JobBatch {
+            backups: vec![rec("n1", "home", "d")],
+            ..Default::default()
+        };
+        store.commit_jobs(batch).await.unwrap();
+        let one = store.backup("n1", "home").unwrap().unwrap();
+        assert_eq!(one.last_success.unwrap().snapshot_id, "d");
+        assert_eq!(store.backups().unwrap().len(), 3);
+    }
+}
