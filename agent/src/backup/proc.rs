@@ -433,13 +433,18 @@ where
             }
             end = async { match feeder.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if feeder.is_some() => {
                 feeder = None;
-                let (ran, stdin) = end;
+                let (mut ran, stdin) = end;
                 if stdin.is_some() {
                     // The producer failed: the consumer must not see the end of its input.
                     group.signal(Signal::SIGKILL);
                     stopped = true;
                 }
                 drop(stdin);
+                // The producer's complaints (pg_dump, restic dump) go to the output too.
+                for line in &mut ran.stderr {
+                    *line = cx.redact(line);
+                    (cx.emit)(super::Out::Output(OutputStream::Stderr, format!("{line}\n").into_bytes()));
+                }
                 producer_ran = Some(ran);
             }
             _ = cx.stop.cancelled(), if !stopped && status.is_none() => {
@@ -473,3 +478,7 @@ where
         producer: producer_ran,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
