@@ -120,6 +120,23 @@ fn a_directory_is_backed_up_with_progress_restored_identically_and_drilled() {
     }
     assert!(!restored.join("docs/scratch.tmp").exists());
 
+    // The snapshots operation lists it, with the spec's tags.
+    let spec = job(
+        "home-nightly",
+        &format!(
+            "    backup:\n      snapshots: {{{}, tags: [home]}}\n",
+            repo.fields()
+        ),
+    );
+    let run = apply(&c, &spec);
+    run.assert_ok();
+    let Some(Kind::Snapshots(list)) = run.result().kind else {
+        panic!("{}", run.describe())
+    };
+    assert_eq!(list.snapshots.len(), 1);
+    assert_eq!(list.snapshots[0].tags, ["home", "nightly"]);
+    assert_eq!(list.snapshots[0].paths, [data.display().to_string()]);
+
     // A drill of a sound repository verifies every file.
     let run = drill(&c, &repo, "");
     run.assert_ok();
@@ -163,6 +180,22 @@ fn a_directory_is_backed_up_with_progress_restored_identically_and_drilled() {
         std::fs::read_dir(&scratch).is_err(),
         "the drill removes its scratch directory"
     );
+
+    // restic check reading all data finds the damage too.
+    let spec = job(
+        "home-nightly",
+        &format!(
+            "    backup:\n      check: {{{}, readDataSubset: \"100%\"}}\n",
+            repo.fields()
+        ),
+    );
+    let run = apply(&c, &spec);
+    let error = run.assert_failed();
+    assert!(error.contains("restic check found problems"), "{error}");
+    let Some(Kind::Check(check)) = run.result().kind else {
+        panic!("{}", run.describe())
+    };
+    assert!(!check.ok && !check.errors.is_empty(), "{check:?}");
 }
 
 #[test]
