@@ -103,3 +103,42 @@ fn flags() {
     );
     assert!(filter_args(&[], "").is_empty());
 }
+
+#[tokio::test]
+async fn opening_a_repository_reads_the_env_file_and_checks_the_password_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = tmp.path().join("pw");
+    let env = tmp.path().join("env");
+    std::fs::write(&pw, "pw\n").unwrap();
+    std::fs::write(&env, "AWS_SECRET_ACCESS_KEY=topsecret\nB2_ACCOUNT_ID=id\n").unwrap();
+    let mut wire = ResticRepository {
+        repository: "s3:https://s3.example/bucket".into(),
+        password_file: pw.to_str().unwrap().into(),
+        env_file: env.to_str().unwrap().into(),
+    };
+    let repo = Repo::open(Some(&wire)).await.unwrap();
+    assert_eq!(
+        repo.env["RESTIC_REPOSITORY"],
+        "s3:https://s3.example/bucket"
+    );
+    assert_eq!(repo.env["RESTIC_PASSWORD_FILE"], wire.password_file);
+    assert_eq!(repo.env["AWS_SECRET_ACCESS_KEY"], "topsecret");
+    assert_eq!(repo.secrets, ["topsecret"]);
+    let step = repo.step(&["snapshots"]);
+    assert_eq!(step.argv, ["restic", "snapshots"]);
+    assert!(!step.what().contains("topsecret"));
+
+    std::fs::write(&env, "topsecret\n").unwrap();
+    let err = Repo::open(Some(&wire)).await.unwrap_err();
+    assert!(
+        err.contains("line 1") && !err.contains("topsecret"),
+        "{err}"
+    );
+    wire.password_file = tmp.path().join("missing").to_str().unwrap().into();
+    let err = Repo::open(Some(&wire)).await.unwrap_err();
+    assert!(
+        err.contains("cannot read password file") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(Repo::open(None).await.is_err());
+}
