@@ -78,7 +78,7 @@ fn set_state(job: &mut JobRecord, task: &mut TaskRecord, to: TaskState, batch: &
 /// Marks the job done (with its JobDone event) once every task is final (from the counts that
 /// [`set_state`] keeps, so no task needs reading).
 fn finish_if_done(job: &mut JobRecord, batch: &mut JobBatch) {
-    if job.done || (job.final_tasks as usize) < job.task_ids.len() {
+    if job.done || job.final_tasks < job.task_count {
         return;
     }
     let done = JobDone {
@@ -226,6 +226,7 @@ async fn create(
     };
     let mut job = JobRecord {
         pending_tasks: nodes.len() as u32,
+        task_count: nodes.len() as u32,
         job_id,
         spec: Some(spec),
         submitted_by: submitted_by.to_owned(),

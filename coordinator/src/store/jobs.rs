@@ -4,9 +4,14 @@
 //!
 //! Trees: `jobs` (job id → JobRecord; ids sort by submit time), `tasks` (task id → TaskRecord),
 //! `events` (job id ‖ seq → EventRecord), `node_tasks` (node ‖ task id: the node's unfinished
-//! tasks), `task_output` (task id ‖ event seq → bytes: output events, oldest first, for trimming).
+//! tasks), `task_output` (task id ‖ event seq → bytes: output events, oldest first, for trimming),
+//! `job_tasks` (job id → JobTasksRecord: the task ids in rollout order, written once at submit).
+//!
+//! A job record is rewritten with every task update, so it carries only the task count: keeping
+//! the ids in it made each update encode, write and decode all N ids (quadratic in the fleet
+//! size per job). Records written before carry `task_ids` themselves; both shapes are read.
 
-use lab_proto::store::v1::{EventRecord, JobRecord, TaskRecord};
+use lab_proto::store::v1::{EventRecord, JobRecord, JobTasksRecord, TaskRecord};
 use lab_proto::v1::{job_event, JobEvent};
 use prost::Message;
 
@@ -44,6 +49,12 @@ fn output_key(task_id: &str, seq: u64) -> Vec<u8> {
     event_key(task_id, seq)
 }
 
+/// A record of either shape with its task count set.
+fn with_count(mut job: JobRecord) -> JobRecord {
+    job.task_count = job.task_count.max(job.task_ids.len() as u32);
+    job
+}
+
 impl Store {
     /// Writes `batch` and flushes.
     pub async fn commit_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
@@ -57,6 +68,15 @@ impl Store {
     pub fn write_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
         for mut job in batch.jobs {
             job.version = RECORD_VERSION;
+            if !job.task_ids.is_empty() {
+                job.task_count = job.task_count.max(job.task_ids.len() as u32);
+                let list = JobTasksRecord {
+                    version: RECORD_VERSION,
+                    task_ids: std::mem::take(&mut job.task_ids),
+                };
+                self.job_tasks
+                    .insert(job.job_id.as_bytes(), list.encode_to_vec())?;
+            }
             self.jobs
                 .insert(job.job_id.as_bytes(), job.encode_to_vec())?;
         }
@@ -93,9 +113,19 @@ impl Store {
         Ok(())
     }
 
-    /// One job.
+    /// One job (without its task ids; see [`Store::task_ids_of`]).
     pub fn job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
-        Self::get(&self.jobs, "jobs", job_id.as_bytes())
+        Ok(Self::get(&self.jobs, "jobs", job_id.as_bytes())?.map(with_count))
+    }
+
+    /// The task ids of `job` in rollout order.
+    pub fn task_ids_of(&self, job: &JobRecord) -> Result<Vec<String>, StoreError> {
+        if !job.task_ids.is_empty() {
+            return Ok(job.task_ids.clone());
+        }
+        let list: Option<JobTasksRecord> =
+            Self::get(&self.job_tasks, "job_tasks", job.job_id.as_bytes())?;
+        Ok(list.map(|l| l.task_ids).unwrap_or_default())
     }
 
     /// Up to `limit` jobs, newest first.
@@ -105,7 +135,7 @@ impl Store {
             .values()
             .rev()
             .take(limit)
-            .map(|v| decode("jobs", &v?))
+            .map(|v| decode("jobs", &v?).map(with_count))
             .collect()
     }
 
@@ -115,7 +145,7 @@ impl Store {
         for v in self.jobs.iter().values() {
             let job: JobRecord = decode("jobs", &v?)?;
             if !job.done {
-                out.push(job);
+                out.push(with_count(job));
             }
         }
         Ok(out)
@@ -128,8 +158,9 @@ impl Store {
 
     /// The tasks of `job`, in rollout order.
     pub fn tasks_of(&self, job: &JobRecord) -> Result<Vec<TaskRecord>, StoreError> {
-        let mut out = Vec::with_capacity(job.task_ids.len());
-        for id in &job.task_ids {
+        let ids = self.task_ids_of(job)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
             if let Some(t) = self.task(id)? {
                 out.push(t);
             }
@@ -186,7 +217,7 @@ impl Store {
 
     /// Deletes a job with its tasks, events and indexes.
     pub async fn remove_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        for task_id in &job.task_ids {
+        for task_id in &self.task_ids_of(job)? {
             if let Some(t) = self.task(task_id)? {
                 let node = t.info.map(|i| i.node).unwrap_or_default();
                 self.node_tasks.remove(pair_key(&node, task_id))?;
@@ -204,6 +235,7 @@ impl Store {
             self.events.remove(key?)?;
         }
         self.jobs.remove(job.job_id.as_bytes())?;
+        self.job_tasks.remove(job.job_id.as_bytes())?;
         self.flush().await
     }
 }

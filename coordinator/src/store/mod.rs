@@ -66,6 +66,7 @@ pub struct Store {
     events: sled::Tree,
     node_tasks: sled::Tree,
     task_output: sled::Tree,
+    job_tasks: sled::Tree,
     flusher: std::sync::Arc<group_flush::GroupFlush>,
 }
 
@@ -91,7 +92,8 @@ versioned!(
     lab_proto::store::v1::TokenRecord,
     lab_proto::store::v1::JobRecord,
     lab_proto::store::v1::TaskRecord,
-    lab_proto::store::v1::EventRecord
+    lab_proto::store::v1::EventRecord,
+    lab_proto::store::v1::JobTasksRecord
 );
 
 fn decode<T: Versioned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -126,6 +128,7 @@ impl Store {
             events: db.open_tree("events")?,
             node_tasks: db.open_tree("node_tasks")?,
             task_output: db.open_tree("task_output")?,
+            job_tasks: db.open_tree("job_tasks")?,
             flusher: Default::default(),
             db,
         })

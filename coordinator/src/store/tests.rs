@@ -189,6 +189,12 @@ async fn removing_a_job_removes_its_tasks_events_and_indexes() {
         .unwrap();
     assert_eq!(store.events("j1", 1).unwrap().len(), 2);
     assert_eq!(store.unfinished_tasks_of_node("n1").unwrap(), ["j1-0000"]);
+    // The record rewritten with every update holds the count; the ids live in `job_tasks`.
+    let stored = store.job("j1").unwrap().unwrap();
+    assert!(stored.task_ids.is_empty());
+    assert_eq!(stored.task_count, 1);
+    assert_eq!(store.task_ids_of(&stored).unwrap(), ["j1-0000"]);
+    assert_eq!(store.tasks_of(&stored).unwrap().len(), 1);
 
     // Trimming drops the oldest output first.
     assert_eq!(store.trim_output("j1", "j1-0000", 1).unwrap(), 4);
@@ -202,4 +208,36 @@ async fn removing_a_job_removes_its_tasks_events_and_indexes() {
     assert!(store.events("j1", 1).unwrap().is_empty());
     assert!(store.unfinished_tasks_of_node("n1").unwrap().is_empty());
     assert!(store.jobs_newest_first(10).unwrap().is_empty());
+    assert!(store.task_ids_of(&stored).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn job_records_with_their_task_ids_inside_are_still_read() {
+    use lab_proto::store::v1::JobRecord;
+
+    let (_d, store) = open();
+    // The shape written before the ids moved to their own tree.
+    let old = JobRecord {
+        version: RECORD_VERSION,
+        job_id: "j0".into(),
+        task_ids: vec!["j0-0000".into(), "j0-0001".into()],
+        ..Default::default()
+    };
+    store.jobs.insert("j0", old.encode_to_vec()).unwrap();
+    let job = store.job("j0").unwrap().unwrap();
+    assert_eq!(job.task_count, 2);
+    assert_eq!(store.task_ids_of(&job).unwrap(), ["j0-0000", "j0-0001"]);
+    assert_eq!(store.unfinished_jobs().unwrap()[0].task_count, 2);
+    // Written back (as the engine does on the next update), it takes the new shape.
+    store
+        .commit_jobs(JobBatch {
+            jobs: vec![job],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = store.job("j0").unwrap().unwrap();
+    assert!(job.task_ids.is_empty());
+    assert_eq!(job.task_count, 2);
+    assert_eq!(store.task_ids_of(&job).unwrap(), ["j0-0000", "j0-0001"]);
 }
