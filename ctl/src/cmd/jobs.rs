@@ -6,7 +6,9 @@
 pub mod events;
 pub mod frame;
 pub mod outcome;
+pub mod progress;
 pub mod result;
+pub mod result_backup;
 pub mod spec;
 pub mod view;
 pub mod watch;
@@ -119,7 +121,8 @@ pub async fn submit_and_follow(
     };
     let mut printer = Printer::new(format)
         .with_color(result::use_color())
-        .with_results_only(config);
+        .with_results_only(config)
+        .with_progress(progress::Mode::detect());
     let ending = watch::follow(client, &target, &mut printer, Until::Done, shutdown).await?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
     conclude(&ending, &job_id, started.elapsed(), format, check)
@@ -235,9 +238,16 @@ pub async fn logs(
     };
     let check = job.spec.as_ref().is_some_and(view::is_check);
     let config = job.spec.as_ref().is_some_and(is_config);
+    // Progress of a running job as it happens; stored progress is not replayed.
+    let progress = if options.follow {
+        progress::Mode::detect()
+    } else {
+        progress::Mode::Off
+    };
     let mut printer = Printer::new(options.format)
         .with_color(result::use_color())
-        .with_results_only(config);
+        .with_results_only(config)
+        .with_progress(progress);
     let ending = watch::follow(&mut client, &target, &mut printer, until, &shutdown).await?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
     let elapsed = match &ending {

@@ -1,7 +1,8 @@
 //! Rendering the event stream of a job (`labctl run`, `labctl apply`, `labctl job logs`): text
-//! lines prefixed with the node, or NDJSON with one object per event. In text mode, a config or
-//! container task that reached a final state also prints its result (per resource, with diffs)
-//! on stdout. Pure apart from the writers it is given.
+//! lines prefixed with the node, or NDJSON with one object per event. In text mode, a config,
+//! container or backup task that reached a final state also prints its result (per resource,
+//! with diffs) on stdout, and progress events show as bars or throttled lines on stderr
+//! ([`super::progress`]). Pure apart from the writers it is given and the progress bars.
 //!
 //! NDJSON objects (field names are stable):
 //! - `{"seq": 7, "time": "2026-01-02T03:04:05.678Z", "task": {TaskView}}` — a task changed state
@@ -10,10 +11,13 @@
 //!   container task, see [`super::result`], else null);
 //! - `{"seq": 8, "time": ..., "output": {"node", "task_id", "stream": "stdout"|"stderr", "data"}}`
 //!   — one chunk as sent (not split into lines; `data` is lossy UTF-8);
+//! - `{"seq": 9, "time": ..., "progress": {"node", "task_id", "percent", "bytes_done",
+//!   "bytes_total", "files_done", "files_total", "seconds_remaining", "current"}}` — progress of
+//!   long work (restic);
 //! - `{"seq": 9, "time": ..., "done": {"succeeded", "failed", "other"}}` — the last event.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lab_proto::v1::{
     job_event, JobDone, JobEvent, OutputStream, TaskInfo, TaskProgressEvent, TaskState,
@@ -21,6 +25,7 @@ use lab_proto::v1::{
 use serde::Serialize;
 
 use super::frame::{Framer, Line, Stream};
+use super::progress::{self, Progress};
 use super::result;
 use super::view::{is_final, state_name, TaskView};
 use super::RunFormat;
@@ -157,6 +162,7 @@ pub struct Printer {
     last_seq: u64,
     done: Option<JobDone>,
     results_only: bool,
+    progress: Progress,
 }
 
 impl Printer {
@@ -169,7 +175,14 @@ impl Printer {
             last_seq: 0,
             done: None,
             results_only: false,
+            progress: Progress::new(progress::Mode::Off),
         }
+    }
+
+    /// How text mode shows progress events (default: not at all).
+    pub fn with_progress(mut self, mode: progress::Mode) -> Self {
+        self.progress = Progress::new(mode);
+        self
     }
 
     /// In text mode, leaves out the tasks' stdout (a config task's per-resource lines, which the
@@ -216,7 +229,23 @@ impl Printer {
         }
         match self.format {
             RunFormat::Json => self.json(ev.seq, ev.unix_ms, body, out),
-            RunFormat::Text => self.text(body, out, err),
+            RunFormat::Text => {
+                match body {
+                    job_event::Body::Progress(p) => {
+                        return self.progress.update(p, Instant::now(), err)
+                    }
+                    job_event::Body::Task(t) if is_final(t.state()) => {
+                        self.progress.finish_task(&t.task_id)
+                    }
+                    job_event::Body::Done(_) => self.progress.clear(),
+                    _ => {}
+                }
+                // Lines are printed with the bars hidden, so they do not tear them.
+                match self.progress.active().cloned() {
+                    Some(bars) => bars.suspend(|| self.text(body, out, err)),
+                    None => self.text(body, out, err),
+                }
+            }
         }
     }
 
@@ -279,7 +308,7 @@ impl Printer {
                 }
                 writeln!(err, "{state_line}")
             }
-            // Shown as progress bars by the follower (issue 5, in progress).
+            // Shown by `self.progress` before this is called.
             job_event::Body::Progress(_) => Ok(()),
             job_event::Body::Done(_) => print_lines(&self.framer.flush_all(), out, err),
         }
@@ -287,6 +316,7 @@ impl Printer {
 
     /// Prints unterminated lines still buffered (text mode); call when the stream stops.
     pub fn finish(&mut self, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
+        self.progress.clear();
         print_lines(&self.framer.flush_all(), out, err)
     }
 }

@@ -1,10 +1,11 @@
-//! Structured results of config and container tasks as labctl shows them: the stable JSON view
+//! Structured results of config, container and backup tasks as labctl shows them: the stable JSON view
 //! (`result` of a task) and the text lines `NODE: file /etc/motd: changed` with the diff
 //! indented below. Pure; whether to color is the caller's decision ([`use_color`]).
 //!
 //! JSON (field names are stable):
 //! - `{"config": {"check": bool, "resources": [{"resource", "status", "diff", "message"}]}}`
 //! - `{"container": {"container", "container_id", "status", "message"}}`
+//! - `{"backup": {...}}`, see [`super::result_backup`]
 //!
 //! `status` is `unchanged`, `changed` (in check mode: would change), `failed` or `skipped`;
 //! empty `diff`, `message` and `container_id` are null. Text says "would change" in check mode.
@@ -15,14 +16,18 @@ use std::io::IsTerminal;
 use lab_proto::v1::{task_result, ConfigResult, ContainerResult, ResourceStatus, TaskResult};
 use serde::Serialize;
 
+use super::result_backup::{self, BackupResultView};
+
 /// The structured result of a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultView {
     /// Of a config task.
     Config(ConfigResultView),
     /// Of a container task.
     Container(ContainerResultView),
+    /// Of a backup task (boxed: it is much larger than the others).
+    Backup(Box<BackupResultView>),
 }
 
 /// `result.config`.
@@ -80,7 +85,7 @@ pub fn view(result: Option<&TaskResult>) -> Option<ResultView> {
     match result?.kind.as_ref()? {
         task_result::Kind::Config(c) => Some(ResultView::Config(config_view(c))),
         task_result::Kind::Container(c) => Some(ResultView::Container(container_view(c))),
-        task_result::Kind::Backup(_) => None,
+        task_result::Kind::Backup(b) => Some(ResultView::Backup(Box::new(result_backup::view(b)))),
     }
 }
 
@@ -150,7 +155,7 @@ fn paint(text: &str, style: &str, color: bool) -> String {
 }
 
 /// Text from a node with control characters (terminal escapes) made harmless; tabs are kept.
-fn clean(text: &str) -> String {
+pub(super) fn clean(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() && c != '\t' {
@@ -164,7 +169,7 @@ fn clean(text: &str) -> String {
 
 /// "NODE: WHAT: STATUS" plus the message: ": error" when failed, " (state)" otherwise; further
 /// message lines and the diff follow, indented by four spaces.
-fn entry(
+pub(super) fn entry(
     out: &mut String,
     node: &str,
     what: &str,
@@ -235,6 +240,7 @@ pub fn render(node: &str, result: &ResultView, color: bool) -> String {
                 color,
             );
         }
+        ResultView::Backup(b) => result_backup::render(&mut out, node, b, color),
     }
     out
 }

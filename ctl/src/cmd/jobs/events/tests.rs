@@ -251,3 +251,88 @@ fn results_of_config_tasks_are_rendered_when_final() {
         "check mode: nothing was changed; 1 succeeded, 0 failed, 0 other in 1.0s; job j1"
     );
 }
+
+fn progress(seq: u64, task: &str, node: &str, percent: f64) -> JobEvent {
+    JobEvent {
+        seq,
+        unix_ms: 1_700_000_000_123,
+        body: Some(job_event::Body::Progress(TaskProgressEvent {
+            task_id: task.into(),
+            node: node.into(),
+            progress: Some(lab_proto::v1::TaskProgress {
+                percent,
+                bytes_done: 512,
+                bytes_total: 1024,
+                ..Default::default()
+            }),
+        })),
+    }
+}
+
+#[test]
+fn progress_lines_go_to_stderr_throttled_and_json_keeps_every_event() {
+    let events = [
+        progress(1, "t1", "n1", 10.0),
+        progress(2, "t1", "n1", 20.0),
+        output(3, "t1", "n1", OutputStream::Stdout, b"done\n"),
+        task(4, "t1", "n1", TaskState::Succeeded, 0, ""),
+        done(5, 1, 0, 0),
+    ];
+    let mut printer = Printer::new(RunFormat::Text).with_progress(progress::Mode::Lines);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for ev in &events {
+        printer.event(ev, &mut out, &mut err).unwrap();
+    }
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
+    assert_eq!(out, "n1: done\n");
+    // The second event came within the interval: one line only.
+    assert!(err.starts_with("n1: 10% 512B/1.0KiB\n"), "{err}");
+    assert!(!err.contains("20%"), "{err}");
+
+    // Off (the default) shows nothing; JSON has one object per progress event.
+    let (_, err, _) = render(RunFormat::Text, &events);
+    assert!(!err.contains('%'), "{err}");
+    let (out, _, _) = render(RunFormat::Json, &events);
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["progress"]["percent"], 10.0);
+    assert_eq!(first["progress"]["bytes_total"], 1024);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("\"progress\"")).count(),
+        2
+    );
+}
+
+#[test]
+fn bars_are_gone_before_the_result_is_printed() {
+    let mut printer = Printer::new(RunFormat::Text);
+    printer.progress = Progress::hidden_bars();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    printer
+        .event(&progress(1, "t1", "n1", 50.0), &mut out, &mut err)
+        .unwrap();
+    assert_eq!(printer.progress.bars_shown(), 1);
+    printer
+        .event(
+            &output(2, "t1", "n1", OutputStream::Stdout, b"x\n"),
+            &mut out,
+            &mut err,
+        )
+        .unwrap();
+    assert_eq!(
+        printer.progress.bars_shown(),
+        1,
+        "output does not end a bar"
+    );
+    printer
+        .event(
+            &task(3, "t1", "n1", TaskState::Failed, 1, "boom"),
+            &mut out,
+            &mut err,
+        )
+        .unwrap();
+    assert_eq!(printer.progress.bars_shown(), 0);
+    assert_eq!(String::from_utf8(out).unwrap(), "n1: x\n");
+}
