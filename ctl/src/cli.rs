@@ -86,6 +86,12 @@ pub enum Command {
         #[command(subcommand)]
         action: JobAction,
     },
+    /// Schedules: cron expressions that submit a job each time they fire
+    Schedule {
+        /// What to do
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
     /// Run a coordinator and a local agent in this process (state in --dir)
     Dev {
         /// State directory
@@ -268,4 +274,74 @@ pub enum JobAction {
         /// Job id
         id: String,
     },
+}
+
+/// `labctl schedule ...`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleAction {
+    /// Create a schedule that submits the job of a spec file each time its cron expression fires
+    ///
+    /// Exit status: 0 created, 2 a bad name, expression, time zone, jitter or spec file
+    /// (nothing is created), 1 refused (e.g. the name exists), 3 coordinator unreachable.
+    Create(ScheduleCreateArgs),
+    /// List schedules with their next and last run
+    List {
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// One schedule with its job
+    Show {
+        /// Schedule name
+        name: String,
+        /// Output format (table prints YAML)
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Format,
+    },
+    /// Stop firing until resumed
+    Pause {
+        /// Schedule name
+        name: String,
+    },
+    /// Fire again, from the next cron time after now (paused firings are not made up)
+    Resume {
+        /// Schedule name
+        name: String,
+    },
+    /// Delete a schedule (the jobs it submitted stay)
+    Delete {
+        /// Schedule name
+        name: String,
+    },
+}
+
+/// What to do with firings missed while the coordinator was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MissedArg {
+    /// Do not make them up
+    Skip,
+    /// Submit one job for all of them when the coordinator is back
+    RunOnce,
+}
+
+/// `labctl schedule create NAME --cron EXPR [--tz ZONE] [--jitter DUR] [--missed POLICY] -f FILE`
+#[derive(Debug, clap::Args)]
+pub struct ScheduleCreateArgs {
+    /// Schedule name: lowercase letters, digits and '-'
+    pub name: String,
+    /// Cron expression: 5 fields (minute hour day month weekday) or 6 (seconds first)
+    #[arg(long, value_name = "EXPR")]
+    pub cron: String,
+    /// IANA time zone the expression is read in (default UTC), e.g. Europe/Berlin
+    #[arg(long, value_name = "ZONE", default_value = "", env = "LAB_SCHEDULE_TZ")]
+    pub tz: String,
+    /// Delay each firing by a random duration up to this, e.g. 30s, 5m (default none)
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub jitter: Option<Duration>,
+    /// Firings missed while the coordinator was down: skip them, or run one job for them
+    #[arg(long, value_enum, default_value = "skip")]
+    pub missed: MissedArg,
+    /// Spec file with the one Job document each firing submits (as for `labctl apply`)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
 }

@@ -109,5 +109,8 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 JobAction::Cancel { id } => cmd::jobs::cancel(client, id).await,
             }
         }
+        Command::Schedule { action } => {
+            cmd::schedule::run(action, || async { context::dial(&ctx()?).await }).await
+        }
     }
 }

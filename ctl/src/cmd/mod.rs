@@ -3,5 +3,6 @@
 pub mod apply;
 pub mod jobs;
 pub mod nodes;
+pub mod schedule;
 pub mod token;
 pub mod user;

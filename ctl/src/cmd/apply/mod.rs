@@ -1,16 +1,18 @@
 //! `labctl apply -f FILE [--check] [--detach] [-o text|json]`: spec files (DESIGN §5a).
 //!
 //! Every document of every file is read, converted and checked before anything is submitted,
-//! so a mistake in the third document submits nothing. Then the jobs are submitted and
-//! followed one after another through the same path as `labctl run` (`jobs::submit_and_follow`);
-//! the exit status is the worst of them. This module owns the file format; it does not render
-//! events or talk to the coordinator itself.
+//! so a mistake in the third document submits nothing. Then the schedules are created or
+//! replaced (not followed), and the jobs are submitted and followed one after another through
+//! the same path as `labctl run` (`jobs::submit_and_follow`); the exit status is the worst of
+//! them. This module owns the file format; it does not render events or talk to the
+//! coordinator itself (schedules are created through `cmd::schedule`).
 
 pub mod convert;
 pub mod convert_backup;
 pub mod doc;
 pub mod doc_backup;
 pub mod parse;
+pub mod schedule;
 
 use std::path::Path;
 
@@ -22,6 +24,8 @@ use tonic::transport::Channel;
 use crate::cli::ApplyArgs;
 use crate::cmd::jobs::{self, Submission};
 use crate::failure::{self, Failure};
+use parse::Document;
+use schedule::SpecSchedule;
 
 /// One `kind: Job` document, converted and ready to submit.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,20 +48,59 @@ impl SpecJob {
     }
 }
 
+/// The documents of `apply -f`, by kind, each in file order.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// `kind: Job` documents.
+    pub jobs: Vec<SpecJob>,
+    /// `kind: Schedule` documents.
+    pub schedules: Vec<SpecSchedule>,
+}
+
 /// Reads and converts every file of `apply -f`; `-` is stdin. Usage errors only.
-pub fn load(args: &ApplyArgs) -> Result<Vec<SpecJob>, Failure> {
-    let mut jobs = Vec::new();
+pub fn load(args: &ApplyArgs) -> Result<Loaded, Failure> {
+    let mut loaded = Loaded::default();
     for path in &args.files {
         let (name, text) = read(path)?;
-        jobs.extend(parse::parse(&name, &text)?);
+        for document in parse::parse_documents(&name, &text)? {
+            match document {
+                Document::Job(job) => loaded.jobs.push(job),
+                Document::Schedule(s) => loaded.schedules.push(s),
+            }
+        }
+    }
+    if let (true, Some(s)) = (args.check, loaded.schedules.first()) {
+        return Err(Failure::Usage(format!(
+            "--check works only for config jobs, but {} is a Schedule; drop --check",
+            s.origin
+        )));
     }
     if args.check {
-        set_check(&mut jobs)?;
+        set_check(&mut loaded.jobs)?;
     }
-    for job in &jobs {
+    for job in &loaded.jobs {
         preflight(job)?;
     }
-    Ok(jobs)
+    for s in &loaded.schedules {
+        lab_coordinator::schedules::validate(&s.spec)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", s.origin)))?;
+    }
+    Ok(loaded)
+}
+
+/// Reads the one Job document of `labctl schedule create -f FILE`.
+pub fn load_one_job(path: &Path) -> Result<SpecJob, Failure> {
+    let (name, text) = read(path)?;
+    let mut jobs = parse::parse(&name, &text)?;
+    if jobs.len() != 1 {
+        return Err(Failure::Usage(format!(
+            "{name}: has {} Job documents; a schedule submits exactly one job",
+            jobs.len()
+        )));
+    }
+    let job = jobs.remove(0);
+    preflight(&job)?;
+    Ok(job)
 }
 
 fn read(path: &Path) -> Result<(String, String), Failure> {
@@ -106,12 +149,19 @@ fn preflight(job: &SpecJob) -> Result<(), Failure> {
 /// a failed job is reported and the next one runs, while Ctrl-C or a lost coordinator stops.
 pub async fn run(
     mut client: OperatorServiceClient<Channel>,
-    jobs: Vec<SpecJob>,
+    loaded: Loaded,
     args: &ApplyArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    if jobs.is_empty() {
+    let Loaded { jobs, schedules } = loaded;
+    if jobs.is_empty() && schedules.is_empty() {
         return Err(Failure::Usage("no documents to apply".into()).into());
+    }
+    for s in schedules {
+        crate::cmd::schedule::apply(&mut client, s.spec).await?;
+    }
+    if jobs.is_empty() {
+        return Ok(());
     }
     let total = jobs.len();
     let mut failed: Vec<(String, anyhow::Error)> = Vec::new();

@@ -1,17 +1,47 @@
 //! Reading a spec file: split it into YAML documents, pick each document's kind, and
-//! deserialize a Job strictly, with errors that name the file, the document, the field path and
-//! the line. Pure.
+//! deserialize a Job or Schedule strictly, with errors that name the file, the document, the
+//! field path and the line. Pure.
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::doc::{JobDoc, API_VERSION};
+use super::schedule::{schedule_spec, ScheduleDoc, SpecSchedule};
 use super::{convert, SpecJob};
 use crate::failure::Failure;
 
-/// Parses every document of `text` (named `file` in messages). Empty documents are skipped; a
-/// file without any document is an error.
+/// One document of a spec file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// `kind: Job`.
+    Job(SpecJob),
+    /// `kind: Schedule`.
+    Schedule(SpecSchedule),
+}
+
+/// Parses every document of `text` (named `file` in messages), which must all be Jobs (as
+/// `labctl schedule create -f` reads them). Empty documents are skipped; a file without any
+/// document is an error.
 pub fn parse(file: &str, text: &str) -> Result<Vec<SpecJob>, Failure> {
+    let mut jobs = Vec::new();
+    for (i, document) in parse_documents(file, text)?.into_iter().enumerate() {
+        match document {
+            Document::Job(job) => jobs.push(job),
+            Document::Schedule(s) => {
+                return Err(Failure::Usage(format!(
+                    "{}: expected kind: Job here, found kind: Schedule (document {} of {file}); apply schedules with 'labctl apply -f'",
+                    s.origin,
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// Parses every document of `text` (named `file` in messages): Jobs and Schedules. Empty
+/// documents are skipped; a file without any document is an error.
+pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Failure> {
     let bad = |n: usize, m: String| Failure::Usage(format!("{file}: document {n}: {m}"));
     // Pass 1: the header of each document (and YAML syntax errors, with their line).
     let mut headers = Vec::new();
@@ -20,7 +50,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<SpecJob>, Failure> {
         headers.push(header(&value).map_err(|m| bad(i + 1, m))?);
     }
     // Pass 2: the documents again, each as the type its header names.
-    let mut jobs = Vec::new();
+    let mut docs = Vec::new();
     let documents = serde_yaml_ng::Deserializer::from_str(text);
     for ((i, document), header) in documents.enumerate().zip(headers) {
         let n = i + 1;
@@ -42,39 +72,49 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<SpecJob>, Failure> {
                 ))
             }
         }
+        let origin = format!("{file}: document {n}");
         match header.kind.as_deref() {
-            Some("Job") => {}
+            Some("Job") => {
+                let job: JobDoc = serde_path_to_error::deserialize(document).map_err(|e| {
+                    bad(n, path_error(&e.path().to_string(), &e.inner().to_string()))
+                })?;
+                let name = job.metadata.name.unwrap_or_default();
+                let spec = convert::job_spec(job.spec).map_err(|m| bad(n, m))?;
+                let spec = convert::with_name(spec, &name);
+                docs.push(Document::Job(SpecJob {
+                    origin,
+                    name: Some(name).filter(|s| !s.is_empty()),
+                    spec,
+                }));
+            }
             Some("Schedule") => {
-                return Err(bad(
-                    n,
-                    "schedules are not supported yet (kind: Schedule); apply the job on its own with kind: Job".into(),
-                ))
+                let schedule: ScheduleDoc =
+                    serde_path_to_error::deserialize(document).map_err(|e| {
+                        bad(n, path_error(&e.path().to_string(), &e.inner().to_string()))
+                    })?;
+                let spec = schedule_spec(schedule).map_err(|m| bad(n, m))?;
+                docs.push(Document::Schedule(SpecSchedule { origin, spec }));
             }
             Some(other) => {
                 return Err(bad(
                     n,
-                    format!("kind '{other}' is unknown; expected Job (Schedule is not supported yet)"),
+                    format!("kind '{other}' is unknown; expected Job or Schedule"),
                 ))
             }
-            None => return Err(bad(n, "kind is missing; add kind: Job".into())),
+            None => {
+                return Err(bad(
+                    n,
+                    "kind is missing; add kind: Job or kind: Schedule".into(),
+                ))
+            }
         }
-        let job: JobDoc = serde_path_to_error::deserialize(document)
-            .map_err(|e| bad(n, path_error(&e.path().to_string(), &e.inner().to_string())))?;
-        let name = job.metadata.name.unwrap_or_default();
-        let spec = convert::job_spec(job.spec).map_err(|m| bad(n, m))?;
-        let spec = convert::with_name(spec, &name);
-        jobs.push(SpecJob {
-            origin: format!("{file}: document {n}"),
-            name: Some(name).filter(|s| !s.is_empty()),
-            spec,
-        });
     }
-    if jobs.is_empty() {
+    if docs.is_empty() {
         return Err(Failure::Usage(format!(
-            "{file}: no documents; expected one or more with apiVersion: {API_VERSION} and kind: Job"
+            "{file}: no documents; expected one or more with apiVersion: {API_VERSION} and kind: Job or Schedule"
         )));
     }
-    Ok(jobs)
+    Ok(docs)
 }
 
 /// `apiVersion` and `kind` of a document; `None` for an empty document.

@@ -446,17 +446,22 @@ fn document_kinds_and_versions() {
     let schedule = format!(
         "{EXAMPLE}\n---\napiVersion: labfleet/v1\nkind: Schedule\nmetadata: {{name: nightly}}\nspec: {{cron: '0 3 * * *'}}\n"
     );
-    assert_eq!(
-        error(&schedule),
-        "spec.yaml: document 2: schedules are not supported yet (kind: Schedule); apply the job on its own with kind: Job"
+    // A Schedule needs its job (schedule documents: apply/schedule.rs).
+    let e = error(&schedule);
+    assert!(
+        e.starts_with("spec.yaml: document 2: spec: missing field 'job'"),
+        "{e}"
     );
     let e = error(&EXAMPLE.replace("kind: Job", "kind: Deployment"));
     assert!(
-        e.ends_with("kind 'Deployment' is unknown; expected Job (Schedule is not supported yet)"),
+        e.ends_with("kind 'Deployment' is unknown; expected Job or Schedule"),
         "{e}"
     );
     let e = error(&EXAMPLE.replace("kind: Job", ""));
-    assert!(e.ends_with("kind is missing; add kind: Job"), "{e}");
+    assert!(
+        e.ends_with("kind is missing; add kind: Job or kind: Schedule"),
+        "{e}"
+    );
     let e = error(&EXAMPLE.replace("labfleet/v1", "labfleet/v2"));
     assert!(
         e.ends_with("apiVersion 'labfleet/v2' is not supported; use apiVersion: labfleet/v1"),
@@ -493,7 +498,7 @@ fn load_reads_files_checks_and_preflights() {
         detach: false,
         output: crate::cmd::jobs::RunFormat::Text,
     };
-    let jobs = load(&args(&[&good, &good], true)).unwrap();
+    let jobs = load(&args(&[&good, &good], true)).unwrap().jobs;
     assert_eq!(jobs.len(), 2);
     assert!(jobs
         .iter()

@@ -1,0 +1,396 @@
+//! Schedules end to end with a real coordinator, agent and labctl: firing a few seconds apart,
+//! a coordinator crash (kill -9) and restart without a double or lost firing, pause/resume,
+//! delete, `labctl apply` of a Schedule document, a selector that matches nothing, and bad
+//! input refused with exit code 2 and nothing created.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lab_tests::{stderr, wait_until, Cluster};
+use serde_json::Value;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A Job spec file whose task appends its job id to `marks` on the node.
+fn job_file(dir: &Path, name: &str, marks: &Path) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "apiVersion: labfleet/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  task:\n    exec: {{argv: [sh, -c, 'echo $LAB_JOB_ID >> {}']}}\n",
+        marks.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ok(c: &Cluster, args: &[&str]) -> String {
+    let out = c.labctl(args);
+    assert!(out.status.success(), "labctl {args:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(c: &Cluster, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(c, args)).unwrap()
+}
+
+/// Jobs submitted by schedule `name`: (due time from the job id, job JSON), by due time.
+fn fired(c: &Cluster, name: &str) -> Vec<(i64, Value)> {
+    let by = format!("schedule:{name}");
+    let suffix = format!("-{name}");
+    let mut out: Vec<(i64, Value)> = json(c, &["jobs", "-o", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["submitted_by"] == by.as_str())
+        .map(|j| {
+            let id = j["id"].as_str().unwrap();
+            let hex = id
+                .strip_suffix(&suffix)
+                .unwrap_or_else(|| panic!("job id {id}"));
+            (i64::from_str_radix(hex, 16).unwrap(), j.clone())
+        })
+        .collect();
+    out.sort_by_key(|(due, _)| *due);
+    out
+}
+
+fn schedule_json(c: &Cluster, name: &str) -> Value {
+    json(c, &["schedule", "show", name, "-o", "json"])
+}
+
+fn ms_of(rfc3339: &Value) -> i64 {
+    let t = humantime::parse_rfc3339(rfc3339.as_str().unwrap()).unwrap();
+    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn fires_every_two_seconds_and_a_crash_neither_doubles_nor_loses_a_firing() {
+    let mut c = Cluster::builder().agents(1).start();
+    let marks = c.tmp.path().join("runs");
+    let file = job_file(c.tmp.path(), "tick", &marks);
+    let created = ok(
+        &c,
+        &[
+            "schedule",
+            "create",
+            "tick",
+            "--cron",
+            "*/2 * * * * *",
+            "-f",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        created.starts_with("schedule tick created, next run "),
+        "{created}"
+    );
+
+    wait_until(
+        || fired(&c, "tick").len() >= 2,
+        Duration::from_secs(15),
+        "two firings",
+    );
+    c.coord.stop(true); // kill -9, possibly between a submit and its record
+    c.coord.start();
+    let before = fired(&c, "tick").len();
+    wait_until(
+        || fired(&c, "tick").len() >= before + 3,
+        Duration::from_secs(20),
+        "three more firings after the restart",
+    );
+    ok(&c, &["schedule", "pause", "tick"]);
+    let jobs = fired(&c, "tick");
+    wait_until(
+        || fired(&c, "tick").iter().all(|(_, j)| j["done"] == true),
+        Duration::from_secs(20),
+        "every fired job done",
+    );
+
+    // One job per due time, every due time from the first to the last (a short outage is
+    // caught up, not skipped), each a cron time, each submitted soon after its due time.
+    let dues: Vec<i64> = jobs.iter().map(|(d, _)| *d).collect();
+    for pair in dues.windows(2) {
+        assert_eq!(pair[1] - pair[0], 2_000, "due times {dues:?}");
+    }
+    for (due, job) in &jobs {
+        assert_eq!(due % 2_000, 0, "{due}");
+        let submitted = ms_of(&job["submitted"]);
+        assert!(
+            submitted >= due - 1_000 && submitted <= due + 60_000,
+            "job {} submitted at {submitted}, due {due}",
+            job["id"]
+        );
+    }
+    // Each job ran exactly once on the node.
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for line in std::fs::read_to_string(&marks).unwrap().lines() {
+        *runs.entry(line.to_owned()).or_default() += 1;
+    }
+    for (_, job) in fired(&c, "tick") {
+        let id = job["id"].as_str().unwrap();
+        assert_eq!(runs.get(id), Some(&1), "runs of {id}: {runs:?}");
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    assert_eq!(runs.len(), fired(&c, "tick").len(), "{runs:?}");
+
+    // The list shows the last run and its result; the paused schedule has no next run.
+    let last = fired(&c, "tick").pop().unwrap().1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = schedule_json(&c, "tick");
+    assert_eq!(s["last_job_id"], last.as_str(), "{s}");
+    assert_eq!(s["last_result"], "succeeded", "{s}");
+    assert_eq!(s["paused"], true);
+    assert!(s["next"].is_null(), "{s}");
+    let table = ok(&c, &["schedule", "list"]);
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("tick "))
+        .unwrap();
+    for cell in [
+        "*/2 * * * * *",
+        "UTC",
+        "yes",
+        "paused",
+        "ago",
+        last.as_str(),
+        "succeeded",
+    ] {
+        assert!(row.contains(cell), "{cell:?} missing in {row:?}\n{table}");
+    }
+    ok(&c, &["schedule", "resume", "tick"]);
+    let table = ok(&c, &["schedule", "list"]);
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("tick "))
+        .unwrap();
+    assert!(row.contains(" no ") && row.contains(" in "), "{row}");
+}
+
+#[test]
+fn pause_stops_firing_resume_does_not_make_up_and_delete_removes() {
+    let c = Cluster::builder().agents(1).start();
+    let marks = c.tmp.path().join("runs");
+    let tick = job_file(c.tmp.path(), "tick", &marks);
+    let clock = job_file(c.tmp.path(), "clock", &c.tmp.path().join("clock-runs"));
+    for (name, file) in [("tick", &tick), ("clock", &clock)] {
+        ok(
+            &c,
+            &[
+                "schedule",
+                "create",
+                name,
+                "--cron",
+                "* * * * * *",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+        );
+    }
+    wait_until(
+        || !fired(&c, "tick").is_empty(),
+        Duration::from_secs(10),
+        "tick fired",
+    );
+    let paused = ok(&c, &["schedule", "pause", "tick"]);
+    assert_eq!(paused.trim(), "schedule tick paused");
+    let at_pause = fired(&c, "tick").len();
+    // The clock schedule goes on firing; tick does not.
+    let clock_at_pause = fired(&c, "clock").len();
+    wait_until(
+        || fired(&c, "clock").len() >= clock_at_pause + 4,
+        Duration::from_secs(15),
+        "four clock firings while tick is paused",
+    );
+    assert_eq!(fired(&c, "tick").len(), at_pause, "tick fired while paused");
+
+    let resumed_at = now_ms();
+    let resumed = ok(&c, &["schedule", "resume", "tick"]);
+    assert!(
+        resumed.starts_with("schedule tick resumed, next run "),
+        "{resumed}"
+    );
+    wait_until(
+        || fired(&c, "tick").len() > at_pause,
+        Duration::from_secs(10),
+        "tick fires again after resume",
+    );
+    // No burst for the paused seconds: every new firing is for a time after the resume.
+    for (due, _) in fired(&c, "tick").into_iter().skip(at_pause) {
+        assert!(
+            due > resumed_at - 1_000,
+            "made-up firing for {due} (resumed at {resumed_at})"
+        );
+    }
+
+    let deleted = ok(&c, &["schedule", "delete", "tick"]);
+    assert!(deleted.starts_with("schedule tick deleted"), "{deleted}");
+    let out = c.labctl(&["schedule", "show", "tick"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no schedule named 'tick'"),
+        "{}",
+        stderr(&out)
+    );
+    let names: Vec<Value> = json(&c, &["schedule", "list", "-o", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, ["clock"]);
+    // Its jobs stay, and no new ones come.
+    let after_delete = fired(&c, "tick").len();
+    let clock_now = fired(&c, "clock").len();
+    wait_until(
+        || fired(&c, "clock").len() >= clock_now + 2,
+        Duration::from_secs(10),
+        "two more clock firings",
+    );
+    assert!(after_delete > 0);
+    assert_eq!(fired(&c, "tick").len(), after_delete);
+}
+
+#[test]
+fn apply_creates_and_replaces_and_a_selector_without_nodes_fires_no_job() {
+    let c = Cluster::builder().agents(1).start();
+    let spec = |cron: &str| {
+        format!(
+            "apiVersion: labfleet/v1\nkind: Schedule\nmetadata: {{name: nomatch}}\nspec:\n  cron: '{cron}'\n  timezone: Europe/Berlin\n  jitter: 0s\n  missed: runOnce\n  job:\n    selector: role=nothing\n    task:\n      exec: {{argv: [true]}}\n"
+        )
+    };
+    let file = c.tmp.path().join("nomatch.yaml");
+    std::fs::write(&file, spec("0 3 * * *")).unwrap();
+    let out = ok(&c, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.starts_with("schedule nomatch created, next run "),
+        "{out}"
+    );
+    let s = schedule_json(&c, "nomatch");
+    assert_eq!(
+        (s["cron"].clone(), s["timezone"].clone()),
+        ("0 3 * * *".into(), "Europe/Berlin".into())
+    );
+    assert_eq!(s["missed"], "run-once");
+
+    std::fs::write(&file, spec("* * * * * *")).unwrap();
+    let out = ok(&c, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.starts_with("schedule nomatch replaced, next run "),
+        "{out}"
+    );
+    wait_until(
+        || schedule_json(&c, "nomatch")["last_error"].is_string(),
+        Duration::from_secs(10),
+        "a firing without nodes",
+    );
+    let s = schedule_json(&c, "nomatch");
+    assert_eq!(
+        s["last_error"],
+        "selector 'role=nothing' matched no node; no job was submitted"
+    );
+    assert!(
+        s["last_fired"].is_string() && s["last_job_id"].is_null(),
+        "{s}"
+    );
+    assert!(fired(&c, "nomatch").is_empty());
+    let table = ok(&c, &["schedule", "list"]);
+    assert!(
+        table.contains("error: selector 'role=nothing' matched no node"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_input_is_exit_2_naming_the_problem_and_creates_nothing() {
+    let c = Cluster::builder().agents(0).start();
+    let file = job_file(c.tmp.path(), "job", &c.tmp.path().join("runs"));
+    let f = file.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["bad", "--cron", "*/3 * * *"],
+            "cron expression '*/3 * * *': has 4 field(s)",
+        ),
+        (
+            &["bad", "--cron", "70 * * * *"],
+            "cron expression '70 * * * *': ",
+        ),
+        (
+            &["bad", "--cron", "30 2 * * *", "--tz", "Mars/Olympus"],
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            &["bad", "--cron", "* * * * *", "--jitter", "soon"],
+            "--jitter",
+        ),
+        (
+            &["bad", "--cron", "* * * * *", "--jitter", "48h"],
+            "jitter 172800s is longer than the maximum",
+        ),
+        (
+            &["Bad_Name", "--cron", "* * * * *"],
+            "invalid schedule name 'Bad_Name'",
+        ),
+        (
+            &["bad", "--cron", "0 0 30 2 *"],
+            "cron expression '0 0 30 2 *' never fires",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["schedule", "create"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-f", f]);
+        let out = c.labctl(&all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{all:?}: {}", stderr(&out));
+    }
+    let out = c.labctl(&[
+        "schedule",
+        "create",
+        "bad",
+        "--cron",
+        "* * * * *",
+        "-f",
+        "/nonexistent.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let doc = c.tmp.path().join("bad.yaml");
+    std::fs::write(
+        &doc,
+        "apiVersion: labfleet/v1\nkind: Schedule\nmetadata: {name: bad}\nspec:\n  cron: 'every day'\n  job:\n    task:\n      exec: {argv: [true]}\n",
+    )
+    .unwrap();
+    let out = c.labctl(&["apply", "-f", doc.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("document 1: cron expression 'every day'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        json(&c, &["schedule", "list", "-o", "json"]),
+        serde_json::json!([])
+    );
+
+    // A name that exists is refused (exit 1) and the first schedule is unchanged.
+    ok(
+        &c,
+        &["schedule", "create", "once", "--cron", "0 3 * * *", "-f", f],
+    );
+    let out = c.labctl(&["schedule", "create", "once", "--cron", "0 4 * * *", "-f", f]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("schedule 'once' already exists"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(schedule_json(&c, "once")["cron"], "0 3 * * *");
+}
