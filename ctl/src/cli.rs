@@ -36,6 +36,18 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
     },
+    /// Backup status per node and backup: last success, age, size, snapshot, drill, health
+    Backups {
+        /// Only nodes matching this selector
+        #[arg(short = 'l', long = "selector", default_value = "")]
+        selector: String,
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+        /// Exit with 1 when any listed backup is red
+        #[arg(long, env = "LAB_BACKUPS_FAIL_ON_RED")]
+        fail_on_red: bool,
+    },
     /// Set (KEY=VALUE) or remove (KEY-) operator labels of a node
     Label {
         /// Node name

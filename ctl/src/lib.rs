@@ -41,6 +41,15 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             let selector = cmd::nodes::parse_selector(&selector)?;
             cmd::nodes::list(context::dial(&ctx()?).await?, &selector, output).await
         }
+        Command::Backups {
+            selector,
+            output,
+            fail_on_red,
+        } => {
+            let selector = cmd::nodes::parse_selector(&selector)?;
+            let client = context::dial(&ctx()?).await?;
+            cmd::backups::list(client, &selector, output, fail_on_red).await
+        }
         Command::Label { node, changes } => {
             let (set, remove) = cmd::nodes::parse_label_changes(&changes)?;
             cmd::nodes::label(context::dial(&ctx()?).await?, node, set, remove).await

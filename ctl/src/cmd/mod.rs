@@ -1,6 +1,7 @@
 //! One module per labctl command group; each takes parsed arguments and a dialled client.
 
 pub mod apply;
+pub mod backups;
 pub mod jobs;
 pub mod nodes;
 pub mod schedule;

@@ -146,7 +146,8 @@ fn diff_style(line: &str) -> &'static str {
     }
 }
 
-fn paint(text: &str, style: &str, color: bool) -> String {
+/// `text` in `style` when `color`, else as is.
+pub(crate) fn paint(text: &str, style: &str, color: bool) -> String {
     if color && !style.is_empty() {
         format!("{style}{text}{RESET}")
     } else {
