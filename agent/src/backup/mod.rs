@@ -52,6 +52,8 @@ pub struct Cx<'a> {
     /// Strings never to show (values of the repository's env file).
     secrets: Vec<String>,
     throttle: progress::Throttle,
+    /// The newest progress the throttle held back, sent by [`Cx::flush_progress`].
+    held: Option<TaskProgress>,
 }
 
 impl<'a> Cx<'a> {
@@ -63,6 +65,7 @@ impl<'a> Cx<'a> {
             emit,
             secrets: Vec::new(),
             throttle: progress::Throttle::new(Duration::from_secs(1)),
+            held: None,
         }
     }
 
@@ -91,10 +94,21 @@ impl<'a> Cx<'a> {
         ));
     }
 
-    /// Progress, sent when the last one is at least a second old.
+    /// Progress, sent when the last one is at least a second old (else held back).
     pub fn progress(&mut self, mut p: TaskProgress) {
+        p.current = self.redact(&p.current);
         if self.throttle.allow(Instant::now()) {
-            p.current = self.redact(&p.current);
+            self.held = None;
+            (self.emit)(Out::Progress(p));
+        } else {
+            self.held = Some(p);
+        }
+    }
+
+    /// Sends the progress held back by the throttle, if any: the last state of work that just
+    /// ended, so that watchers see where it got to.
+    pub fn flush_progress(&mut self) {
+        if let Some(p) = self.held.take() {
             (self.emit)(Out::Progress(p));
         }
     }
@@ -168,7 +182,13 @@ mod tests {
             current: "/x/hunter22".into(),
             ..Default::default()
         });
-        cx.progress(TaskProgress::default()); // throttled
+        cx.progress(TaskProgress::default()); // throttled: held back
+        cx.progress(TaskProgress {
+            percent: 50.0,
+            ..Default::default()
+        }); // replaces the held one
+        cx.flush_progress();
+        cx.flush_progress(); // nothing held any more
         drop(cx);
         assert_eq!(
             seen,
@@ -176,6 +196,10 @@ mod tests {
                 Out::Output(OutputStream::Stdout, b"key *** rejected\n".to_vec()),
                 Out::Progress(TaskProgress {
                     current: "/x/***".into(),
+                    ..Default::default()
+                }),
+                Out::Progress(TaskProgress {
+                    percent: 50.0,
                     ..Default::default()
                 }),
             ]

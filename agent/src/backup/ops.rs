@@ -42,6 +42,7 @@ pub async fn run_backup(
         Message::Other => cx.line(line),
     })
     .await;
+    cx.flush_progress();
     if !ran.success() {
         return Err(match &summary {
             Some(s) => format!(

@@ -72,14 +72,16 @@ impl Repo {
         Ok(Repo { env, secrets })
     }
 
-    /// `restic <args>` against this repository (progress on, for `--json` status lines).
+    /// `restic <args>` against this repository, with `--json` status lines ten times a
+    /// second (restic prints none when not on a terminal otherwise; [`super::Cx::progress`]
+    /// passes on one a second).
     pub fn step<S: AsRef<str>>(&self, args: &[S]) -> Step {
         let mut argv = vec!["restic".to_owned()];
         argv.extend(args.iter().map(|a| a.as_ref().to_owned()));
         let mut step = Step::new(&argv);
         step.env.extend(self.env.clone());
         step.env
-            .insert("RESTIC_PROGRESS_FPS".to_owned(), "1".to_owned());
+            .insert("RESTIC_PROGRESS_FPS".to_owned(), "10".to_owned());
         step
     }
 }
