@@ -99,4 +99,6 @@ pub fn validate(spec: &ScheduleSpec) -> Result<Checked, ApiError> {
 }
 
 #[cfg(test)]
+mod fire_tests;
+#[cfg(test)]
 mod tests;
