@@ -3,7 +3,8 @@
 //!
 //! The job engine calls [`on_final`] once, when a task reaches a final state from an agent's
 //! update; the changed record joins the engine's [`JobBatch`], so it is flushed together with the
-//! task update. What is indexed: `restic` and `postgres` backups (every final state is an
+//! task update. A backup task without a name is indexed under the job's name (a spec file's
+//! `metadata.name`, or the schedule that fired it) when that is a valid backup name. What is indexed: `restic` and `postgres` backups (every final state is an
 //! attempt; a success with a summary is the last success, and sets the declared maximum age) and
 //! `drill` (the last drill, ok when it succeeded without problems). Other backup operations
 //! (forget, check, snapshots, restores, snapraid) stay in the job history only. Health is
@@ -21,12 +22,19 @@ use crate::store::{JobBatch, Store, StoreError};
 /// Past this share of the maximum age (in percent), a backup shows amber.
 const AMBER_PERCENT: u64 = 80;
 
-/// The backup task of `job`, if it is one with a name.
-fn named_backup(job: &JobRecord) -> Option<&BackupTask> {
-    match job.spec.as_ref()?.task.as_ref()?.kind.as_ref()? {
-        task_spec::Kind::Backup(b) if !b.name.is_empty() => Some(b),
-        _ => None,
-    }
+/// The backup task of `job` and the name it is indexed under, if it has one.
+fn named_backup(job: &JobRecord) -> Option<(&BackupTask, &str)> {
+    let spec = job.spec.as_ref()?;
+    let task_spec::Kind::Backup(b) = spec.task.as_ref()?.kind.as_ref()? else {
+        return None;
+    };
+    let name = if b.name.is_empty() {
+        &spec.name
+    } else {
+        &b.name
+    };
+    crate::jobs::spec_backup::backup_name(name).ok()?;
+    Some((b, name))
 }
 
 /// Adds to `batch` the index record changed by `task` of `job` reaching a final state, if the
@@ -37,7 +45,7 @@ pub fn on_final(
     task: &TaskRecord,
     batch: &mut JobBatch,
 ) -> Result<(), StoreError> {
-    let (Some(backup), Some(info)) = (named_backup(job), task.info.as_ref()) else {
+    let (Some((backup, name)), Some(info)) = (named_backup(job), task.info.as_ref()) else {
         return Ok(());
     };
     if !indexed(backup) {
@@ -47,12 +55,12 @@ pub fn on_final(
     let previous = match batch
         .backups
         .iter()
-        .position(|r| r.node == info.node && r.name == backup.name)
+        .position(|r| r.node == info.node && r.name == name)
     {
         Some(i) => Some(batch.backups.remove(i)),
-        None => store.backup(&info.node, &backup.name)?,
+        None => store.backup(&info.node, name)?,
     };
-    if let Some(rec) = record_final(previous, backup, &job.job_id, info) {
+    if let Some(rec) = record_final(previous, backup, name, &job.job_id, info) {
         batch.backups.push(rec);
     }
     Ok(())
@@ -67,11 +75,12 @@ fn indexed(backup: &BackupTask) -> bool {
     )
 }
 
-/// The record after `info` (a final task state) of a task running `backup` in job `job_id`;
-/// `None` when the task is not one the index follows. Pure.
+/// The record of backup `name` after `info` (a final task state) of a task running `backup` in
+/// job `job_id`; `None` when the task is not one the index follows. Pure.
 pub fn record_final(
     previous: Option<BackupRecord>,
     backup: &BackupTask,
+    name: &str,
     job_id: &str,
     info: &TaskInfo,
 ) -> Option<BackupRecord> {
@@ -79,7 +88,7 @@ pub fn record_final(
     let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
     let mut rec = previous.unwrap_or_else(|| BackupRecord {
         node: info.node.clone(),
-        name: backup.name.clone(),
+        name: name.to_owned(),
         ..Default::default()
     });
     let result = match info.result.as_ref().and_then(|r| r.kind.as_ref()) {

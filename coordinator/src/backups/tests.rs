@@ -191,6 +191,12 @@ async fn unnamed_unindexed_and_other_tasks_leave_the_index_alone() {
     let (_d, store) = open();
     let ok = |s| task("n1", TaskState::Succeeded, 1000, Some(summary(s, 1)));
     finish(&store, &job("j1", restic("", HOUR)), &ok("s1")).await;
+    // Unnamed in a job whose name is not a backup name either.
+    let mut odd = job("j1", restic("", HOUR));
+    if let Some(spec) = odd.spec.as_mut() {
+        spec.name = "a b/c".into();
+    }
+    finish(&store, &odd, &ok("s1")).await;
     let check = BackupTask {
         name: "home".into(),
         action: Some(backup_task::Action::Check(ResticCheck::default())),
@@ -346,4 +352,34 @@ async fn list_filters_by_selector_and_computes_health() {
     assert!(list(&store, &"node=n3".parse().unwrap(), now)
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn an_unnamed_backup_is_indexed_under_the_job_name() {
+    let (_d, store) = open();
+    let mut fired = job("j1", restic("", HOUR));
+    if let Some(spec) = fired.spec.as_mut() {
+        spec.name = "nightly".into();
+    }
+    finish(
+        &store,
+        &fired,
+        &task("n1", TaskState::Succeeded, 1000, Some(summary("s1", 1))),
+    )
+    .await;
+    let rec = store.backup("n1", "nightly").unwrap().unwrap();
+    assert_eq!(rec.last_success.unwrap().snapshot_id, "s1");
+    // An explicit backup name wins over the job's.
+    let mut named = job("j2", restic("home", HOUR));
+    if let Some(spec) = named.spec.as_mut() {
+        spec.name = "nightly".into();
+    }
+    finish(
+        &store,
+        &named,
+        &task("n1", TaskState::Succeeded, 2000, Some(summary("s2", 1))),
+    )
+    .await;
+    assert!(store.backup("n1", "home").unwrap().is_some());
+    assert_eq!(store.backups().unwrap().len(), 2);
 }

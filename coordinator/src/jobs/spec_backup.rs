@@ -108,8 +108,8 @@ pub fn validate_backup(b: &BackupTask) -> Result<(), ApiError> {
 }
 
 /// `[A-Za-z0-9._-]{1,63}`, not "." or "..".
-fn backup_name(name: &str) -> Result<(), ApiError> {
-    let ok = name.len() <= MAX_NAME
+pub(crate) fn backup_name(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=MAX_NAME).contains(&name.len())
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
