@@ -2,7 +2,8 @@
 //! mode, so the plain progress lines and the result lines are what a person sees when stderr is
 //! not a terminal) feed the coordinator's backup index, and `labctl backups` reports per node
 //! and name the last success (snapshot, size), the last drill and the health against the
-//! declared maxAge; a failed attempt turns it amber, a backup that never succeeded is red.
+//! declared maxAge; a failed attempt turns it amber, a backup that never succeeded is red. On a
+//! terminal (a pseudo-terminal from util-linux `script`) labctl draws progress bars instead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,8 +11,8 @@ mod backup_util;
 
 use std::path::Path;
 
-use backup_util::{job, random_file, Repo};
-use lab_tests::{stderr, Cluster};
+use backup_util::{job, random_file, require, Repo};
+use lab_tests::{bin, stderr, Cluster};
 use serde_json::Value;
 
 /// A backup named `name` of `paths` with a maximum age of 26h.
@@ -182,4 +183,57 @@ fn backups_and_drills_show_in_labctl_backups_with_health() {
     assert_eq!(backups(&c, &["-l", "node=n1"]).len(), 2);
     let out = c.labctl(&["backups", "-l", "role in ("]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn on_a_terminal_apply_draws_progress_bars_and_clears_them_before_the_result() {
+    require("script", "bsdutils");
+    let c = Cluster::builder().agents(1).start();
+    let repo = Repo::init(c.tmp.path());
+    let data = c.tmp.path().join("home");
+    std::fs::create_dir_all(&data).unwrap();
+    random_file(&data.join("photos.bin"), 96 << 20);
+    let spec = c.tmp.path().join("home.yaml");
+    std::fs::write(&spec, backup_spec("home", "home", &repo, &[&data])).unwrap();
+
+    // stdout and stderr are the pseudo-terminal; everything labctl drew comes out of script.
+    let command = format!(
+        "'{}' --config '{}' apply -f '{}'",
+        bin("labctl").display(),
+        c.coord.admin_config().display(),
+        spec.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{screen}\n{}", stderr(&out));
+    // A bar: the node prefix, the bar in brackets, then percent and bytes.
+    let bar = screen
+        .rfind("n1: [")
+        .unwrap_or_else(|| panic!("no progress bar drawn: {screen:?}"));
+    let after_bar = &screen[bar..];
+    let close = after_bar
+        .find("] ")
+        .unwrap_or_else(|| panic!("{after_bar:?}"));
+    let (pct, _) = after_bar[close + 2..]
+        .split_once("% ")
+        .unwrap_or_else(|| panic!("{after_bar:?}"));
+    assert!(pct.parse::<u32>().is_ok(), "{after_bar:?}");
+    // No plain progress lines on a terminal, and the result comes after the last bar.
+    assert!(
+        !screen
+            .lines()
+            .any(|l| l.starts_with("n1: 0% ") || l.starts_with("n1: 100% ")),
+        "{screen:?}"
+    );
+    let result = screen
+        .find("n1: backup home: snapshot ")
+        .unwrap_or_else(|| panic!("no result line: {screen:?}"));
+    assert!(
+        result > bar,
+        "the result is printed after the bars: {screen:?}"
+    );
 }
