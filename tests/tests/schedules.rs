@@ -98,6 +98,15 @@ fn fires_every_two_seconds_and_a_crash_neither_doubles_nor_loses_a_firing() {
         "two firings",
     );
     c.coord.stop(true); // kill -9, possibly between a submit and its record
+                        // Stay down over two due times.
+    let first_missed = (now_ms() / 2_000 + 1) * 2_000;
+    let missed = [first_missed, first_missed + 2_000];
+    wait_until(
+        || now_ms() > missed[1] + 200,
+        Duration::from_secs(8),
+        "two due times passing while the coordinator is down",
+    );
+    let restarted_at = now_ms();
     c.coord.start();
     let before = fired(&c, "tick").len();
     wait_until(
@@ -127,6 +136,17 @@ fn fires_every_two_seconds_and_a_crash_neither_doubles_nor_loses_a_firing() {
             "job {} submitted at {submitted}, due {due}",
             job["id"]
         );
+    }
+    // The due times that passed during the outage were fired once each, late (within the
+    // grace), not skipped.
+    for due in missed {
+        let late: Vec<&Value> = jobs
+            .iter()
+            .filter(|(d, _)| *d == due)
+            .map(|(_, j)| j)
+            .collect();
+        assert_eq!(late.len(), 1, "due {due} in {dues:?}");
+        assert!(ms_of(&late[0]["submitted"]) >= restarted_at / 1_000 * 1_000);
     }
     // Each job ran exactly once on the node.
     let mut runs: BTreeMap<String, usize> = BTreeMap::new();
