@@ -1,19 +1,22 @@
 //! PostgreSQL dumps end to end: a throwaway PostgreSQL cluster (initdb as the `postgres` user,
 //! on a unix socket in a temp dir) is dumped by `labctl apply -f` into a real restic repository
 //! through stdin (no temporary file), restored into a new database with identical content; an
-//! existing database is refused, and a failed dump leaves no snapshot.
+//! existing database is refused, a failed dump leaves no snapshot, and a dump stuck past the
+//! task's timeout is killed (pg_dump and restic) without leaving a snapshot.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup_util;
 
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use backup_util::{apply, job, require, Repo};
 use lab_proto::v1::backup_result::Kind;
-use lab_tests::{free_port, stderr, Cluster};
+use lab_tests::{free_port, stderr, wait_until, Cluster};
 
 /// The newest PostgreSQL server binaries of the Debian packages.
 fn pg_bin() -> PathBuf {
@@ -222,4 +225,80 @@ fn a_database_is_dumped_through_restic_and_restored_into_a_new_one() {
         "{error}"
     );
     assert_eq!(repo.snapshots().len(), 1, "no snapshot of a failed dump");
+    let check = repo.restic(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
+
+#[test]
+fn a_dump_past_its_timeout_is_killed_and_leaves_no_snapshot() {
+    let c = Cluster::builder().agents(1).start();
+    let repo = Repo::init(c.tmp.path());
+    let pg = Postgres::start();
+    pg.sql("postgres", "CREATE DATABASE app");
+    pg.sql(
+        "app",
+        "CREATE TABLE ledger (id int); INSERT INTO ledger VALUES (1)",
+    );
+
+    // Another session holds an exclusive lock, so pg_dump waits for it.
+    let mut holder = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-At",
+            "-h",
+            &pg.path("sock"),
+            "-p",
+            &pg.port.to_string(),
+        ])
+        .args(["-U", "postgres", "-d", "app"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin
+        .write_all(b"BEGIN; LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("locked"), "{line}");
+
+    let spec = dump_spec(&repo, &pg, "app").replace("  task:\n", "  timeout: 3s\n  task:\n");
+    let run = apply(&c, &spec);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert_eq!(
+        run.task.state(),
+        lab_proto::v1::TaskState::TimedOut,
+        "{}",
+        run.describe()
+    );
+    // The agent killed pg_dump (its process group) at the timeout.
+    let sock = pg.path("sock");
+    wait_until(
+        || processes_with(&["pg_dump", &sock]).is_empty(),
+        Duration::from_secs(10),
+        "the agent's pg_dump is gone",
+    );
+    stdin.write_all(b"COMMIT;\n").unwrap();
+    drop(stdin);
+    assert!(holder.wait().unwrap().success());
+    assert!(repo.snapshots().is_empty(), "no snapshot of a killed dump");
+    let check = repo.restic(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
+
+/// Pids of processes whose command line contains every one of `words`.
+fn processes_with(words: &[&str]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            words.iter().all(|w| cmdline.contains(w))
+        })
+        .collect()
 }

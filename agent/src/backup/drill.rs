@@ -14,7 +14,6 @@ use lab_proto::v1::{BackupResult, DrillFile, DrillSummary, RestoreDrill};
 use sha2::{Digest, Sha256};
 
 use super::ops::{self, open};
-use super::proc;
 use super::{describe, Cx};
 
 /// Files listed with their hash in the result (all of them go to the output).
@@ -166,7 +165,7 @@ pub async fn run(
         }
     }
     args.extend(["--".to_owned(), listing.snapshot.id.clone()]);
-    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| cx.line(line)).await;
+    let ran = ops::run_restic(cx, &repo, &repo.step(&args), None, |cx, line| cx.line(line)).await;
     if !ran.success() {
         let reported: Vec<String> = ran
             .main

@@ -13,10 +13,15 @@ use lab_proto::v1::{
     SnapshotList,
 };
 
-use super::proc::{self, Step};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::proc::{self, Pipeline, Ran, Step};
 use super::progress::{self, Message};
 use super::restic::{self, LsLine, Repo};
 use super::{snapshot_or_latest, Cx};
+use crate::tasks::model::FinalState;
 
 /// Opens `repo` and registers its secrets for redaction.
 pub async fn open(
@@ -28,18 +33,69 @@ pub async fn open(
     Ok(repo)
 }
 
+/// How long `restic unlock` may take after a stopped restic.
+const UNLOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `step` (fed by `producer`; restic is one of them) through [`proc::run`]. A restic that
+/// was stopped or killed leaves its lock in the repository, which would block the next
+/// `check` or `forget --prune`; so then `restic unlock` runs (it removes only the locks of
+/// processes that are gone), also when the task itself was stopped.
+pub async fn run_restic<F>(
+    cx: &mut Cx<'_>,
+    repo: &Repo,
+    step: &Step,
+    producer: Option<&Step>,
+    on_stdout: F,
+) -> Pipeline
+where
+    F: FnMut(&mut Cx<'_>, &str),
+{
+    let ran = proc::run(cx, step, producer, on_stdout).await;
+    let killed = |r: &Ran| {
+        r.what.starts_with("restic ")
+            && (r.state == FinalState::Cancelled || r.error.contains("killed by signal"))
+    };
+    if killed(&ran.main) || ran.producer.as_ref().is_some_and(killed) {
+        unlock(cx, repo).await;
+    }
+    ran
+}
+
+/// `restic unlock` with a stop token of its own (the task's may have fired) and a time limit.
+async fn unlock(cx: &mut Cx<'_>, repo: &Repo) {
+    let stop = std::mem::replace(&mut cx.stop, CancellationToken::new());
+    let step = repo.step(&["unlock"]);
+    let done = tokio::time::timeout(
+        UNLOCK_TIMEOUT,
+        proc::run(cx, &step, None, |cx, line| cx.line(line)),
+    )
+    .await;
+    cx.stop = stop;
+    match done {
+        Ok(r) if r.success() => cx.line("removed the lock left by the stopped restic"),
+        Ok(r) => cx.line(&format!(
+            "cannot remove the lock left by the stopped restic: {}",
+            r.failure()
+        )),
+        Err(_) => cx.line("'restic unlock' did not finish in time; run it on the repository"),
+    }
+}
+
 /// Runs a `restic backup --json` step (fed by `producer` for dumps) and returns its summary.
 pub async fn run_backup(
     cx: &mut Cx<'_>,
+    repo: &Repo,
     step: &Step,
     producer: Option<&Step>,
 ) -> Result<BackupSummary, String> {
     let mut summary = None;
-    let ran = proc::run(cx, step, producer, |cx, line| match progress::parse(line) {
-        Message::Status(p) => cx.progress(p),
-        Message::Summary(s) => summary = Some(s),
-        Message::Error(text) => cx.line(&text),
-        Message::Other => cx.line(line),
+    let ran = run_restic(cx, repo, step, producer, |cx, line| {
+        match progress::parse(line) {
+            Message::Status(p) => cx.progress(p),
+            Message::Summary(s) => summary = Some(s),
+            Message::Error(text) => cx.line(&text),
+            Message::Other => cx.line(line),
+        }
     })
     .await;
     cx.flush_progress();
@@ -93,7 +149,7 @@ pub async fn backup(
     }
     args.push("--".to_owned());
     args.extend(b.paths.iter().cloned());
-    let summary = run_backup(cx, &repo.step(&args), None).await?;
+    let summary = run_backup(cx, &repo, &repo.step(&args), None).await?;
     let id = summary.snapshot_id.clone();
     cx.line(&format!(
         "snapshot {id} saved: {} new, {} changed, {} unmodified files, {} bytes added",
@@ -149,7 +205,7 @@ async fn run_forget(
     args.extend(keep);
     args.extend(restic::filter_args(tags, host));
     let mut json = None;
-    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| {
+    let ran = run_restic(cx, repo, &repo.step(&args), None, |cx, line| {
         if json.is_none() && line.starts_with('[') {
             json = Some(line.to_owned());
         } else {
@@ -200,7 +256,7 @@ pub async fn check(
         args.push(format!("--read-data-subset={}", c.read_data_subset));
     }
     let mut errors = Vec::new();
-    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| {
+    let ran = run_restic(cx, &repo, &repo.step(&args), None, |cx, line| {
         let lower = line.to_ascii_lowercase();
         if lower.contains("error") && !lower.contains("no errors were found") {
             errors.push(cx.redact(line.trim()));
@@ -239,7 +295,7 @@ pub async fn snapshots(
     let mut args = vec!["snapshots".to_owned(), "--json".to_owned()];
     args.extend(restic::filter_args(&s.tags, &s.host));
     let mut json = None;
-    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| {
+    let ran = run_restic(cx, &repo, &repo.step(&args), None, |cx, line| {
         if json.is_none() && line.starts_with('[') {
             json = Some(line.to_owned());
         } else {
@@ -288,7 +344,7 @@ pub async fn list(
     let mut listing = Listing::default();
     let mut found = false;
     let mut bad = None;
-    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| {
+    let ran = run_restic(cx, repo, &repo.step(&args), None, |cx, line| {
         if !line.starts_with('{') {
             cx.line(line);
             return;
@@ -357,7 +413,7 @@ pub async fn restore(
     }
     args.push("--".to_owned());
     args.push(id.clone());
-    let ran = proc::run(cx, &repo.step(&args), None, |cx, line| cx.line(line)).await;
+    let ran = run_restic(cx, &repo, &repo.step(&args), None, |cx, line| cx.line(line)).await;
     let selected = listing
         .files
         .iter()

@@ -94,7 +94,7 @@ pub async fn dump(
     if !p.restic_host.is_empty() {
         args.extend(["--host".to_owned(), p.restic_host.clone()]);
     }
-    let summary = ops::run_backup(cx, &repo.step(&args), Some(&producer)).await?;
+    let summary = ops::run_backup(cx, &repo, &repo.step(&args), Some(&producer)).await?;
     let id = summary.snapshot_id.clone();
     cx.line(&format!(
         "snapshot {id} saved: {} as {filename}, {} bytes",
@@ -210,7 +210,7 @@ pub async fn restore(
     argv.extend(["-d".to_owned(), p.database.clone()]);
     let mut psql = Step::new(&argv);
     psql.user = p.run_as.clone();
-    let ran = proc::run(cx, &psql, Some(&producer), |cx, line| cx.line(line)).await;
+    let ran = ops::run_restic(cx, &repo, &psql, Some(&producer), |cx, line| cx.line(line)).await;
     if !ran.success() {
         let why = ran.failure();
         // No half-restored database is left behind.

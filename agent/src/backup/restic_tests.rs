@@ -237,17 +237,12 @@ async fn bad_password_missing_path_and_failed_producer() {
     assert!(!text(&out).contains("wrong\n") && !error.contains("correct horse"));
 
     // A producer that fails half way: restic must not save what it got.
-    let step = restic::Repo::open(Some(&repo)).await.unwrap().step(&[
-        "backup",
-        "--json",
-        "--stdin",
-        "--stdin-filename",
-        "x.sql",
-    ]);
+    let repo_env = restic::Repo::open(Some(&repo)).await.unwrap();
+    let step = repo_env.step(&["backup", "--json", "--stdin", "--stdin-filename", "x.sql"]);
     let producer = proc::Step::new(&["sh", "-c", "echo partial; exit 3"]);
     let mut emit = |_: Out| {};
     let mut cx = Cx::new(CancellationToken::new(), Duration::from_secs(2), &mut emit);
-    let err = ops::run_backup(&mut cx, &step, Some(&producer))
+    let err = ops::run_backup(&mut cx, &repo_env, &step, Some(&producer))
         .await
         .unwrap_err();
     assert!(err.contains("exit code 3"), "{err}");
@@ -257,4 +252,15 @@ async fn bad_password_missing_path_and_failed_producer() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    // The killed restic's lock was removed: an exclusive command works.
+    let check = Command::new("restic")
+        .args(["check", "--repo", &repo.repository])
+        .env("RESTIC_PASSWORD_FILE", &repo.password_file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
