@@ -24,6 +24,9 @@ pub fn validate_backup(b: &BackupTask) -> Result<(), ApiError> {
     if !b.name.is_empty() {
         backup_name(&b.name)?;
     }
+    if b.retention.as_ref().is_some_and(|r| !keeps_something(r)) {
+        return bad("backup.retention keeps nothing; set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly, or leave retention out".into());
+    }
     use backup_task::Action;
     let Some(action) = &b.action else {
         return bad("backup task has no operation; give exactly one of restic, forget, check, snapshots, restore, postgres, postgresRestore, snapraid, drill".into());

@@ -246,6 +246,14 @@ fn forget_needs_a_policy_that_keeps_something() {
         ..Default::default()
     })))
     .is_ok());
+    // A policy that keeps nothing is refused on a backup too (restic would refuse it after the
+    // backup); no policy at all is fine there.
+    let with = |retention: Option<Retention>| BackupTask {
+        retention,
+        ..task(Action::Restic(restic()))
+    };
+    assert_refused(&with(Some(Retention::default())), "backup.retention");
+    assert!(validate_backup(&with(None)).is_ok());
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Structured results of config, container and backup tasks as labctl shows them: the stable JSON view
-//! (`result` of a task) and the text lines `NODE: file /etc/motd: changed` with the diff
+//! Structured results of config, container and backup tasks as labctl shows them: the stable
+//! JSON view (`result` of a task) and the text lines `NODE: file /etc/motd: changed` with the diff
 //! indented below. Pure; whether to color is the caller's decision ([`use_color`]).
 //!
 //! JSON (field names are stable):
