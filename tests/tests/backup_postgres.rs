@@ -227,6 +227,25 @@ fn a_database_is_dumped_through_restic_and_restored_into_a_new_one() {
     assert_eq!(repo.snapshots().len(), 1, "no snapshot of a failed dump");
     let check = repo.restic(&["check"]);
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+
+    // Without a database: the whole cluster with pg_dumpall.
+    let spec = job(
+        "cluster",
+        &format!(
+            "    backup:\n      postgres: {{{}, {}, tags: [cluster]}}\n",
+            repo.fields(),
+            pg.fields()
+        ),
+    );
+    apply(&c, &spec).assert_ok();
+    let all = repo.restic(&["dump", "--tag", "cluster", "latest", "/pg_dumpall.sql"]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let all = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        all.contains("CREATE DATABASE app ") && all.contains("CREATE DATABASE app_restored "),
+        "{}",
+        &all[..all.len().min(2000)]
+    );
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::process::Command;
 
 use lab_proto::v1::backup_result::Kind;
 use lab_proto::v1::{
-    ResticBackup, ResticRepository, ResticRestore, ResticSnapshots, RestoreDrill, Retention,
+    ResticBackup, ResticForget, ResticRepository, ResticRestore, ResticSnapshots, RestoreDrill,
+    Retention,
 };
 
 use super::*;
@@ -151,6 +152,53 @@ async fn backup_restore_and_drills() {
         (r.files_restored, r.bytes_restored),
         (2, big.len() as u64 + 6)
     );
+
+    // Only the included part.
+    let partial = tmp.path().join("partial");
+    let sub = data.join("sub").to_str().unwrap().to_owned();
+    let restore = BackupTask {
+        action: Some(Action::Restore(ResticRestore {
+            repo: Some(repo.clone()),
+            target: partial.to_str().unwrap().into(),
+            include: vec![sub],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let (report, out) = run(restore).await;
+    assert_eq!(report.error, None, "{}", text(&out));
+    let restored = partial.join(data.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(restored.join("sub/small")).unwrap(),
+        "small\n"
+    );
+    assert!(!restored.join("big").exists());
+    let Some(Kind::Restore(r)) = &report.result.kind else {
+        panic!("{report:?}")
+    };
+    assert_eq!((r.files_restored, r.bytes_restored), (1, 6));
+
+    // forget with a policy (and without one: refused).
+    let mut forget = BackupTask {
+        retention: Some(Retention {
+            keep_last: 5,
+            ..Default::default()
+        }),
+        action: Some(Action::Forget(ResticForget {
+            repo: Some(repo.clone()),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let (report, out) = run(forget.clone()).await;
+    assert_eq!(report.error, None, "{}", text(&out));
+    let Some(Kind::Forget(f)) = &report.result.kind else {
+        panic!("{report:?}")
+    };
+    assert_eq!((f.kept, f.removed, f.pruned), (1, 0, false));
+    forget.retention = None;
+    let (report, _) = run(forget).await;
+    assert!(report.error.unwrap().contains("retention policy"));
 
     let drill = BackupTask {
         action: Some(Action::Drill(RestoreDrill {
