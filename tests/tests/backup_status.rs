@@ -237,3 +237,44 @@ fn on_a_terminal_apply_draws_progress_bars_and_clears_them_before_the_result() {
         "the result is printed after the bars: {screen:?}"
     );
 }
+
+#[test]
+fn a_scheduled_backup_without_a_name_is_listed_under_the_schedule() {
+    let c = Cluster::builder().agents(1).start();
+    let repo = Repo::init(c.tmp.path());
+    let data = c.tmp.path().join("etc");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    let doc = format!(
+        "apiVersion: labfleet/v1\nkind: Schedule\nmetadata: {{name: etc-often}}\nspec:\n  cron: '*/2 * * * * *'\n  job:\n    selector: node=n1\n    task:\n      backup:\n        maxAge: 1h\n        restic: {{{}, paths: [{}]}}\n",
+        repo.fields(),
+        data.display()
+    );
+    let file = c.tmp.path().join("schedule.yaml");
+    std::fs::write(&file, doc).unwrap();
+    let out = c.labctl(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut last = Vec::new();
+    lab_tests::wait_until(
+        || {
+            last = backups(&c, &[]);
+            last.iter().any(|b| b["last_success"].is_string())
+        },
+        std::time::Duration::from_secs(60),
+        "a scheduled backup recorded in labctl backups",
+    );
+    let out = c.labctl(&["schedule", "pause", "etc-often"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(last.len(), 1, "{last:?}");
+    let b = entry(&last, "n1", "etc-often");
+    assert_eq!(b["health"], "green", "{b}");
+    assert_eq!(b["max_age_seconds"], 3600);
+    let snapshot = b["snapshot_id"].as_str().unwrap();
+    assert!(
+        repo.snapshots()
+            .iter()
+            .any(|s| s["short_id"].as_str() == Some(snapshot)),
+        "{snapshot} is not in the repository"
+    );
+}
