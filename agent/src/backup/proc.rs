@@ -19,7 +19,7 @@ use std::time::Duration;
 use lab_proto::v1::OutputStream;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -220,12 +220,11 @@ fn spawn_lines<R: AsyncRead + Unpin + Send + 'static>(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            if buf.last() != Some(&b'\n') && buf.len() >= max {
-                // Cut: skip the rest of this line.
-                let mut rest = Vec::new();
-                if reader.read_until(b'\n', &mut rest).await.is_err() {
-                    break;
-                }
+            if buf.last() != Some(&b'\n')
+                && buf.len() >= max
+                && skip_line(&mut reader).await.is_err()
+            {
+                break;
             }
             let line = String::from_utf8_lossy(&buf)
                 .trim_end_matches(['\n', '\r'])
@@ -235,6 +234,22 @@ fn spawn_lines<R: AsyncRead + Unpin + Send + 'static>(
             }
         }
     });
+}
+
+/// Skips the rest of a line that was cut, without keeping it.
+async fn skip_line<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<()> {
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            r.consume(i + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        r.consume(n);
+    }
 }
 
 /// Copies the producer's stdout into `stdin` and waits for it; returns `stdin` when the
@@ -330,10 +345,17 @@ impl Pipeline {
         self.main.success() && self.producer.as_ref().is_none_or(Ran::success)
     }
 
-    /// Why it did not succeed (the producer's failure first: it is the cause).
+    /// Why it did not succeed: the producer's failure when the consumer was stopped because
+    /// of it, else the consumer's own (a consumer that fails on its own, e.g. restic with a
+    /// wrong password, makes the producer fail too, but is the cause).
     pub fn failure(&self) -> String {
         match &self.producer {
-            Some(p) if !p.success() => p.failure(),
+            Some(p)
+                if !p.success()
+                    && (self.main.success() || self.main.state == FinalState::Cancelled) =>
+            {
+                p.failure()
+            }
             _ => self.main.failure(),
         }
     }

@@ -99,3 +99,32 @@ async fn a_failed_producer_kills_the_consumer_before_it_sees_the_end() {
     assert!(ok.success(), "{}", ok.failure());
     assert_eq!(lines, ["5"]);
 }
+
+#[tokio::test]
+async fn a_consumer_failing_on_its_own_is_the_reported_cause() {
+    let mut emit = |_: Out| {};
+    let mut cx = Cx::new(CancellationToken::new(), Duration::from_secs(1), &mut emit);
+    let consumer = sh("echo 'Fatal: wrong password or no key found' >&2; exit 1");
+    let producer = sh("yes | head -c 50000000");
+    let ran = run(&mut cx, &consumer, Some(&producer), |_, _| {}).await;
+    assert!(!ran.success());
+    assert!(
+        ran.failure().contains("wrong password"),
+        "{}",
+        ran.failure()
+    );
+}
+
+#[tokio::test]
+async fn overlong_lines_are_cut() {
+    let mut emit = |_: Out| {};
+    let mut cx = Cx::new(CancellationToken::new(), Duration::from_secs(1), &mut emit);
+    let mut lines = Vec::new();
+    let script = format!(
+        "head -c {} /dev/zero | tr '\\0' a; echo; echo next",
+        MAX_JSON_LINE + 10
+    );
+    let ran = run(&mut cx, &sh(&script), None, |_, l| lines.push(l.len())).await;
+    assert!(ran.success(), "{}", ran.failure());
+    assert_eq!(lines, [MAX_JSON_LINE, 4]);
+}
