@@ -19,7 +19,7 @@ use std::time::Duration;
 use lab_proto::v1::OutputStream;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -199,59 +199,6 @@ fn spawn(step: &Step, mut cmd: Command) -> Result<Child, String> {
     })
 }
 
-/// Sends each line of `r` (without its newline, cut at `max` bytes) to `tx`.
-fn spawn_lines<R: AsyncRead + Unpin + Send + 'static>(
-    r: Option<R>,
-    stream: OutputStream,
-    max: usize,
-    tx: mpsc::Sender<(OutputStream, String)>,
-) {
-    let Some(r) = r else { return };
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(r);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match (&mut reader)
-                .take(max as u64)
-                .read_until(b'\n', &mut buf)
-                .await
-            {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if buf.last() != Some(&b'\n')
-                && buf.len() >= max
-                && skip_line(&mut reader).await.is_err()
-            {
-                break;
-            }
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches(['\n', '\r'])
-                .to_owned();
-            if tx.send((stream, line)).await.is_err() {
-                break;
-            }
-        }
-    });
-}
-
-/// Skips the rest of a line that was cut, without keeping it.
-async fn skip_line<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<()> {
-    loop {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(());
-        }
-        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            r.consume(i + 1);
-            return Ok(());
-        }
-        let n = buf.len();
-        r.consume(n);
-    }
-}
-
 /// Copies the producer's stdout into `stdin` and waits for it; returns `stdin` when the
 /// producer failed, so the caller kills the consumer before closing it.
 async fn feed(
@@ -420,13 +367,13 @@ where
         feeder = Some(Box::pin(feed(what, pchild, pgroup, stdin)));
     }
     let (tx, mut rx) = mpsc::channel(64);
-    spawn_lines(
+    lines::spawn(
         child.stdout.take(),
         OutputStream::Stdout,
         MAX_JSON_LINE,
         tx.clone(),
     );
-    spawn_lines(child.stderr.take(), OutputStream::Stderr, MAX_LINE, tx);
+    lines::spawn(child.stderr.take(), OutputStream::Stderr, MAX_LINE, tx);
 
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     let mut kill_at = far;
@@ -501,6 +448,7 @@ where
     }
 }
 
+mod lines;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
