@@ -345,8 +345,8 @@ pub struct ScheduleCreateArgs {
     #[arg(long, value_name = "EXPR")]
     pub cron: String,
     /// IANA time zone the expression is read in (default UTC), e.g. Europe/Berlin
-    #[arg(long, value_name = "ZONE", default_value = "", env = "LAB_SCHEDULE_TZ")]
-    pub tz: String,
+    #[arg(long, value_name = "ZONE", env = "LAB_SCHEDULE_TZ")]
+    pub tz: Option<String>,
     /// Delay each firing by a random duration up to this, e.g. 30s, 5m (default none)
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub jitter: Option<Duration>,

@@ -38,7 +38,8 @@ pub async fn run_ticker(coord: Arc<Coordinator>) {
                 continue;
             }
         };
-        for rec in schedules {
+        let now = now_ms();
+        for rec in schedules.into_iter().filter(|r| may_be_due(r, now)) {
             let name = rec.spec.map(|s| s.name).unwrap_or_default();
             for _ in 0..MAX_FIRINGS_PER_TICK {
                 match step(&coord, &name, now_ms()).await {
@@ -52,6 +53,13 @@ pub async fn run_ticker(coord: Arc<Coordinator>) {
             }
         }
     }
+}
+
+/// A cheap look at a listed record, so that only schedules that may be due take the lock and
+/// are parsed; [`step`] decides.
+fn may_be_due(rec: &ScheduleRecord, now: i64) -> bool {
+    let jitter = i64::try_from(rec.next_jitter_ms).unwrap_or(i64::MAX);
+    !rec.paused && rec.next_due_unix_ms != 0 && now >= rec.next_due_unix_ms.saturating_add(jitter)
 }
 
 /// Handles what is due of schedule `name` at `now`; returns whether a firing or skip was

@@ -50,7 +50,7 @@ pub fn build(args: &ScheduleCreateArgs) -> Result<ScheduleSpec, Failure> {
     let spec = ScheduleSpec {
         name: args.name.clone(),
         cron: args.cron.clone(),
-        timezone: args.tz.clone(),
+        timezone: args.tz.clone().unwrap_or_default(),
         jitter_ms: args
             .jitter
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
