@@ -159,17 +159,34 @@ pub async fn backup(
         summary.data_added_bytes
     ));
     result.kind = Some(Kind::Backup(summary));
-    apply_retention(cx, &repo, retention, &b.tags, &b.host, result, &id).await
+    let only = Only {
+        tags: &b.tags,
+        host: &b.host,
+        paths: &b.paths,
+    };
+    apply_retention(cx, &repo, retention, &only, result, &id).await
+}
+
+/// Which snapshots a `forget` considers: those with all these tags, of this host, with all
+/// these paths (empty = any).
+#[derive(Debug, Clone, Copy)]
+pub struct Only<'a> {
+    /// `--tag a,b`.
+    pub tags: &'a [String],
+    /// `--host`.
+    pub host: &'a str,
+    /// `--path` each.
+    pub paths: &'a [String],
 }
 
 /// After a successful backup (snapshot `id`): `restic forget` with the task's policy, when it
-/// has one, limited to snapshots with the backup's tags and host.
+/// has one, limited to the snapshots of this backup (its tags, host and paths), so other
+/// backups in the same repository keep theirs.
 pub async fn apply_retention(
     cx: &mut Cx<'_>,
     repo: &Repo,
     retention: Option<&Retention>,
-    tags: &[String],
-    host: &str,
+    only: &Only<'_>,
     result: &mut BackupResult,
     id: &str,
 ) -> Result<(), String> {
@@ -179,11 +196,9 @@ pub async fn apply_retention(
     if restic::retention_args(policy).is_empty() {
         return Ok(());
     }
-    let summary = run_forget(cx, repo, policy, tags, host)
-        .await
-        .map_err(|e| {
-            format!("snapshot {id} was saved, but applying the retention policy failed: {e}")
-        })?;
+    let summary = run_forget(cx, repo, policy, only).await.map_err(|e| {
+        format!("snapshot {id} was saved, but applying the retention policy failed: {e}")
+    })?;
     result.retention = Some(summary);
     Ok(())
 }
@@ -192,8 +207,7 @@ async fn run_forget(
     cx: &mut Cx<'_>,
     repo: &Repo,
     policy: &Retention,
-    tags: &[String],
-    host: &str,
+    only: &Only<'_>,
 ) -> Result<ForgetSummary, String> {
     let keep = restic::retention_args(policy);
     if keep.is_empty() {
@@ -203,7 +217,10 @@ async fn run_forget(
     }
     let mut args = vec!["forget".to_owned(), "--json".to_owned()];
     args.extend(keep);
-    args.extend(restic::filter_args(tags, host));
+    args.extend(restic::filter_args(only.tags, only.host));
+    for p in only.paths {
+        args.extend(["--path".to_owned(), p.clone()]);
+    }
     let mut json = None;
     let ran = run_restic(cx, repo, &repo.step(&args), None, |cx, line| {
         if json.is_none() && line.starts_with('[') {
@@ -239,7 +256,12 @@ pub async fn forget(
 ) -> Result<(), String> {
     let repo = open(cx, f.repo.as_ref()).await?;
     let policy = retention.cloned().unwrap_or_default();
-    let summary = run_forget(cx, &repo, &policy, &f.tags, &f.host).await?;
+    let only = Only {
+        tags: &f.tags,
+        host: &f.host,
+        paths: &[],
+    };
+    let summary = run_forget(cx, &repo, &policy, &only).await?;
     result.kind = Some(Kind::Forget(summary));
     Ok(())
 }

@@ -106,7 +106,13 @@ pub async fn dump(
         summary.total_bytes_processed
     ));
     result.kind = Some(Kind::Backup(summary));
-    ops::apply_retention(cx, &repo, retention, &p.tags, &p.restic_host, result, &id).await
+    let paths = [format!("/{filename}")];
+    let only = ops::Only {
+        tags: &p.tags,
+        host: &p.restic_host,
+        paths: &paths,
+    };
+    ops::apply_retention(cx, &repo, retention, &only, result, &id).await
 }
 
 /// Runs a psql query (tuples only, unaligned) and returns its stdout lines.

@@ -92,6 +92,13 @@ async fn backup_restore_and_drills() {
     std::fs::write(data.join("big"), &big).unwrap();
     std::fs::write(data.join("sub/small"), "small\n").unwrap();
 
+    // Another backup in the same repository, with the same tag: retention leaves it alone.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("o"), "o\n").unwrap();
+    let (report, out) = run(backup_task(&repo, &[&other])).await;
+    assert_eq!(report.error, None, "{}", text(&out));
+
     let mut task = backup_task(&repo, &[&data]);
     task.retention = Some(Retention {
         keep_last: 1,
@@ -129,7 +136,13 @@ async fn backup_restore_and_drills() {
     let Some(Kind::Snapshots(list)) = &report.result.kind else {
         panic!("{report:?}")
     };
-    assert_eq!(list.snapshots.len(), 1);
+    let mut paths: Vec<_> = list.snapshots.iter().map(|s| s.paths.join(",")).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [data.to_str().unwrap(), other.to_str().unwrap()],
+        "one snapshot of each backup"
+    );
     assert_eq!(list.snapshots[0].tags, ["unit"]);
 
     let target = tmp.path().join("restored");
@@ -195,7 +208,7 @@ async fn backup_restore_and_drills() {
     let Some(Kind::Forget(f)) = &report.result.kind else {
         panic!("{report:?}")
     };
-    assert_eq!((f.kept, f.removed, f.pruned), (1, 0, false));
+    assert_eq!((f.kept, f.removed, f.pruned), (2, 0, false));
     forget.retention = None;
     let (report, _) = run(forget).await;
     assert!(report.error.unwrap().contains("retention policy"));
