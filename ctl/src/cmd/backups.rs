@@ -60,6 +60,9 @@ pub struct BackupView {
     pub last_drill_ok: Option<bool>,
     /// What it verified.
     pub drill: Option<DrillView>,
+    /// `last_drill` as Unix ms (0 = never), for the table's age.
+    #[serde(skip)]
+    pub last_drill_unix_ms: i64,
 }
 
 /// `drill` of a [`BackupView`].
@@ -115,6 +118,7 @@ pub fn view(s: BackupStatus, now_ms: i64) -> BackupView {
         last_attempt_error: text(s.last_attempt_error),
         last_attempt_job_id: text(s.last_attempt_job_id),
         last_drill: output::time(s.last_drill_unix_ms),
+        last_drill_unix_ms: s.last_drill_unix_ms,
         last_drill_ok: drilled.then_some(s.last_drill_ok),
         drill: s.last_drill.map(|d| DrillView {
             snapshot_id: d.snapshot_id,
@@ -134,14 +138,6 @@ fn health_style(health: &str) -> &'static str {
         "red" => "\x1b[31m",
         _ => "",
     }
-}
-
-/// Unix ms of an RFC 3339 time from a view; 0 when absent.
-fn ms(time: Option<&str>) -> i64 {
-    time.and_then(|t| humantime::parse_rfc3339(t).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0)
 }
 
 /// The table (with a trailing newline); empty list → a hint. Pure.
@@ -169,7 +165,7 @@ pub fn table(views: &[BackupView], now_ms: i64, color: bool) -> String {
             Some(ok) => format!(
                 "{} {}",
                 if ok { "ok" } else { "failed" },
-                output::age(ms(v.last_drill.as_deref()), now_ms)
+                output::age(v.last_drill_unix_ms, now_ms)
             ),
         };
         let status = match v.health {
