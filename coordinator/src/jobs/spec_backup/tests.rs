@@ -361,3 +361,43 @@ fn drill_scratch_dir() {
     assert_refused(&drill("/"), "backup.drill.scratchDir");
     assert!(validate_backup(&drill("")).is_ok());
 }
+
+/// Whatever a peer sends decodes to some BackupTask; validation answers without panicking.
+#[test]
+fn mutated_wire_messages_never_panic() {
+    use prost::Message;
+    let seeds: Vec<Vec<u8>> = [
+        task(Action::Restic(restic())),
+        task(Action::Check(ResticCheck {
+            repo: repo(),
+            read_data_subset: "99.5%".into(),
+        })),
+        task(Action::PostgresRestore(PostgresRestore {
+            repo: repo(),
+            database: "db".into(),
+            port: 5432,
+            ..Default::default()
+        })),
+        task(Action::Snapraid(SnapraidTask {
+            operation: 2,
+            scrub_percent: 50,
+            ..Default::default()
+        })),
+    ]
+    .iter()
+    .map(|t| t.encode_to_vec())
+    .collect();
+    let mut decoded = 0;
+    for round in 0..20_000u32 {
+        let mut bytes = seeds[round as usize % seeds.len()].clone();
+        for _ in 0..=(rand::random::<u32>() % 4) {
+            let i = rand::random::<u32>() as usize % bytes.len();
+            bytes[i] = rand::random();
+        }
+        if let Ok(t) = BackupTask::decode(bytes.as_slice()) {
+            decoded += 1;
+            let _ = validate_backup(&t);
+        }
+    }
+    assert!(decoded > 1000, "only {decoded} mutations decoded");
+}
