@@ -14,7 +14,7 @@ use lab_proto::selector::Selector;
 use lab_proto::store::v1::{BackupRecord, JobRecord, TaskRecord};
 use lab_proto::v1::{
     backup_result, backup_task, task_result, task_spec, BackupHealth, BackupStatus, BackupTask,
-    TaskInfo, TaskState,
+    DrillSummary, TaskInfo, TaskState,
 };
 
 use crate::store::{JobBatch, Store, StoreError};
@@ -111,8 +111,12 @@ pub fn record_final(
             }
         }
         Action::Drill(_) => {
+            // The counts and problems; the per-file list stays in the job's result.
             let drill = match result {
-                Some(backup_result::Kind::Drill(d)) => Some(d.clone()),
+                Some(backup_result::Kind::Drill(d)) => Some(DrillSummary {
+                    files: Vec::new(),
+                    ..d.clone()
+                }),
                 _ => None,
             };
             rec.last_drill_unix_ms = info.finished_unix_ms;

@@ -87,7 +87,11 @@ fn drill_result(problems: &[&str]) -> backup_result::Kind {
         files_verified: 10,
         bytes_verified: 100,
         problems: problems.iter().map(|p| p.to_string()).collect(),
-        ..Default::default()
+        files: vec![lab_proto::v1::DrillFile {
+            path: "/a".into(),
+            size: 10,
+            sha256: "00".repeat(32),
+        }],
     })
 }
 
@@ -151,6 +155,10 @@ async fn successes_attempts_and_drills_update_their_fields() {
     let rec = store.backup("n1", "home").unwrap().unwrap();
     assert_eq!((rec.last_drill_unix_ms, rec.last_drill_ok), (3000, true));
     assert_eq!(rec.last_drill.as_ref().unwrap().files_verified, 10);
+    assert!(
+        rec.last_drill.as_ref().unwrap().files.is_empty(),
+        "the file list is not indexed"
+    );
     assert_eq!(
         (rec.last_attempt_unix_ms, rec.max_age_ms),
         (2000, 26 * HOUR)
