@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_proto::limits::MAX_MESSAGE_BYTES;
+use lab_proto::limits::{MAX_MESSAGE_BYTES, MAX_OPERATOR_RESPONSE_BYTES};
 use lab_proto::pem::cert_info_from_pem;
 use lab_proto::v1::agent_service_server::AgentServiceServer;
 use lab_proto::v1::operator_service_server::OperatorServiceServer;
@@ -72,7 +72,7 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let operator = OperatorServiceServer::new(OperatorApi::new(coord.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(MAX_OPERATOR_RESPONSE_BYTES);
 
     coord
         .tasks

@@ -14,7 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::limits::MAX_MESSAGE_BYTES;
+use crate::limits::{MAX_MESSAGE_BYTES, MAX_OPERATOR_RESPONSE_BYTES};
 use crate::v1::agent_service_client::AgentServiceClient;
 use crate::v1::operator_service_client::OperatorServiceClient;
 
@@ -120,10 +120,11 @@ pub fn agent_client(channel: Channel) -> AgentServiceClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// The operator-side client with the shared message limits.
+/// The operator-side client with the shared message limits (responses up to
+/// [`MAX_OPERATOR_RESPONSE_BYTES`]: node lists and jobs of large fleets).
 pub fn operator_client(channel: Channel) -> OperatorServiceClient<Channel> {
     OperatorServiceClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_OPERATOR_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 

@@ -5,6 +5,11 @@ use std::time::Duration;
 /// Largest gRPC message either side encodes or accepts.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Largest response the coordinator sends to an operator (and `labctl` accepts): `ListNodes`
+/// or `GetJob` of a 10,000-node fleet is about 5 MB, over [`MAX_MESSAGE_BYTES`]. Requests
+/// stay under [`MAX_MESSAGE_BYTES`]; only operators with a valid certificate get this far.
+pub const MAX_OPERATOR_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Largest fact document (JSON) an agent may report.
 pub const MAX_FACTS_BYTES: usize = 1024 * 1024;
 
