@@ -17,6 +17,13 @@ use lab_proto::v1::{
 use tonic::transport::Channel;
 use tonic::Streaming;
 
+/// How long a started coordinator may take to answer the admin (opening its store included).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn note_not_ready(e: &anyhow::Error) {
+    eprintln!("coordinator not answering yet ({e:#}); retrying");
+}
+
 /// A node filter for `WatchJob` that matches no node: the stream then carries only `JobDone`.
 pub const NO_NODE: &str = "lab-loadgen-no-node";
 
@@ -55,8 +62,27 @@ impl ExecJob {
 }
 
 impl Admin {
-    /// Connects with the admin context of `labctl_toml`.
+    /// Connects with the admin context of `labctl_toml`, retrying for up to [`READY_TIMEOUT`]:
+    /// a coordinator that accepts TCP may still be opening a large store.
     pub async fn connect(labctl_toml: &Path) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
+        loop {
+            match Self::connect_once(labctl_toml).await {
+                Ok(admin) => return Ok(admin),
+                Err(e) if started.elapsed() < READY_TIMEOUT => {
+                    note_not_ready(&e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "the coordinator did not answer within {READY_TIMEOUT:?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn connect_once(labctl_toml: &Path) -> anyhow::Result<Self> {
         let dir = labctl_toml.parent().context("labctl config path")?;
         let ctx = crate::coordinator::admin_context(dir)?;
         let tls = client_config(

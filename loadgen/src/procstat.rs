@@ -19,6 +19,8 @@ pub struct ProcSample {
     pub pss_kib: u64,
     /// Private pages (clean + dirty, the process's own memory), KiB; 0 if unknown.
     pub private_kib: u64,
+    /// Anonymous resident memory (heap, stacks: what the process itself costs), KiB.
+    pub anon_kib: u64,
     /// Threads.
     pub threads: u64,
 }
@@ -75,6 +77,7 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
         hwm_kib: field("VmHWM:"),
         pss_kib: rollup_field("Pss:"),
         private_kib: rollup_field("Private_Clean:") + rollup_field("Private_Dirty:"),
+        anon_kib: field("RssAnon:"),
         threads: field("Threads:"),
     })
 }

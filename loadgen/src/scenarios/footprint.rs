@@ -25,6 +25,7 @@ struct Phase {
     /// Private and proportional memory at the end of the phase.
     private_kib: u64,
     pss_kib: u64,
+    anon_kib: u64,
     threads: u64,
 }
 
@@ -58,6 +59,7 @@ async fn measure<T>(
             hwm_kib: s1.hwm_kib,
             private_kib: s1.private_kib,
             pss_kib: s1.pss_kib,
+            anon_kib: s1.anon_kib,
             threads: s1.threads,
         },
         out,
@@ -88,13 +90,13 @@ fn phase_row(s: &mut Section, key: &str, title: &str, p: &Phase) {
     s.row(
         title,
         format!(
-            "CPU {:.3} % of one core ({:.3} s in {:.1} s); RSS mean {}, max {}; private {}",
+            "CPU {:.3} % of one core ({:.3} s in {:.1} s); RSS mean {}, max {}; anonymous {}",
             p.cpu_percent,
             p.cpu_secs,
             p.secs,
             mib(p.rss_mean_kib as u64),
             mib(p.rss_max_kib),
-            mib(p.private_kib)
+            mib(p.anon_kib)
         ),
     );
     s.set(
@@ -102,7 +104,8 @@ fn phase_row(s: &mut Section, key: &str, title: &str, p: &Phase) {
         serde_json::json!({
             "secs": p.secs, "cpu_secs": p.cpu_secs, "cpu_percent": p.cpu_percent,
             "rss_mean_kib": p.rss_mean_kib, "rss_max_kib": p.rss_max_kib, "hwm_kib": p.hwm_kib,
-            "private_kib": p.private_kib, "pss_kib": p.pss_kib, "threads": p.threads,
+            "private_kib": p.private_kib, "pss_kib": p.pss_kib, "anon_kib": p.anon_kib,
+            "threads": p.threads,
         }),
     );
 }
@@ -142,9 +145,10 @@ pub async fn agent_footprint(
     );
     s.row("idle peak RSS since start (VmHWM)", mib(p.hwm_kib));
     s.row(
-        "idle memory: private / PSS / threads",
+        "idle memory: anonymous / private / PSS / threads",
         format!(
-            "{} / {} / {} (the rest of RSS is the binary's shared, clean pages)",
+            "{} / {} / {} / {} (anonymous: heap and stacks; the rest of RSS is clean pages of the binary and libraries, which the kernel can drop and re-read)",
+            mib(p.anon_kib),
             mib(p.private_kib),
             mib(p.pss_kib),
             p.threads

@@ -244,9 +244,10 @@ pub async fn real_agents(
         .collect();
     let rss: Vec<f64> = s1.iter().map(|s| s.rss_kib as f64).collect();
     let private: Vec<f64> = s1.iter().map(|s| s.private_kib as f64).collect();
+    let anon: Vec<f64> = s1.iter().map(|s| s.anon_kib as f64).collect();
     let pss_sum: u64 = s1.iter().map(|s| s.pss_kib).sum();
     let (cpu, rss_sum) = (Summary::of(&cpu), rss.iter().sum::<f64>());
-    let (rss, private) = (Summary::of(&rss), Summary::of(&private));
+    let (rss, private, anon) = (Summary::of(&rss), Summary::of(&private), Summary::of(&anon));
 
     let agents0: Vec<ProcSample> = fleet
         .iter()
@@ -328,6 +329,14 @@ pub async fn real_agents(
         ),
     );
     s.row(
+        "agent idle anonymous memory (heap, stacks)",
+        format!(
+            "per agent mean {}, max {}",
+            mib(anon.mean as u64),
+            mib(anon.max as u64)
+        ),
+    );
+    s.row(
         "agent idle memory of their own (private pages)",
         format!(
             "per agent mean {}, max {}; all agents together (sum of PSS) {}",
@@ -369,6 +378,7 @@ pub async fn real_agents(
     s.set("agent_rss_kib_total", rss_sum);
     s.set("agent_rss_kib", rss);
     s.set("agent_private_kib", private);
+    s.set("agent_anon_kib", anon);
     s.set("agent_pss_kib_total", pss_sum);
     s.set("agent_cpu_percent", cpu);
     s.set("coordinator_rss_kib", c1.rss_kib);
