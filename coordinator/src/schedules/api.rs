@@ -115,7 +115,8 @@ pub async fn delete(coord: &Coordinator, name: &str) -> Result<(), ApiError> {
 }
 
 /// The wire view of a record: next firing (jitter included; 0 when paused or never), and the
-/// outcome of the last firing's job once it is done (unset if the job was removed by retention).
+/// outcome of the last firing's job once it is done. A last job that retention has removed
+/// counts as done without a result.
 pub fn view(coord: &Coordinator, rec: ScheduleRecord) -> Result<Schedule, ApiError> {
     let next = match (rec.paused, rec.next_due_unix_ms) {
         (true, _) | (false, 0) => 0,
@@ -133,6 +134,7 @@ pub fn view(coord: &Coordinator, rec: ScheduleRecord) -> Result<Schedule, ApiErr
             .saturating_sub(j.succeeded_tasks)
             .saturating_sub(j.failed_tasks),
     });
+    let last_done = job.as_ref().map_or(!rec.last_job_id.is_empty(), |j| j.done);
     Ok(Schedule {
         spec: rec.spec,
         paused: rec.paused,
@@ -141,7 +143,7 @@ pub fn view(coord: &Coordinator, rec: ScheduleRecord) -> Result<Schedule, ApiErr
         next_unix_ms: next,
         last_fired_unix_ms: rec.last_fired_unix_ms,
         last_job_id: rec.last_job_id,
-        last_done: last_result.is_some(),
+        last_done,
         last_result,
         last_error: rec.last_error,
     })

@@ -32,7 +32,8 @@ pub struct ScheduleView {
     pub last_fired: Option<String>,
     /// Job of the last firing.
     pub last_job_id: Option<String>,
-    /// "running", "succeeded" or "failed" for the last job; null without one.
+    /// "running", "succeeded" or "failed" for the last job, "removed" once retention deleted
+    /// it; null without one.
     pub last_result: Option<&'static str>,
     /// Tasks of the last job that succeeded, once it is done.
     pub last_succeeded: Option<u32>,
@@ -58,11 +59,12 @@ impl From<&Schedule> for ScheduleView {
         let job = spec.job.clone().unwrap_or_default();
         let (kind, description) = describe(&job);
         let done = s.last_result.filter(|_| s.last_done);
-        let last_result = match (&done, s.last_job_id.is_empty()) {
-            (_, true) => None,
-            (None, false) => Some("running"),
-            (Some(d), false) if d.failed == 0 && d.other == 0 => Some("succeeded"),
-            (Some(_), false) => Some("failed"),
+        let last_result = match (s.last_job_id.is_empty(), s.last_done, &done) {
+            (true, _, _) => None,
+            (false, false, _) => Some("running"),
+            (false, true, None) => Some("removed"),
+            (false, true, Some(d)) if d.failed == 0 && d.other == 0 => Some("succeeded"),
+            (false, true, Some(_)) => Some("failed"),
         };
         ScheduleView {
             name: spec.name,
@@ -218,6 +220,9 @@ mod tests {
             "selector 'x' matched no node; no job was submitted",
         ));
         assert!(err.contains("error: selector 'x' matched no node"), "{err}");
+        let mut removed = schedule("j0", None, "");
+        removed.last_done = true;
+        assert!(row(removed).contains("removed"));
         let mut paused = schedule("", None, "");
         paused.paused = true;
         assert!(row(paused).contains("paused"));
