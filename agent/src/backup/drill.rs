@@ -19,8 +19,9 @@ use super::{describe, Cx};
 /// Files listed with their hash in the result (all of them go to the output).
 const MAX_RESULT_FILES: usize = 100;
 
-/// Problems kept in the result.
+/// Problems kept in the result, and the characters kept of each.
 const MAX_PROBLEMS: usize = 50;
+const MAX_PROBLEM_CHARS: usize = 1000;
 
 /// A scratch directory and whether the drill created it (then it removes it, not only its
 /// content).
@@ -187,6 +188,11 @@ pub async fn run(
         summary.problems.push(e);
     }
     summary.problems.truncate(MAX_PROBLEMS);
+    for p in &mut summary.problems {
+        if p.chars().count() > MAX_PROBLEM_CHARS {
+            *p = p.chars().take(MAX_PROBLEM_CHARS).collect::<String>() + "...";
+        }
+    }
     let problems = summary.problems.clone();
     result.kind = Some(Kind::Drill(summary));
     match problems.first() {

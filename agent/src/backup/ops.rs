@@ -33,6 +33,14 @@ pub async fn open(
     Ok(repo)
 }
 
+/// Snapshots listed in a result (restic lists the oldest first; the newest are kept), so that
+/// the result stays far below the wire's message limit.
+const MAX_RESULT_SNAPSHOTS: usize = 1000;
+
+/// Error lines kept in a result, and the characters kept of each.
+const MAX_RESULT_LINES: usize = 50;
+const MAX_RESULT_LINE: usize = 1000;
+
 /// How long `restic unlock` may take after a stopped restic.
 const UNLOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -298,7 +306,11 @@ pub async fn check(
     result.kind = Some(Kind::Check(CheckSummary {
         ok: ran.success(),
         read_data_subset: c.read_data_subset.clone(),
-        errors: errors.clone(),
+        errors: errors
+            .iter()
+            .take(MAX_RESULT_LINES)
+            .map(|e| e.chars().take(MAX_RESULT_LINE).collect())
+            .collect(),
     }));
     if ran.success() {
         Ok(())
@@ -336,6 +348,14 @@ pub async fn snapshots(
             snap.hostname,
             snap.paths.join(","),
             snap.tags.join(",")
+        ));
+    }
+    let mut list = list;
+    if list.len() > MAX_RESULT_SNAPSHOTS {
+        let older = list.len() - MAX_RESULT_SNAPSHOTS;
+        list.drain(..older);
+        cx.line(&format!(
+            "the result lists the newest {MAX_RESULT_SNAPSHOTS} snapshots; {older} older ones are in the output above"
         ));
     }
     result.kind = Some(Kind::Snapshots(SnapshotList { snapshots: list }));

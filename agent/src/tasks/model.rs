@@ -94,7 +94,7 @@ pub struct Outcome {
     pub exit_code: i32,
     /// Why it failed, empty otherwise.
     pub error: String,
-    /// Structured result of config and container tasks.
+    /// Structured result of config, container and backup tasks.
     pub result: Option<TaskResult>,
 }
 
