@@ -4,6 +4,11 @@
 //!
 //! Exit codes: `diff` exits 2 when there are differences (not a failure); everything else
 //! fails on a non-zero exit, and scrub and sync also fail when they report errors.
+//!
+//! Scrub plan: with neither `scrub_percent` nor `scrub_older_than_days`, snapraid's default
+//! plan (8% of the array, blocks older than 10 days). A percentage is passed as `-p`; once a
+//! plan is given, the age is passed as `-o` as it is, so `scrubPercent: 100` alone scrubs the
+//! whole array now (`-o 0`) and `scrubOlderThanDays: 10` keeps snapraid's usual age limit.
 
 use std::path::Path;
 
