@@ -113,6 +113,19 @@ async fn snapraid(
     }
 }
 
+/// The arguments of `snapraid scrub` for the task's plan (see the module doc).
+pub fn scrub_args(t: &SnapraidTask) -> Vec<String> {
+    let mut args = Vec::new();
+    if t.scrub_percent > 0 {
+        args.extend(["-p".to_owned(), t.scrub_percent.to_string()]);
+    }
+    if t.scrub_older_than_days > 0 || t.scrub_percent > 0 {
+        args.extend(["-o".to_owned(), t.scrub_older_than_days.to_string()]);
+    }
+    args.push("scrub".to_owned());
+    args
+}
+
 /// Runs one SnapRAID operation.
 pub async fn run(
     cx: &mut Cx<'_>,
@@ -167,15 +180,7 @@ pub async fn run(
             }
         }
         SnapraidOperation::Scrub => {
-            let mut args = Vec::new();
-            if t.scrub_percent > 0 {
-                args.extend(["-p".to_owned(), t.scrub_percent.to_string()]);
-            }
-            if t.scrub_older_than_days > 0 || t.scrub_percent > 0 {
-                args.extend(["-o".to_owned(), t.scrub_older_than_days.to_string()]);
-            }
-            args.push("scrub".to_owned());
-            let lines = snapraid(cx, config, &args, &[0]).await;
+            let lines = snapraid(cx, config, &scrub_args(t), &[0]).await;
             let lines = match lines {
                 Ok(l) => l,
                 Err(e) => {

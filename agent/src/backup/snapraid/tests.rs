@@ -124,3 +124,18 @@ fn status_reports_unscrubbed_share_and_errors() {
     assert!(!d.in_sync);
     assert!(d.message.starts_with("DANGER!"));
 }
+
+#[test]
+fn scrub_plans() {
+    let plan = |p, o| {
+        scrub_args(&SnapraidTask {
+            scrub_percent: p,
+            scrub_older_than_days: o,
+            ..Default::default()
+        })
+    };
+    assert_eq!(plan(0, 0), ["scrub"]);
+    assert_eq!(plan(100, 0), ["-p", "100", "-o", "0", "scrub"]);
+    assert_eq!(plan(12, 10), ["-p", "12", "-o", "10", "scrub"]);
+    assert_eq!(plan(0, 30), ["-o", "30", "scrub"]);
+}
