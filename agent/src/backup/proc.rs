@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use super::Cx;
+use super::{describe, Cx};
 use crate::tasks::exec;
 use crate::tasks::model::{ExecSpec, FinalState};
 
@@ -161,14 +161,6 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.signal(Signal::SIGKILL);
-    }
-}
-
-/// `errno` text without Rust's " (os error N)" suffix.
-fn describe(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
-        None => e.to_string(),
     }
 }
 
