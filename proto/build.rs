@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The `Connect` RPC would collide with the generated `connect` constructor; we dial through
         // `client::connect` anyway.
         .build_transport(false)
+        // Small per-stream buffers (see src/codec.rs): long-lived agent sessions stay cheap.
+        .codec_path("crate::codec::LeanCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

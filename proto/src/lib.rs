@@ -5,6 +5,7 @@
 //! helpers every peer uses. Its only I/O is opening TLS connections and writing key files safely.
 
 pub mod client;
+pub mod codec;
 pub mod csr;
 pub mod ctlconfig;
 pub mod facts;
