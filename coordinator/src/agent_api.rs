@@ -13,8 +13,6 @@ use lab_proto::v1::{
     AgentMessage, BootstrapRequest, BootstrapResponse, CoordinatorMessage, EnrollRequest,
     EnrollResponse, RenewRequest, RenewResponse,
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -216,9 +214,9 @@ impl AgentService for AgentApi {
         req: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let name = node_caller(&req)?;
-        let (tx, rx) = mpsc::channel(session::OUTBOUND_CAPACITY);
+        let (tx, rx) = crate::sessions::Outbound::channel(session::OUTBOUND_CAPACITY);
         session::start(self.coord.clone(), name, req.into_inner(), tx).await?;
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(rx)))
     }
 
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
