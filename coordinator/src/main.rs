@@ -59,6 +59,9 @@ enum Command {
         /// At most this many finished jobs are kept
         #[arg(long, env = "LAB_JOB_RETENTION_COUNT", default_value_t = 1000)]
         job_retention_count: usize,
+        /// Size of the store's page cache in MiB (bounds the coordinator's memory)
+        #[arg(long, env = "LAB_STORE_CACHE_MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(8..=65536))]
+        store_cache_mib: u64,
     },
 }
 
@@ -96,6 +99,7 @@ async fn main() -> ExitCode {
             task_output_limit,
             job_retention,
             job_retention_count,
+            store_cache_mib,
         } => {
             let metrics = match metrics_listen.as_str() {
                 "off" | "" => Ok(None),
@@ -121,6 +125,7 @@ async fn main() -> ExitCode {
                             retention_count: job_retention_count,
                             ..Default::default()
                         },
+                        store_cache_bytes: store_cache_mib * 1024 * 1024,
                     };
                     lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
                         .await

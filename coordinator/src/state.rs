@@ -21,6 +21,8 @@ pub struct ServeOptions {
     pub node_cert_ttl: Duration,
     /// Job engine tunables.
     pub jobs: crate::jobs::JobSettings,
+    /// Size of the store's page cache in bytes.
+    pub store_cache_bytes: u64,
 }
 
 impl Default for ServeOptions {
@@ -29,6 +31,7 @@ impl Default for ServeOptions {
             heartbeat_interval: lab_proto::limits::DEFAULT_HEARTBEAT_INTERVAL,
             node_cert_ttl: lab_proto::limits::DEFAULT_NODE_CERT_TTL,
             jobs: crate::jobs::JobSettings::default(),
+            store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -78,7 +81,7 @@ impl Coordinator {
             .trust_domain
             .parse()
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.settings().display()))?;
-        let store = Store::open(&dir.state())?;
+        let store = Store::open_with_cache(&dir.state(), options.store_cache_bytes)?;
         let jobs = crate::jobs::Jobs::new(options.jobs.clone());
         Ok(Coordinator {
             store,

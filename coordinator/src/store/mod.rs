@@ -113,10 +113,23 @@ fn cert_key(identity_uri: &str, serial_hex: &str) -> Vec<u8> {
     format!("{identity_uri}\n{serial_hex}").into_bytes()
 }
 
+/// Default size of sled's page cache: the working set of a 10,000-node fleet's current jobs fits,
+/// and the coordinator VM's memory stays bounded.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 impl Store {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir` with the default page cache size.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store under `dir`; sled's page cache holds at most about
+    /// `cache_bytes` (sled's own default, 1 GiB, let a coordinator grow to that with job history).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
         Ok(Store {
             nodes: db.open_tree("nodes")?,
             facts: db.open_tree("facts")?,
