@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use lab_proto::selector::Selector;
+use lab_proto::selector::{Requirement, Selector};
 use lab_proto::store::v1::{FactsRecord, NodeRecord};
 use serde_json::Value;
 
@@ -87,6 +87,40 @@ pub fn select(store: &Store, selector: &Selector) -> Result<Vec<NodeEntry>, Stor
     Ok(out)
 }
 
+/// Whether `selector` can depend on a node's facts: a `facts.*` term, or a label that may be
+/// derived from facts (see [`DERIVED_LABELS`]).
+pub fn needs_facts(selector: &Selector) -> bool {
+    selector.requirements().iter().any(|r| match r {
+        Requirement::Fact { .. } => true,
+        Requirement::Label { key, .. } => DERIVED_LABELS.iter().any(|(label, _)| label == key),
+    })
+}
+
+/// The names of the nodes `selector` matches that are not revoked, by name. Facts are read and
+/// parsed only when the selector can depend on them ([`needs_facts`]); otherwise the node
+/// records alone decide (a job to 10,000 nodes no longer parses 10,000 fact documents).
+pub fn select_names(store: &Store, selector: &Selector) -> Result<Vec<String>, StoreError> {
+    let with_facts = needs_facts(selector);
+    let mut out = Vec::new();
+    for record in store.nodes()? {
+        if record.revoked {
+            continue;
+        }
+        let matched = if with_facts {
+            let e = entry(store, record)?;
+            selector
+                .matches(&e.labels, &e.facts_doc)
+                .then_some(e.record.name)
+        } else {
+            let labels = || effective_labels(&record, &Value::Null);
+            (selector.is_empty() || selector.matches(&labels(), &Value::Null))
+                .then_some(record.name)
+        };
+        out.extend(matched);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +147,57 @@ mod tests {
         assert_eq!(labels["role"], "k3s");
         assert_eq!(labels["hostname"], "nas");
         assert_eq!(labels["node"], "nas");
+    }
+
+    #[test]
+    fn facts_are_needed_only_for_fact_terms_and_derived_labels() {
+        let needs = |s: &str| needs_facts(&s.parse::<Selector>().unwrap());
+        assert!(!needs(""));
+        assert!(!needs("role=db,node in (a,b),!gpu"));
+        assert!(needs("facts.memory.total_bytes>=16e9"));
+        assert!(needs("os=debian"));
+        assert!(needs("role=db,!arch"));
+    }
+
+    #[tokio::test]
+    async fn select_names_agrees_with_select_on_every_kind_of_selector() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let node = |name: &str, role: &str, revoked: bool| NodeRecord {
+            name: name.into(),
+            labels: [("role".into(), role.into())].into(),
+            revoked,
+            ..Default::default()
+        };
+        store.put_node(node("a", "db", false)).await.unwrap();
+        store.put_node(node("b", "web", false)).await.unwrap();
+        store.put_node(node("c", "db", true)).await.unwrap();
+        let facts = json!({"platform": {"os": "debian"}, "memory": {"total_bytes": 32}});
+        let rec = FactsRecord {
+            json: facts.to_string(),
+            ..Default::default()
+        };
+        store.put_facts("a", rec).await.unwrap();
+        for (text, want) in [
+            ("", vec!["a", "b"]),
+            ("role=db", vec!["a"]),
+            ("role!=db", vec!["b"]),
+            ("os=debian", vec!["a"]),
+            ("!os", vec!["b"]),
+            ("facts.memory.total_bytes>=16", vec!["a"]),
+            ("node in (b,c)", vec!["b"]),
+        ] {
+            let selector: Selector = text.parse().unwrap();
+            let names = select_names(&store, &selector).unwrap();
+            let full: Vec<String> = select(&store, &selector)
+                .unwrap()
+                .into_iter()
+                .filter(|e| !e.record.revoked)
+                .map(|e| e.record.name)
+                .collect();
+            assert_eq!(names, want, "{text}");
+            assert_eq!(names, full, "{text}");
+        }
     }
 
     #[test]

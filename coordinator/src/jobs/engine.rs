@@ -119,13 +119,11 @@ async fn commit_and_notify(
     batch: JobBatch,
     finished_job: Option<&str>,
 ) -> Result<(), StoreError> {
-    let events: Vec<JobEvent> = batch.events.iter().map(|(_, e)| e.clone()).collect();
-    let job_ids: Vec<String> = batch.events.iter().map(|(j, _)| j.clone()).collect();
-    coord.store.write_jobs(batch)?;
+    let events = coord.store.write_jobs(batch)?;
     drop(guard);
     coord.store.flush().await?;
-    for (job_id, event) in job_ids.iter().zip(events) {
-        super::watch::publish(coord, job_id, event);
+    for (job_id, event) in events {
+        super::watch::publish(coord, &job_id, event);
     }
     if let Some(job_id) = finished_job {
         super::watch::close(coord, job_id);
@@ -204,11 +202,7 @@ pub async fn submit_once(
 /// Validates `spec` and resolves its selector to the names of nodes that are not revoked.
 fn targets(coord: &Coordinator, spec: &JobSpec) -> Result<Vec<String>, ApiError> {
     let selector = super::spec::validate(spec)?;
-    Ok(crate::inventory::select(&coord.store, &selector)?
-        .into_iter()
-        .filter(|e| !e.record.revoked)
-        .map(|e| e.record.name)
-        .collect())
+    Ok(crate::inventory::select_names(&coord.store, &selector)?)
 }
 
 /// Stores job `job_id` with one task per node, unless a job with that id exists.
@@ -255,7 +249,13 @@ async fn create(
             ..Default::default()
         });
     }
-    let _guard = coord.jobs.lock.lock().await;
+    // The first planning pass runs on the new records, so the tasks the rollout starts at once
+    // are written once, already assigned (after their pending event), not written pending and
+    // then read back and rewritten.
+    let mut outgoing = Outgoing::new();
+    let actions = plan_job(coord, &job, &tasks);
+    apply_actions(&mut job, &mut tasks, actions, &mut batch, &mut outgoing);
+    let guard = coord.jobs.lock.lock().await;
     if let Some(existing) = coord.store.job(&job.job_id)? {
         return Ok(Submitted::Existed(existing));
     }
@@ -263,22 +263,14 @@ async fn create(
     batch.tasks = tasks;
     batch.jobs.push(job.clone());
     let done = job.done.then_some(job.job_id.clone());
-    commit_and_notify(coord, _guard, batch, done.as_deref()).await?;
+    commit_and_notify(coord, guard, batch, done.as_deref()).await?;
     tracing::info!(job = %job.job_id, tasks = nodes.len(), by = submitted_by, "job submitted");
-    schedule(coord, &job.job_id).await?;
+    send_all(coord, outgoing).await;
     Ok(Submitted::Created(job, nodes))
 }
 
-/// Runs the planner for one job and carries out its actions.
-pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreError> {
-    let guard = coord.jobs.lock.lock().await;
-    let Some(mut job) = coord.store.job(job_id)? else {
-        return Ok(());
-    };
-    if job.done {
-        return Ok(());
-    }
-    let mut tasks = coord.store.tasks_of(&job)?;
+/// The planner's next actions for `job`, whose tasks are `tasks` in rollout order.
+fn plan_job(coord: &Coordinator, job: &JobRecord, tasks: &[TaskRecord]) -> Vec<Action> {
     let views: Vec<TaskView> = tasks
         .iter()
         .map(|t| TaskView {
@@ -293,7 +285,7 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
         .as_ref()
         .and_then(|s| s.rollout)
         .unwrap_or_default();
-    let actions = plan(
+    plan(
         JobView {
             rollout: Rollout {
                 batch_size: r.batch_size,
@@ -305,12 +297,18 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
             past_deadline: now_ms() > job.deadline_unix_ms,
         },
         &views,
-    );
-    if actions.is_empty() {
-        return Ok(());
-    }
-    let mut batch = JobBatch::default();
-    let mut outgoing = Outgoing::new();
+    )
+}
+
+/// Carries out the planner's `actions` on `tasks` (state changes and their events into `batch`,
+/// assignments into `outgoing`); returns the indexes of the tasks it changed.
+fn apply_actions(
+    job: &mut JobRecord,
+    tasks: &mut [TaskRecord],
+    actions: Vec<Action>,
+    batch: &mut JobBatch,
+    outgoing: &mut Outgoing,
+) -> Vec<usize> {
     let mut changed = Vec::new();
     for action in actions {
         let (i, event) = match action {
@@ -318,7 +316,9 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
             Action::Cancel(i) => (i, TaskEvent::Cancel),
             Action::Expire(i) => (i, TaskEvent::Expire),
         };
-        let task = &mut tasks[i];
+        let Some(task) = tasks.get_mut(i) else {
+            continue;
+        };
         let Ok(to) = state_of(task).on(event) else {
             continue;
         };
@@ -329,12 +329,32 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
             let info = info_mut(task);
             outgoing.push((
                 info.node.clone(),
-                assign_msg(&job, &info.task_id, &info.node),
+                assign_msg(job, &info.task_id, &info.node),
             ));
         }
-        set_state(&mut job, task, to, &mut batch);
+        set_state(job, task, to, batch);
         changed.push(i);
     }
+    changed
+}
+
+/// Runs the planner for one job and carries out its actions.
+pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreError> {
+    let guard = coord.jobs.lock.lock().await;
+    let Some(mut job) = coord.store.job(job_id)? else {
+        return Ok(());
+    };
+    if job.done {
+        return Ok(());
+    }
+    let mut tasks = coord.store.tasks_of(&job)?;
+    let actions = plan_job(coord, &job, &tasks);
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let mut batch = JobBatch::default();
+    let mut outgoing = Outgoing::new();
+    let changed = apply_actions(&mut job, &mut tasks, actions, &mut batch, &mut outgoing);
     finish_if_done(&mut job, &mut batch);
     batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
     let done = job.done.then_some(job.job_id.clone());

@@ -64,8 +64,9 @@ impl Store {
 
     /// Writes `batch` without waiting for the disk; call [`Store::flush`] before acknowledging
     /// anything in it (the job engine writes under its lock and flushes after releasing it, so
-    /// concurrent updates share one flush).
-    pub fn write_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
+    /// concurrent updates share one flush). Returns the batch's events (with their job ids), in
+    /// order, for publishing once durable.
+    pub fn write_jobs(&self, batch: JobBatch) -> Result<Vec<(String, JobEvent)>, StoreError> {
         for mut job in batch.jobs {
             job.version = RECORD_VERSION;
             if !job.task_ids.is_empty() {
@@ -89,6 +90,7 @@ impl Store {
                 .unwrap_or_default();
             self.tasks.insert(id.as_bytes(), task.encode_to_vec())?;
         }
+        let mut written = Vec::with_capacity(batch.events.len());
         for (job_id, event) in batch.events {
             if let Some(job_event::Body::Output(out)) = &event.body {
                 self.task_output.insert(
@@ -96,12 +98,13 @@ impl Store {
                     &(out.data.len() as u64).to_be_bytes(),
                 )?;
             }
+            let key = event_key(&job_id, event.seq);
             let rec = EventRecord {
                 version: RECORD_VERSION,
-                event: Some(event.clone()),
+                event: Some(event),
             };
-            self.events
-                .insert(event_key(&job_id, event.seq), rec.encode_to_vec())?;
+            self.events.insert(key, rec.encode_to_vec())?;
+            written.extend(rec.event.map(|e| (job_id, e)));
         }
         for (node, task) in batch.active_add {
             self.node_tasks.insert(pair_key(&node, &task), &[])?;
@@ -110,7 +113,7 @@ impl Store {
             self.node_tasks.remove(pair_key(&node, &task))?;
         }
         self.write_backups(batch.backups)?;
-        Ok(())
+        Ok(written)
     }
 
     /// One job (without its task ids; see [`Store::task_ids_of`]).
