@@ -154,7 +154,13 @@ pub async fn submit(
     submitted_by: &str,
     spec: JobSpec,
 ) -> Result<(JobRecord, Vec<String>), ApiError> {
+    let started = std::time::Instant::now();
     let nodes = targets(coord, &spec)?;
+    tracing::debug!(
+        nodes = nodes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "job targets resolved"
+    );
     match create(coord, submitted_by, spec, new_job_id(), nodes).await? {
         Submitted::Created(job, nodes) => Ok((job, nodes)),
         Submitted::Existed(job) | Submitted::NoNodes(job) => Err(ApiError::FailedPrecondition(
@@ -213,6 +219,7 @@ async fn create(
     job_id: String,
     nodes: Vec<String>,
 ) -> Result<Submitted, ApiError> {
+    let started = std::time::Instant::now();
     let now = now_ms();
     let deadline = match spec.deadline_ms {
         0 => coord.jobs.settings.default_deadline.as_millis() as i64,
@@ -255,6 +262,7 @@ async fn create(
     let mut outgoing = Outgoing::new();
     let actions = plan_job(coord, &job, &tasks);
     apply_actions(&mut job, &mut tasks, actions, &mut batch, &mut outgoing);
+    let built = started.elapsed();
     let guard = coord.jobs.lock.lock().await;
     if let Some(existing) = coord.store.job(&job.job_id)? {
         return Ok(Submitted::Existed(existing));
@@ -264,8 +272,17 @@ async fn create(
     batch.jobs.push(job.clone());
     let done = job.done.then_some(job.job_id.clone());
     commit_and_notify(coord, guard, batch, done.as_deref()).await?;
-    tracing::info!(job = %job.job_id, tasks = nodes.len(), by = submitted_by, "job submitted");
+    let stored = started.elapsed();
     send_all(coord, outgoing).await;
+    tracing::info!(
+        job = %job.job_id,
+        tasks = nodes.len(),
+        by = submitted_by,
+        built_ms = built.as_millis() as u64,
+        durable_ms = stored.as_millis() as u64,
+        sent_ms = started.elapsed().as_millis() as u64,
+        "job submitted"
+    );
     Ok(Submitted::Created(job, nodes))
 }
 
