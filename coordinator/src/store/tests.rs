@@ -1,3 +1,5 @@
+//! Store tests against a real sled database in a temporary directory.
+
 use std::sync::Arc;
 
 use lab_proto::store::v1::{CertificateRecord, NodeRecord, TokenRecord};

@@ -1,3 +1,5 @@
+//! Spec-file parsing and conversion tests of `labctl apply` (jobs, config, containers, schedules).
+
 use std::collections::HashMap;
 
 use clap::Parser;

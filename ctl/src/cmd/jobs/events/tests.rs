@@ -1,3 +1,5 @@
+//! Tests of the job event follower: line framing per node, results and the final state lines.
+
 use lab_proto::v1::TaskOutput;
 
 use super::*;
