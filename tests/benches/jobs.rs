@@ -11,9 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use lab_proto::client::{connect, operator_client, ConnectOptions};
-use lab_proto::ctlconfig::CtlConfig;
-use lab_proto::tls::{client_config, ClientIdentity};
 use lab_proto::v1::{
     job_event, task_spec, ExecTask, JobSpec, SubmitJobRequest, TaskSpec, WatchJobRequest,
 };
@@ -48,20 +45,9 @@ fn main() {
     let jobs = env_usize("LAB_BENCH_JOBS", 20);
     eprintln!("starting a coordinator and {agents} agents...");
     let c = Cluster::builder().agents(agents).start();
-    let cfg = CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
-    let ctx = cfg.context(None).unwrap().clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let tls = client_config(
-            &ctx.ca_pem,
-            Some(&ClientIdentity {
-                cert_pem: ctx.cert_pem.clone(),
-                key_pem: ctx.key_pem.clone(),
-            }),
-        )
-        .unwrap();
-        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default()).await.unwrap();
-        let client = operator_client(channel);
+        let client = c.coord.admin_client().await;
 
         // Submit, then follow until JobDone; returns (elapsed, output bytes seen).
         let run = |spec: JobSpec| {

@@ -104,6 +104,30 @@ impl Coordinator {
         self.dir.join("labctl.toml")
     }
 
+    /// An operator API client with the admin identity, for what a test asks the API directly
+    /// (raw requests labctl would refuse, watching events).
+    pub async fn admin_client(
+        &self,
+    ) -> lab_proto::v1::operator_service_client::OperatorServiceClient<tonic::transport::Channel>
+    {
+        use lab_proto::client::{connect, operator_client, ConnectOptions};
+        use lab_proto::ctlconfig::CtlConfig;
+        use lab_proto::tls::{client_config, ClientIdentity};
+
+        let text = std::fs::read_to_string(self.admin_config()).expect("admin labctl config");
+        let cfg = CtlConfig::parse(&text).expect("admin labctl config parses");
+        let ctx = cfg.context(None).expect("admin context").clone();
+        let identity = ClientIdentity {
+            cert_pem: ctx.cert_pem.clone(),
+            key_pem: ctx.key_pem.clone(),
+        };
+        let tls = client_config(&ctx.ca_pem, Some(&identity)).expect("admin TLS config");
+        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
+            .await
+            .expect("connect to the coordinator");
+        operator_client(channel)
+    }
+
     /// Starts `serve` and waits until it accepts connections.
     pub fn start(&mut self) {
         let child = Command::new(bin("lab-coordinator"))

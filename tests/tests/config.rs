@@ -92,9 +92,6 @@ fn file_resource_check_apply_reapply_and_template() {
 
 #[test]
 fn wrong_specs_are_refused_before_any_node_is_touched() {
-    use lab_proto::client::{connect, operator_client, ConnectOptions};
-    use lab_proto::ctlconfig::CtlConfig;
-    use lab_proto::tls::{client_config, ClientIdentity};
     use lab_proto::v1::{
         resource, task_spec, ConfigTask, FileResource, JobSpec, ListJobsRequest, Resource,
         SubmitJobRequest, TaskSpec,
@@ -108,23 +105,9 @@ fn wrong_specs_are_refused_before_any_node_is_touched() {
     assert!(stderr(&out).contains("resources[0]"), "{}", stderr(&out));
 
     // The coordinator refuses on its own too (a client that skips labctl's checks).
-    let cfg = CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
-    let ctx = cfg.context(None).unwrap().clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let tls = client_config(
-            &ctx.ca_pem,
-            Some(&ClientIdentity {
-                cert_pem: ctx.cert_pem.clone(),
-                key_pem: ctx.key_pem.clone(),
-            }),
-        )
-        .unwrap();
-        let mut client = operator_client(
-            connect(&ctx.coordinator, tls, &ConnectOptions::default())
-                .await
-                .unwrap(),
-        );
+        let mut client = c.coord.admin_client().await;
         let file = |path: &str, mode: &str| JobSpec {
             task: Some(TaskSpec {
                 kind: Some(task_spec::Kind::Config(ConfigTask {

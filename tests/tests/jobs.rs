@@ -342,9 +342,6 @@ fn ctrl_c_detaches_and_the_job_keeps_running() {
 
 #[test]
 fn a_watcher_that_does_not_read_blocks_nobody() {
-    use lab_proto::client::{connect, operator_client, ConnectOptions};
-    use lab_proto::ctlconfig::CtlConfig;
-    use lab_proto::tls::{client_config, ClientIdentity};
     use lab_proto::v1::{job_event, WatchJobRequest};
 
     let c = Cluster::builder().agents(1).start();
@@ -357,22 +354,11 @@ fn a_watcher_that_does_not_read_blocks_nobody() {
             "sleep 1; yes 0123456789abcdef0123456789abcdef | head -c 8000000",
         ],
     );
-    let cfg = CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
-    let ctx = cfg.context(None).unwrap().clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut slow = rt.block_on(async {
-        let tls = client_config(
-            &ctx.ca_pem,
-            Some(&ClientIdentity {
-                cert_pem: ctx.cert_pem.clone(),
-                key_pem: ctx.key_pem.clone(),
-            }),
-        )
-        .unwrap();
-        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
+        c.coord
+            .admin_client()
             .await
-            .unwrap();
-        operator_client(channel)
             .watch_job(WatchJobRequest {
                 job_id: id.clone(),
                 ..Default::default()

@@ -211,6 +211,28 @@ pub async fn apply_retention(
     Ok(())
 }
 
+/// Runs a restic command whose `--json` answer is one array line: returns that line ("[]" when
+/// restic printed none); every other line goes to the task output.
+async fn restic_json_array(
+    cx: &mut Cx<'_>,
+    repo: &Repo,
+    args: &[String],
+) -> Result<String, String> {
+    let mut json = None;
+    let ran = run_restic(cx, repo, &repo.step(args), None, |cx, line| {
+        if json.is_none() && line.starts_with('[') {
+            json = Some(line.to_owned());
+        } else {
+            cx.line(line);
+        }
+    })
+    .await;
+    if !ran.success() {
+        return Err(ran.failure());
+    }
+    Ok(json.unwrap_or_else(|| "[]".to_owned()))
+}
+
 async fn run_forget(
     cx: &mut Cx<'_>,
     repo: &Repo,
@@ -229,19 +251,8 @@ async fn run_forget(
     for p in only.paths {
         args.extend(["--path".to_owned(), p.clone()]);
     }
-    let mut json = None;
-    let ran = run_restic(cx, repo, &repo.step(&args), None, |cx, line| {
-        if json.is_none() && line.starts_with('[') {
-            json = Some(line.to_owned());
-        } else {
-            cx.line(line);
-        }
-    })
-    .await;
-    if !ran.success() {
-        return Err(ran.failure());
-    }
-    let summary = restic::parse_forget(json.as_deref().unwrap_or("[]"), policy.prune)?;
+    let json = restic_json_array(cx, repo, &args).await?;
+    let summary = restic::parse_forget(&json, policy.prune)?;
     cx.line(&format!(
         "retention: {} snapshots kept, {} removed{}",
         summary.kept,
@@ -328,19 +339,8 @@ pub async fn snapshots(
     let repo = open(cx, s.repo.as_ref()).await?;
     let mut args = vec!["snapshots".to_owned(), "--json".to_owned()];
     args.extend(restic::filter_args(&s.tags, &s.host));
-    let mut json = None;
-    let ran = run_restic(cx, &repo, &repo.step(&args), None, |cx, line| {
-        if json.is_none() && line.starts_with('[') {
-            json = Some(line.to_owned());
-        } else {
-            cx.line(line);
-        }
-    })
-    .await;
-    if !ran.success() {
-        return Err(ran.failure());
-    }
-    let list = restic::parse_snapshots(json.as_deref().unwrap_or("[]"))?;
+    let json = restic_json_array(cx, &repo, &args).await?;
+    let list = restic::parse_snapshots(&json)?;
     for snap in &list {
         cx.line(&format!(
             "{} {} {} [{}]",

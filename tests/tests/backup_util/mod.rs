@@ -8,9 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lab_proto::client::{connect, operator_client, ConnectOptions};
-use lab_proto::ctlconfig::CtlConfig;
-use lab_proto::tls::{client_config, ClientIdentity};
 use lab_proto::v1::{task_result, BackupResult, ListJobsRequest, TaskInfo};
 use lab_tests::{stderr, Cluster};
 
@@ -112,22 +109,12 @@ pub fn apply(c: &Cluster, spec: &str) -> Applied {
 
 /// The one task of the newest job, through the operator API.
 fn newest_task(c: &Cluster) -> Option<TaskInfo> {
-    let cfg = CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
-    let ctx = cfg.context(None).unwrap().clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let tls = client_config(
-            &ctx.ca_pem,
-            Some(&ClientIdentity {
-                cert_pem: ctx.cert_pem.clone(),
-                key_pem: ctx.key_pem.clone(),
-            }),
-        )
-        .unwrap();
-        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
+        let jobs = c
+            .coord
+            .admin_client()
             .await
-            .unwrap();
-        let jobs = operator_client(channel)
             .list_jobs(ListJobsRequest { limit: 1 })
             .await
             .unwrap()
