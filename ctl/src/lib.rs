@@ -10,6 +10,9 @@ pub mod dev;
 pub mod failure;
 pub mod output;
 
+#[cfg(test)]
+mod tables_tests;
+
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, JobAction, NodeAction, TokenAction, UserAction};

@@ -2,7 +2,6 @@
 
 use clap::ValueEnum;
 use comfy_table::presets::NOTHING;
-use comfy_table::Table;
 use serde::Serialize;
 
 /// `-o` values.
@@ -26,12 +25,31 @@ pub fn print_structured<T: Serialize>(format: Format, value: &T) -> anyhow::Resu
     Ok(true)
 }
 
-/// A borderless table with `header`.
-pub fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(NOTHING);
-    t.set_header(header.iter().map(|h| h.to_string()));
-    t
+/// A borderless table for people with `N` columns: every row has exactly as many cells as the
+/// header (the compiler checks it), so no value can sit under another column's title.
+pub struct Table<const N: usize> {
+    inner: comfy_table::Table,
+}
+
+/// A table with `header` as its titles.
+pub fn table<const N: usize>(header: [&str; N]) -> Table<N> {
+    let mut inner = comfy_table::Table::new();
+    inner.load_preset(NOTHING);
+    inner.set_header(header);
+    Table { inner }
+}
+
+impl<const N: usize> Table<N> {
+    /// Appends one row of `N` cells.
+    pub fn row(&mut self, cells: [String; N]) {
+        self.inner.add_row(cells);
+    }
+}
+
+impl<const N: usize> std::fmt::Display for Table<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
 }
 
 /// RFC 3339 UTC time of Unix milliseconds; `None` for 0.
@@ -86,9 +104,51 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Test helper: asserts that every row of a rendered table starts its cells at the columns where
+/// the header starts its titles. Titles may hold single spaces ("LAST SEEN"); cells in the test
+/// data must be non-empty and must not hold two spaces in a row.
+#[cfg(test)]
+pub(crate) fn assert_aligned(rendered: &str) {
+    /// Char offsets where a cell starts: the first non-space, and each one after 2+ spaces.
+    fn starts(line: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut spaces = usize::MAX; // before the first cell any indentation counts
+        for (i, c) in line.chars().enumerate() {
+            if c == ' ' {
+                spaces = spaces.saturating_add(1);
+            } else {
+                if spaces >= 2 {
+                    out.push(i);
+                }
+                spaces = 0;
+            }
+        }
+        out
+    }
+    let mut lines = rendered.lines();
+    let header = starts(lines.next().unwrap_or_default());
+    assert!(!header.is_empty(), "no header in\n{rendered}");
+    for line in lines {
+        assert_eq!(
+            starts(line),
+            header,
+            "row cells do not line up with the header titles:\n{rendered}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assert_aligned_catches_a_cell_without_a_title() {
+        let mut t = table(["NAME", "LAST SEEN"]);
+        t.row(["n1".into(), "3m ago".into()]);
+        assert_aligned(&t.to_string());
+        let shifted = "NAME  LAST SEEN\nn1    kvm        3m ago";
+        assert!(std::panic::catch_unwind(|| assert_aligned(shifted)).is_err());
+    }
 
     #[test]
     fn formats() {

@@ -145,7 +145,7 @@ pub fn table(views: &[BackupView], now_ms: i64, color: bool) -> String {
     if views.is_empty() {
         return "no backups recorded yet; run a backup job with a name (labctl apply -f, task.backup)\n".into();
     }
-    let mut t = output::table(&[
+    let mut t = output::table([
         "NODE",
         "BACKUP",
         "LAST SUCCESS",
@@ -172,7 +172,7 @@ pub fn table(views: &[BackupView], now_ms: i64, color: bool) -> String {
             "none" => "-".to_owned(),
             h => h.to_owned(),
         };
-        t.add_row(vec![
+        t.row([
             v.node.clone(),
             v.name.clone(),
             v.last_success.clone().unwrap_or_else(|| "never".into()),

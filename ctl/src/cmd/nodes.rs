@@ -55,7 +55,7 @@ pub struct NodeView {
     pub facts: Option<Value>,
 }
 
-fn view(node: Node, with_facts: bool) -> NodeView {
+pub(crate) fn view(node: Node, with_facts: bool) -> NodeView {
     let facts: Value = serde_json::from_str(&node.facts_json).unwrap_or(Value::Null);
     let platform = |key: &str| facts.pointer(&format!("/platform/{key}")).cloned();
     let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
@@ -155,20 +155,26 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    let now = output::now_ms();
-    let mut table = output::table(&[
+    println!("{}", table(&views, output::now_ms()));
+    Ok(())
+}
+
+/// The `labctl nodes` table. Pure.
+pub fn table(views: &[NodeView], now_ms: i64) -> output::Table<11> {
+    let mut table = output::table([
         "NAME",
         "ONLINE",
         "OS",
         "VERSION",
         "ARCH",
+        "VIRT",
         "CPU",
         "MEMORY",
         "UPTIME",
         "LAST SEEN",
         "LABELS",
     ]);
-    for v in &views {
+    for v in views {
         let online = if v.revoked {
             "revoked"
         } else if v.online {
@@ -178,7 +184,7 @@ pub async fn list(
         };
         let uptime = v
             .boot_time_unix
-            .map(|b| output::human_secs((now / 1000).saturating_sub(b as i64).max(0) as u64))
+            .map(|b| output::human_secs((now_ms / 1000).saturating_sub(b as i64).max(0) as u64))
             .unwrap_or_else(|| "-".into());
         let labels = v
             .labels
@@ -194,7 +200,7 @@ pub async fn list(
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        table.add_row(vec![
+        table.row([
             v.name.clone(),
             online.to_owned(),
             v.os.clone().unwrap_or_else(|| "-".into()),
@@ -206,12 +212,11 @@ pub async fn list(
                 .map(output::bytes)
                 .unwrap_or_else(|| "-".into()),
             uptime,
-            output::age(last_seen_ms, now),
+            output::age(last_seen_ms, now_ms),
             labels,
         ]);
     }
-    println!("{table}");
-    Ok(())
+    table
 }
 
 /// `labctl node show NAME`.

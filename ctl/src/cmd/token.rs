@@ -43,14 +43,14 @@ pub async fn create(
 }
 
 #[derive(Serialize)]
-struct TokenView {
-    id: String,
-    node_name: String,
-    labels: BTreeMap<String, String>,
-    expires: Option<String>,
-    used: Option<String>,
-    used_by: String,
-    created_by: String,
+pub(crate) struct TokenView {
+    pub(crate) id: String,
+    pub(crate) node_name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) expires: Option<String>,
+    pub(crate) used: Option<String>,
+    pub(crate) used_by: String,
+    pub(crate) created_by: String,
 }
 
 /// `labctl token list`.
@@ -79,16 +79,21 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    let mut table = output::table(&["ID", "NODE", "EXPIRES", "USED BY", "CREATED BY"]);
-    for t in views {
-        table.add_row(vec![
-            t.id,
-            t.node_name,
-            t.expires.unwrap_or_default(),
-            t.used_by,
-            t.created_by,
+    println!("{}", table(&views));
+    Ok(())
+}
+
+/// The `labctl token list` table. Pure.
+pub(crate) fn table(tokens: &[TokenView]) -> output::Table<5> {
+    let mut table = output::table(["ID", "NODE", "EXPIRES", "USED BY", "CREATED BY"]);
+    for t in tokens {
+        table.row([
+            t.id.clone(),
+            t.node_name.clone(),
+            t.expires.clone().unwrap_or_default(),
+            t.used_by.clone(),
+            t.created_by.clone(),
         ]);
     }
-    println!("{table}");
-    Ok(())
+    table
 }

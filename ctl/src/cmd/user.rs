@@ -75,10 +75,10 @@ pub async fn create(
 }
 
 #[derive(Serialize)]
-struct UserView {
-    name: String,
-    role: &'static str,
-    created: Option<String>,
+pub(crate) struct UserView {
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
+    pub(crate) created: Option<String>,
 }
 
 /// `labctl user list`.
@@ -103,16 +103,21 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    let mut table = output::table(&["NAME", "ROLE", "CREATED"]);
-    for u in views {
-        table.add_row(vec![
-            u.name,
+    println!("{}", table(&views));
+    Ok(())
+}
+
+/// The `labctl user list` table. Pure.
+pub(crate) fn table(users: &[UserView]) -> output::Table<3> {
+    let mut table = output::table(["NAME", "ROLE", "CREATED"]);
+    for u in users {
+        table.row([
+            u.name.clone(),
             u.role.to_owned(),
-            u.created.unwrap_or_default(),
+            u.created.clone().unwrap_or_default(),
         ]);
     }
-    println!("{table}");
-    Ok(())
+    table
 }
 
 /// `labctl whoami`.

@@ -390,17 +390,7 @@ pub fn render(out: &mut String, node: &str, b: &BackupResultView, color: bool) {
                 list.len()
             );
             if !list.is_empty() {
-                let mut t = output::table(&["ID", "TIME", "HOST", "TAGS", "PATHS"]);
-                for s in list {
-                    t.add_row(vec![
-                        clean(&s.short_id),
-                        s.time.clone().unwrap_or_else(|| "-".into()),
-                        clean(&s.hostname),
-                        clean(&s.tags.join(",")),
-                        clean(&s.paths.join(" ")),
-                    ]);
-                }
-                for line in t.to_string().lines() {
+                for line in snapshots_table(list).to_string().lines() {
                     let _ = writeln!(out, "    {}", line.trim_end());
                 }
             }
@@ -480,6 +470,21 @@ pub fn render(out: &mut String, node: &str, b: &BackupResultView, color: bool) {
             forget_text(r)
         );
     }
+}
+
+/// The snapshot list of a `snapshots` backup result. Pure.
+pub fn snapshots_table(list: &[SnapshotView]) -> output::Table<5> {
+    let mut t = output::table(["ID", "TIME", "HOST", "TAGS", "PATHS"]);
+    for s in list {
+        t.row([
+            clean(&s.short_id),
+            s.time.clone().unwrap_or_else(|| "-".into()),
+            clean(&s.hostname),
+            clean(&s.tags.join(",")),
+            clean(&s.paths.join(" ")),
+        ]);
+    }
+    t
 }
 
 #[cfg(test)]

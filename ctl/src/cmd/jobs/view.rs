@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::Table;
 use lab_proto::v1::{
     backup_task, container_task, task_spec, BackupTask, JobInfo, JobSpec, SnapraidOperation,
     TaskInfo, TaskState,
@@ -312,8 +311,8 @@ fn ellipsize(text: &str, width: usize) -> String {
 }
 
 /// The `labctl jobs` table.
-pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> Table {
-    let mut table = output::table(&[
+pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> output::Table<8> {
+    let mut table = output::table([
         "ID",
         "SUBMITTED",
         "BY",
@@ -324,7 +323,7 @@ pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> Table {
         "COMMAND",
     ]);
     for j in jobs {
-        table.add_row(vec![
+        table.row([
             j.id.clone(),
             output::age(ms_of(j.submitted.as_deref()), now_ms),
             j.submitted_by.clone(),
@@ -369,23 +368,8 @@ pub fn job_text(job: &JobView) -> String {
     if let Some(finished) = &job.finished {
         text += &format!("finished:  {finished}\n");
     }
-    let mut table = output::table(&["NODE", "STATE", "EXIT", "STARTED", "DURATION", "ERROR"]);
-    for t in &job.tasks {
-        table.add_row(vec![
-            t.node.clone(),
-            t.state.to_owned(),
-            t.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            t.started.clone().unwrap_or_else(|| "-".into()),
-            t.duration_ms
-                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-                .unwrap_or_else(|| "-".into()),
-            t.error.clone().unwrap_or_default(),
-        ]);
-    }
     text += "\n";
-    text += &table.to_string();
+    text += &tasks_table(&job.tasks).to_string();
     let results: String = job
         .tasks
         .iter()
@@ -399,6 +383,26 @@ pub fn job_text(job: &JobView) -> String {
         text += results.trim_end();
     }
     text
+}
+
+/// The per-task table of `labctl job show`. Pure.
+pub fn tasks_table(tasks: &[TaskView]) -> output::Table<6> {
+    let mut table = output::table(["NODE", "STATE", "EXIT", "STARTED", "DURATION", "ERROR"]);
+    for t in tasks {
+        table.row([
+            t.node.clone(),
+            t.state.to_owned(),
+            t.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.started.clone().unwrap_or_else(|| "-".into()),
+            t.duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            t.error.clone().unwrap_or_default(),
+        ]);
+    }
+    table
 }
 
 #[cfg(test)]

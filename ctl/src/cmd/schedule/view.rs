@@ -1,7 +1,6 @@
 //! How labctl shows a schedule: the stable JSON/YAML view and the `schedule list` table
 //! (NAME, CRON, TZ, PAUSED, NEXT, LAST, LAST JOB, RESULT). Pure.
 
-use comfy_table::Table;
 use lab_proto::v1::{MissedPolicy, Schedule};
 use serde::Serialize;
 
@@ -126,8 +125,8 @@ fn result_cell(v: &ScheduleView) -> String {
 }
 
 /// The `labctl schedule list` table.
-pub fn table(schedules: &[ScheduleView], now_ms: i64) -> Table {
-    let mut table = output::table(&[
+pub fn table(schedules: &[ScheduleView], now_ms: i64) -> output::Table<8> {
+    let mut table = output::table([
         "NAME", "CRON", "TZ", "PAUSED", "NEXT", "LAST", "LAST JOB", "RESULT",
     ]);
     for v in schedules {
@@ -136,7 +135,7 @@ pub fn table(schedules: &[ScheduleView], now_ms: i64) -> Table {
             (false, None) => "-".to_owned(),
             (false, Some(t)) => until(ms_of(Some(t)), now_ms),
         };
-        table.add_row(vec![
+        table.row([
             v.name.clone(),
             v.cron.clone(),
             v.timezone.clone(),

@@ -1,0 +1,132 @@
+//! Every table labctl prints, rendered from sample data: each row's cells start where the
+//! header's titles start (a value without a title, or a title without a value, shifts them).
+
+use lab_proto::v1::{
+    task_spec, BackupHealth, BackupStatus, ExecTask, JobInfo, JobSpec, Node, Schedule,
+    ScheduleSpec, TaskInfo, TaskSpec, TaskState,
+};
+
+use crate::cmd;
+use crate::output::assert_aligned;
+
+const NOW: i64 = 1_795_687_200_000;
+
+#[test]
+fn nodes_table_is_aligned() {
+    let node = Node {
+        name: "n1".into(),
+        online: true,
+        labels: [("role".to_owned(), "nas".to_owned())].into(),
+        last_seen_unix_ms: NOW - 5_000,
+        facts_json: r#"{"platform":{"os":"debian","os_version":"12","arch":"x86_64",
+            "virtualization":"kvm","cpus":4,"memory_total_bytes":8000000000,
+            "boot_time_unix":1795680000}}"#
+            .into(),
+        ..Default::default()
+    };
+    let views = [cmd::nodes::view(node, false)];
+    assert_aligned(&cmd::nodes::table(&views, NOW).to_string());
+}
+
+fn job() -> JobInfo {
+    JobInfo {
+        job_id: "j-1".into(),
+        submitted_by: "admin".into(),
+        submitted_unix_ms: NOW - 60_000,
+        spec: Some(JobSpec {
+            task: Some(TaskSpec {
+                kind: Some(task_spec::Kind::Exec(ExecTask {
+                    argv: vec!["uptime".into()],
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        }),
+        tasks: vec![TaskInfo {
+            task_id: "t-1".into(),
+            node: "n1".into(),
+            state: TaskState::Failed as i32,
+            exit_code: 3,
+            error: "exited".into(),
+            started_unix_ms: NOW - 50_000,
+            finished_unix_ms: NOW - 40_000,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn jobs_and_job_show_tables_are_aligned() {
+    let view = cmd::jobs::view::JobView::from(&job());
+    assert_aligned(&cmd::jobs::view::jobs_table(std::slice::from_ref(&view), NOW).to_string());
+    assert_aligned(&cmd::jobs::view::tasks_table(&view.tasks).to_string());
+}
+
+#[test]
+fn backups_table_is_aligned() {
+    let status = BackupStatus {
+        node: "n1".into(),
+        name: "home".into(),
+        last_success_unix_ms: NOW - 3_600_000,
+        snapshot_id: "0123456789abcdef".into(),
+        size_bytes: 1 << 30,
+        last_drill_unix_ms: NOW - 7_200_000,
+        last_drill_ok: true,
+        health: BackupHealth::Green as i32,
+        ..Default::default()
+    };
+    let views = [cmd::backups::view(status, NOW)];
+    assert_aligned(&cmd::backups::table(&views, NOW, false));
+}
+
+#[test]
+fn snapshots_table_is_aligned() {
+    let snapshot = cmd::jobs::result_backup::SnapshotView {
+        id: "0123456789abcdef".into(),
+        short_id: "01234567".into(),
+        time: Some("2026-11-26T10:00:00Z".into()),
+        hostname: "n1".into(),
+        paths: vec!["/home".into()],
+        tags: vec!["daily".into()],
+    };
+    assert_aligned(&cmd::jobs::result_backup::snapshots_table(&[snapshot]).to_string());
+}
+
+#[test]
+fn schedules_table_is_aligned() {
+    let schedule = Schedule {
+        spec: Some(ScheduleSpec {
+            name: "nightly".into(),
+            cron: "0 3 * * *".into(),
+            timezone: "UTC".into(),
+            ..Default::default()
+        }),
+        next_unix_ms: NOW + 60_000,
+        last_fired_unix_ms: NOW - 60_000,
+        last_job_id: "j-1".into(),
+        ..Default::default()
+    };
+    let views = [cmd::schedule::view::ScheduleView::from(&schedule)];
+    assert_aligned(&cmd::schedule::view::table(&views, NOW).to_string());
+}
+
+#[test]
+fn token_and_user_tables_are_aligned() {
+    let token = cmd::token::TokenView {
+        id: "tok-1".into(),
+        node_name: "n1".into(),
+        labels: Default::default(),
+        expires: Some("2026-11-26T10:00:00Z".into()),
+        used: None,
+        used_by: "n1".into(),
+        created_by: "admin".into(),
+    };
+    assert_aligned(&cmd::token::table(&[token]).to_string());
+    let user = cmd::user::UserView {
+        name: "dave".into(),
+        role: "operator",
+        created: Some("2026-11-26T10:00:00Z".into()),
+    };
+    assert_aligned(&cmd::user::table(&[user]).to_string());
+}
