@@ -106,8 +106,8 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         shown = wait_online(&ctx, &node) => {
             let facts = shown?;
             let first = first_job(&ctx, &node).await?;
-            print_banner(&opts.dir, &ctl_path, addr, &node, fresh, &facts);
-            println!("\nfirst job, 'labctl run -l node={node} -- uname -a':\n  {first}");
+            print_banner(&opts.dir, &ctl_path, addr, &node, fresh, &facts)?;
+            crate::outln!("\nfirst job, 'labctl run -l node={node} -- uname -a':\n  {first}")?;
         }
     }
 
@@ -119,7 +119,7 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
             anyhow::bail!("coordinator stopped unexpectedly");
         }
     }
-    eprintln!("stopping...");
+    crate::errln!("stopping...");
     let _ = tokio::time::timeout(Duration::from_secs(10), agent).await;
     Ok(())
 }
@@ -216,7 +216,14 @@ async fn wait_online(ctx: &lab_proto::ctlconfig::Context, node: &str) -> anyhow:
     }
 }
 
-fn print_banner(dir: &Path, ctl: &Path, addr: SocketAddr, node: &str, fresh: bool, facts: &str) {
+fn print_banner(
+    dir: &Path,
+    ctl: &Path,
+    addr: SocketAddr,
+    node: &str,
+    fresh: bool,
+    facts: &str,
+) -> std::io::Result<()> {
     let ctl = std::fs::canonicalize(ctl).unwrap_or_else(|_| ctl.to_path_buf());
     let facts: serde_json::Value = serde_json::from_str(facts).unwrap_or_default();
     let p = |k: &str| {
@@ -225,7 +232,7 @@ fn print_banner(dir: &Path, ctl: &Path, addr: SocketAddr, node: &str, fresh: boo
             .map(|v| v.to_string().trim_matches('"').to_owned())
             .unwrap_or_else(|| "?".into())
     };
-    println!(
+    crate::outln!(
         "labfleet dev mode ({})\n\
          \x20 coordinator  {addr} (mTLS), state in {}\n\
          \x20 agent        node '{node}' online: {} {} {}, {} CPUs\n\
@@ -243,10 +250,11 @@ fn print_banner(dir: &Path, ctl: &Path, addr: SocketAddr, node: &str, fresh: boo
         p("arch"),
         p("cpus"),
         ctl.display(),
-    );
+    )?;
     if let Ok(cfg) = std::fs::read_to_string(&ctl).map(|t| CtlConfig::parse(&t)) {
         if cfg.is_err() {
-            eprintln!("warning: {} does not parse", ctl.display());
+            crate::errln!("warning: {} does not parse", ctl.display());
         }
     }
+    Ok(())
 }

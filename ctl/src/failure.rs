@@ -68,8 +68,23 @@ pub fn interrupted(err: &anyhow::Error) -> Option<&str> {
     })
 }
 
+/// Exit code when stdout was closed by its reader (`labctl jobs | head -1`): 141, 128 + SIGPIPE,
+/// as for a tool the signal ended, so `set -o pipefail` scripts still see the output was cut.
+pub const CLOSED_PIPE: u8 = 141;
+
+/// Whether `err` is a write to a closed pipe; labctl then ends quietly with [`CLOSED_PIPE`].
+pub fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The exit code for any error labctl returns.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if closed_pipe(err) {
+        return CLOSED_PIPE;
+    }
     err.chain()
         .find_map(|e| e.downcast_ref::<Failure>())
         .map(Failure::exit_code)

@@ -1,7 +1,10 @@
 //! labctl: the operator CLI, a thin client of `OperatorService`; plus `labctl dev`, which runs
 //! a coordinator and a local agent in one process.
 //!
-//! Every feature is in the API first; this crate only parses, calls, and prints.
+//! Every feature is in the API first; this crate only parses, calls, and prints. It prints only
+//! through [`out!`], [`outln!`] and [`errln!`], never `println!` (which panics on a closed pipe).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
 pub mod cmd;

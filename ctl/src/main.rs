@@ -1,5 +1,7 @@
 //! `labctl`: parse arguments, run, map the error to an exit code (see `failure`).
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,9 +27,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match labctl::failure::interrupted(&e) {
+                _ if labctl::failure::closed_pipe(&e) => {}
                 Some("") => {}
-                Some(message) => eprintln!("{message}"),
-                None => eprintln!("error: {e:#}"),
+                Some(message) => labctl::errln!("{message}"),
+                None => labctl::errln!("error: {e:#}"),
             }
             ExitCode::from(labctl::failure::exit_code(&e))
         }

@@ -4,6 +4,47 @@ use clap::ValueEnum;
 use comfy_table::presets::NOTHING;
 use serde::Serialize;
 
+/// `print!` for labctl's stdout that returns the write error instead of panicking: a closed pipe
+/// (`labctl jobs | head -1`) then ends labctl quietly (see [`crate::failure::closed_pipe`]).
+/// labctl denies `print!`/`println!`, so every write to stdout goes through here.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// [`out!`] with a trailing newline.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for notes and errors on stderr that never panics: a closed stderr loses the note
+/// and the command goes on (it may still have work to do and its exit status to give).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout and flushes; see [`out!`].
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.flush()
+}
+
+/// Writes to stderr, ignoring errors; see [`errln!`].
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
 /// `-o` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -18,8 +59,8 @@ pub enum Format {
 /// Prints `value` as JSON or YAML; returns false for `Table` so the caller prints a table.
 pub fn print_structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<bool> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value)?)?,
+        Format::Yaml => crate::out!("{}", serde_yaml_ng::to_string(value)?)?,
         Format::Table => return Ok(false),
     }
     Ok(true)

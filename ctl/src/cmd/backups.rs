@@ -216,7 +216,7 @@ pub async fn list(
     let now = output::now_ms();
     let views: Vec<BackupView> = backups.into_iter().map(|b| view(b, now)).collect();
     if !output::print_structured(format, &views)? {
-        print!("{}", table(&views, now, use_color()));
+        crate::out!("{}", table(&views, now, use_color()))?;
     }
     let red: Vec<String> = views
         .iter()

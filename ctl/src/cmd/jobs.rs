@@ -100,7 +100,7 @@ pub async fn submit_and_follow(
     let response = submitted.map_err(from_status)?.into_inner();
     let job_id = response.job_id;
     if detach {
-        println!("{job_id}");
+        crate::outln!("{job_id}")?;
     }
     if response.nodes.is_empty() {
         return Err(Failure::Failed(format!(
@@ -113,7 +113,7 @@ pub async fn submit_and_follow(
     }
     if format == RunFormat::Text {
         let label = label.map(|l| format!(" ({l})")).unwrap_or_default();
-        eprintln!("job {job_id}{label} on {} node(s)", response.nodes.len());
+        crate::errln!("job {job_id}{label} on {} node(s)", response.nodes.len());
     }
     let target = Target {
         job_id: job_id.clone(),
@@ -139,7 +139,7 @@ fn conclude(
     match ending {
         Ending::Done(done) => {
             if format == RunFormat::Text {
-                eprintln!("{}", events::summary_line(done, elapsed, job_id, check));
+                crate::errln!("{}", events::summary_line(done, elapsed, job_id, check));
             }
             match outcome::verdict(done) {
                 Verdict::Succeeded => Ok(()),
@@ -180,7 +180,7 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    println!("{}", view::jobs_table(&views, output::now_ms()));
+    crate::outln!("{}", view::jobs_table(&views, output::now_ms()))?;
     Ok(())
 }
 
@@ -197,7 +197,7 @@ pub async fn show(
         .into_inner();
     let v = JobView::from(&job);
     if !output::print_structured(format, &v)? {
-        println!("{}", view::job_text(&v));
+        crate::outln!("{}", view::job_text(&v))?;
     }
     Ok(())
 }
@@ -263,7 +263,7 @@ pub async fn logs(
     };
     match ending {
         Ending::Caught if options.format == RunFormat::Text => {
-            eprintln!(
+            crate::errln!(
                 "job {job_id} is still running; follow it with 'labctl job logs -f {job_id}'"
             );
             Ok(())
@@ -272,7 +272,7 @@ pub async fn logs(
         // Without -f, reading stored output succeeded whatever the tasks did.
         Ending::Done(done) if !options.follow => {
             if options.format == RunFormat::Text {
-                eprintln!("{}", events::summary_line(&done, elapsed, &job_id, check));
+                crate::errln!("{}", events::summary_line(&done, elapsed, &job_id, check));
             }
             Ok(())
         }
@@ -292,15 +292,15 @@ pub async fn cancel(
         .into_inner();
     let v = JobView::from(&job);
     if job.done {
-        println!("job {} is already done ({})", v.id, v.state);
+        crate::outln!("job {} is already done ({})", v.id, v.state)?;
     } else {
         let open = v.tasks.len() - v.succeeded - v.failed;
-        println!(
+        crate::outln!(
             "cancel requested for job {}; {open} of {} task(s) not finished yet (follow with 'labctl job logs -f {}')",
             v.id,
             v.tasks.len(),
             v.id
-        );
+        )?;
     }
     Ok(())
 }

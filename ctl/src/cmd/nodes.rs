@@ -133,7 +133,7 @@ pub async fn label(
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    println!("{}: {}", node.name, labels.join(","));
+    crate::outln!("{}: {}", node.name, labels.join(","))?;
     Ok(())
 }
 
@@ -155,7 +155,7 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    println!("{}", table(&views, output::now_ms()));
+    crate::outln!("{}", table(&views, output::now_ms()))?;
     Ok(())
 }
 
@@ -250,7 +250,7 @@ pub async fn revoke(
         .await
         .map_err(from_status)?
         .into_inner();
-    println!(
+    crate::outln!(
         "node '{name}' revoked: {} certificate(s) revoked, session {}",
         resp.certificates_revoked,
         if resp.session_closed {
@@ -258,7 +258,7 @@ pub async fn revoke(
         } else {
             "was not open"
         }
-    );
+    )?;
     Ok(())
 }
 
@@ -271,6 +271,6 @@ pub async fn remove(
         .remove_node(RemoveNodeRequest { name: name.clone() })
         .await
         .map_err(from_status)?;
-    println!("node '{name}' removed; it can be enrolled again with a new token");
+    crate::outln!("node '{name}' removed; it can be enrolled again with a new token")?;
     Ok(())
 }

@@ -38,7 +38,7 @@ pub async fn create(
         .await
         .map_err(from_status)?
         .into_inner();
-    println!("{}", resp.token);
+    crate::outln!("{}", resp.token)?;
     Ok(())
 }
 
@@ -79,7 +79,7 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    println!("{}", table(&views));
+    crate::outln!("{}", table(&views))?;
     Ok(())
 }
 

@@ -66,11 +66,11 @@ pub async fn create(
         key_pem,
     });
     write_atomic(out, config.render().as_bytes(), PRIVATE)?;
-    println!(
+    crate::outln!(
         "user '{name}' ({}) created; their labctl config is {}",
         role_name(role as i32),
         out.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -103,7 +103,7 @@ pub async fn list(
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    println!("{}", table(&views));
+    crate::outln!("{}", table(&views))?;
     Ok(())
 }
 
@@ -127,6 +127,6 @@ pub async fn whoami(mut client: OperatorServiceClient<Channel>) -> anyhow::Resul
         .await
         .map_err(from_status)?
         .into_inner();
-    println!("{} ({}) {}", me.user, role_name(me.role), me.identity_uri);
+    crate::outln!("{} ({}) {}", me.user, role_name(me.role), me.identity_uri)?;
     Ok(())
 }

@@ -178,7 +178,8 @@ pub async fn run(
         let Err(err) = jobs::submit_and_follow(&mut client, submission, &shutdown).await else {
             continue;
         };
-        if total == 1 {
+        // Nobody reads the output any more: submit nothing further.
+        if total == 1 || failure::closed_pipe(&err) {
             return Err(err);
         }
         let code = failure::exit_code(&err);
@@ -194,7 +195,7 @@ pub async fn run(
                 &format!("; not submitted: {}", skipped.join(", ")),
             ));
         }
-        eprintln!("error: {label}: {err:#}");
+        crate::errln!("error: {label}: {err:#}");
         failed.push((label, err));
     }
     let Some(code) = failed.iter().map(|(_, e)| failure::exit_code(e)).max() else {

@@ -110,7 +110,7 @@ pub async fn follow(
         }
         let wait = backoff(failures, jitter_seed());
         tracing::warn!(job = %target.job_id, %reason, ?wait, "event stream broke; resuming");
-        eprintln!(
+        crate::errln!(
             "event stream of job {} broke ({reason}); resuming in {:.1}s (try {failures}/{MAX_RETRIES})",
             target.job_id,
             wait.as_secs_f64()

@@ -33,7 +33,7 @@ where
             let spec = build(&args)?;
             let mut client = dial().await?;
             let schedule = create(&mut client, spec, false).await?;
-            println!("{}", created_line(&schedule, "created"));
+            crate::outln!("{}", created_line(&schedule, "created"))?;
             Ok(())
         }
         ScheduleAction::List { output } => list(dial().await?, output).await,
@@ -108,7 +108,7 @@ pub async fn apply(client: &mut Client, spec: ScheduleSpec) -> anyhow::Result<()
     };
     let schedule = create(client, spec, true).await?;
     let verb = if existed { "replaced" } else { "created" };
-    println!("{}", created_line(&schedule, verb));
+    crate::outln!("{}", created_line(&schedule, verb))?;
     Ok(())
 }
 
@@ -124,7 +124,7 @@ pub async fn list(mut client: Client, format: Format) -> anyhow::Result<()> {
     if output::print_structured(format, &views)? {
         return Ok(());
     }
-    println!("{}", view::table(&views, output::now_ms()));
+    crate::outln!("{}", view::table(&views, output::now_ms()))?;
     Ok(())
 }
 
@@ -154,10 +154,10 @@ pub async fn set_paused(mut client: Client, name: String, paused: bool) -> anyho
         .await
         .map_err(from_status)?
         .into_inner();
-    println!(
+    crate::outln!(
         "{}",
         created_line(&s, if paused { "paused" } else { "resumed" })
-    );
+    )?;
     Ok(())
 }
 
@@ -167,6 +167,6 @@ pub async fn delete(mut client: Client, name: String) -> anyhow::Result<()> {
         .delete_schedule(DeleteScheduleRequest { name: name.clone() })
         .await
         .map_err(from_status)?;
-    println!("schedule {name} deleted (the jobs it submitted stay)");
+    crate::outln!("schedule {name} deleted (the jobs it submitted stay)")?;
     Ok(())
 }
