@@ -29,8 +29,9 @@ async fn main() -> ExitCode {
             match labctl::failure::interrupted(&e) {
                 _ if labctl::failure::closed_pipe(&e) => {}
                 Some("") => {}
-                Some(message) => labctl::errln!("{message}"),
-                None => labctl::errln!("error: {e:#}"),
+                // Messages may carry text from nodes (names, task errors).
+                Some(message) => labctl::errln!("{}", labctl::output::escape_text(message)),
+                None => labctl::errln!("error: {}", labctl::output::escape_text(&format!("{e:#}"))),
             }
             ExitCode::from(labctl::failure::exit_code(&e))
         }

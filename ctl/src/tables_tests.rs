@@ -130,3 +130,42 @@ fn token_and_user_tables_are_aligned() {
     };
     assert_aligned(&cmd::user::table(&[user]).to_string());
 }
+
+/// A node reporting a hostname/OS with a colour escape and a right-to-left override.
+const HOSTILE: &str = "web\x1b[31m01\u{202e}lmth.exe";
+
+fn assert_escaped(rendered: &str) {
+    assert!(
+        !rendered.contains('\x1b') && !rendered.contains('\u{202e}'),
+        "raw control characters in\n{rendered}"
+    );
+    assert!(
+        rendered.contains(r"web\x1b[31m01\u{202e}lmth.exe"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn hostile_facts_labels_and_task_text_are_escaped() {
+    let node = Node {
+        name: "n1".into(),
+        labels: [
+            ("hostname".to_owned(), HOSTILE.to_owned()),
+            ("site".to_owned(), HOSTILE.to_owned()),
+        ]
+        .into(),
+        facts_json: serde_json::json!({"platform": {"os": HOSTILE}}).to_string(),
+        ..Default::default()
+    };
+    let views = [cmd::nodes::view(node, false)];
+    let rendered = cmd::nodes::table(&views, NOW).to_string();
+    assert_escaped(&rendered);
+    assert_aligned(&rendered);
+
+    let mut job = job();
+    job.tasks[0].node = HOSTILE.into();
+    job.tasks[0].error = HOSTILE.into();
+    let view = cmd::jobs::view::JobView::from(&job);
+    assert_escaped(&cmd::jobs::view::job_text(&view));
+    assert_escaped(&cmd::jobs::events::final_state_line(&job.tasks[0]).unwrap_or_default());
+}

@@ -18,9 +18,9 @@ use lab_proto::v1::{BackupHealth, BackupStatus, ListBackupsRequest, TaskState};
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::cmd::jobs::result::{paint, use_color};
 use crate::cmd::jobs::view::state_name;
 use crate::failure::{from_status, Failure};
+use crate::output::use_color;
 use crate::output::{self, Format};
 
 /// One backup as labctl prints it.
@@ -172,7 +172,7 @@ pub fn table(views: &[BackupView], now_ms: i64, color: bool) -> String {
             "none" => "-".to_owned(),
             h => h.to_owned(),
         };
-        t.row([
+        let cells = [
             v.node.clone(),
             v.name.clone(),
             v.last_success.clone().unwrap_or_else(|| "never".into()),
@@ -184,8 +184,11 @@ pub fn table(views: &[BackupView], now_ms: i64, color: bool) -> String {
                 .unwrap_or_else(|| "-".into()),
             snapshot.unwrap_or_else(|| "-".into()),
             drill,
-            paint(&status, health_style(v.health), color),
-        ]);
+            status,
+        ];
+        let mut styles = [""; 8];
+        styles[7] = health_style(v.health);
+        t.row_styled(cells, styles, color);
     }
     let mut out: String = t
         .to_string()

@@ -133,7 +133,11 @@ pub async fn label(
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    crate::outln!("{}: {}", node.name, labels.join(","))?;
+    crate::outln!(
+        "{}: {}",
+        output::escape(&node.name),
+        output::escape(&labels.join(","))
+    )?;
     Ok(())
 }
 
@@ -231,13 +235,7 @@ pub async fn show(
         .map_err(from_status)?
         .into_inner();
     let v = view(node, true);
-    let format = if format == Format::Table {
-        Format::Yaml
-    } else {
-        format
-    };
-    output::print_structured(format, &v)?;
-    Ok(())
+    output::print_detail(format, &v)
 }
 
 /// `labctl node revoke NAME`.

@@ -29,6 +29,7 @@ use super::progress::{self, Progress};
 use super::result;
 use super::view::{is_final, state_name, TaskView};
 use super::RunFormat;
+use crate::output::{escape, escape_line};
 
 /// One NDJSON line.
 #[derive(Debug, Serialize)]
@@ -122,12 +123,16 @@ pub fn final_state_line(task: &TaskInfo) -> Option<String> {
     if !is_final(state) {
         return None;
     }
-    let mut line = format!("{}: {}", task.node, state_name(state).replace('_', " "));
+    let mut line = format!(
+        "{}: {}",
+        escape(&task.node),
+        state_name(state).replace('_', " ")
+    );
     if state != TaskState::Succeeded && task.exit_code >= 0 && task.started_unix_ms > 0 {
         line += &format!(" (exit {})", task.exit_code);
     }
     if !task.error.is_empty() {
-        line += &format!(": {}", task.error);
+        line += &format!(": {}", escape_line(&task.error));
     }
     Some(line)
 }
@@ -324,8 +329,15 @@ impl Printer {
 fn print_lines(lines: &[Line], out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
     for line in lines {
         match line.stream {
-            Stream::Stdout => writeln!(out, "{}: {}", line.node, line.text())?,
-            Stream::Stderr => writeln!(err, "{} [stderr]: {}", line.node, line.text())?,
+            Stream::Stdout => {
+                writeln!(out, "{}: {}", escape(&line.node), escape_line(&line.text()))?
+            }
+            Stream::Stderr => writeln!(
+                err,
+                "{} [stderr]: {}",
+                escape(&line.node),
+                escape_line(&line.text())
+            )?,
         }
     }
     Ok(())

@@ -11,7 +11,6 @@
 //! empty `diff`, `message` and `container_id` are null. Text says "would change" in check mode.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 
 use lab_proto::v1::{task_result, ConfigResult, ContainerResult, ResourceStatus, TaskResult};
 use serde::Serialize;
@@ -114,12 +113,7 @@ fn container_view(c: &ContainerResult) -> ContainerResultView {
     }
 }
 
-/// Whether to color text on stdout: a terminal, and `NO_COLOR` unset or empty.
-pub fn use_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-const RESET: &str = "\x1b[0m";
+pub use crate::output::{paint, use_color};
 
 /// ANSI style of a status word.
 fn status_style(status: &str) -> &'static str {
@@ -146,26 +140,9 @@ fn diff_style(line: &str) -> &'static str {
     }
 }
 
-/// `text` in `style` when `color`, else as is.
-pub(crate) fn paint(text: &str, style: &str, color: bool) -> String {
-    if color && !style.is_empty() {
-        format!("{style}{text}{RESET}")
-    } else {
-        text.to_owned()
-    }
-}
-
-/// Text from a node with control characters (terminal escapes) made harmless; tabs are kept.
+/// Text from a node made safe for a terminal ([`output::escape_line`]); tabs are kept.
 pub(super) fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect()
+    crate::output::escape_line(text).into_owned()
 }
 
 /// "NODE: WHAT: STATUS" plus the message: ": error" when failed, " (state)" otherwise; further

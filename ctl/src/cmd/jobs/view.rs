@@ -382,7 +382,7 @@ pub fn job_text(job: &JobView) -> String {
         text += "\n\n";
         text += results.trim_end();
     }
-    text
+    output::escape_text(&text).into_owned()
 }
 
 /// The per-task table of `labctl job show`. Pure.

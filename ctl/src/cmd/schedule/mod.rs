@@ -136,12 +136,7 @@ pub async fn show(mut client: Client, name: String, format: Format) -> anyhow::R
         .map_err(from_status)?
         .into_inner();
     let v = ScheduleView::from(&schedule);
-    let format = match format {
-        Format::Table => Format::Yaml,
-        other => other,
-    };
-    output::print_structured(format, &v)?;
-    Ok(())
+    output::print_detail(format, &v)
 }
 
 /// `labctl schedule pause|resume NAME`.

@@ -1,4 +1,11 @@
-//! Output for people (tables) and scripts (JSON, YAML): one `-o` flag on every read command.
+//! Output for people (tables) and scripts (JSON, YAML): one `-o` flag on every read command;
+//! writing to stdout without panicking on a closed pipe; escaping for terminals (`escape`).
+
+mod color;
+mod escape;
+
+pub use color::{paint, use_color};
+pub use escape::{escape, escape_line, escape_text};
 
 use clap::ValueEnum;
 use comfy_table::presets::NOTHING;
@@ -66,8 +73,21 @@ pub fn print_structured<T: Serialize>(format: Format, value: &T) -> anyhow::Resu
     Ok(true)
 }
 
+/// Prints one object for `show` commands: `-o json|yaml` as data, the default (`table`) as YAML
+/// for people, escaped for the terminal ([`escape_text`]).
+pub fn print_detail<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
+    if format == Format::Table {
+        let yaml = serde_yaml_ng::to_string(value)?;
+        crate::out!("{}", escape_text(&yaml))?;
+    } else {
+        print_structured(format, value)?;
+    }
+    Ok(())
+}
+
 /// A borderless table for people with `N` columns: every row has exactly as many cells as the
-/// header (the compiler checks it), so no value can sit under another column's title.
+/// header (the compiler checks it), so no value can sit under another column's title; every cell
+/// is escaped ([`escape`]).
 pub struct Table<const N: usize> {
     inner: comfy_table::Table,
 }
@@ -83,7 +103,18 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table<N> {
 impl<const N: usize> Table<N> {
     /// Appends one row of `N` cells.
     pub fn row(&mut self, cells: [String; N]) {
-        self.inner.add_row(cells);
+        self.inner.add_row(cells.map(|c| escape(&c).into_owned()));
+    }
+
+    /// Appends one row whose cells are painted in `styles` (ANSI SGR, "" for none) when
+    /// `color`; the text is escaped first, so only labctl's own styles reach the terminal.
+    pub fn row_styled(&mut self, cells: [String; N], styles: [&str; N], color: bool) {
+        let mut i = 0;
+        self.inner.add_row(cells.map(|c| {
+            let cell = paint(&escape(&c), styles[i], color);
+            i += 1;
+            cell
+        }));
     }
 }
 
