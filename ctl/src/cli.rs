@@ -78,6 +78,9 @@ pub enum Command {
     Whoami,
     /// Run a command on every node the selector matches and stream its output
     ///
+    /// While tasks wait for offline nodes, a line on stderr names them and the time left until
+    /// their deadline (--deadline); Ctrl-C detaches and the job keeps running.
+    ///
     /// Exit status: 0 all tasks succeeded, 1 any task did not succeed (or no node matched),
     /// 2 usage error, 3 coordinator unreachable, 130 interrupted (the job keeps running).
     Run(RunArgs),

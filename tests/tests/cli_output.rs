@@ -89,3 +89,37 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         }
     }
 }
+
+#[test]
+fn run_says_which_offline_node_it_waits_for() {
+    let mut c = Cluster::builder().agents(2).start();
+    c.agents[1].stop(false);
+    c.wait_online("n2", false, Duration::from_secs(20));
+    let mut child = Command::new(bin("labctl"))
+        .arg("--config")
+        .arg(c.coord.admin_config())
+        .args(["run", "--", "hostname"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    wait_until(
+        || {
+            seen.extend(rx.try_iter());
+            seen.iter()
+                .any(|l| l == "waiting for 1 offline node: n2 (deadline in 59m; Ctrl-C detaches)")
+        },
+        Duration::from_secs(30),
+        "labctl run names the offline node it waits for",
+    );
+    lab_tests::stop(&mut child, false);
+}

@@ -11,6 +11,7 @@ pub mod result;
 pub mod result_backup;
 pub mod spec;
 pub mod view;
+pub mod waiting;
 pub mod watch;
 
 use std::time::{Duration, Instant};
@@ -123,7 +124,21 @@ pub async fn submit_and_follow(
         .with_color(result::use_color())
         .with_results_only(config)
         .with_progress(progress::Mode::detect());
-    let ending = watch::follow(client, &target, &mut printer, Until::Done, shutdown).await?;
+    // Text mode says what it waits for when nodes are offline (JSON scripts get task events).
+    let stop_waiting = shutdown.child_token();
+    let waiting = (format == RunFormat::Text).then(|| {
+        tokio::spawn(waiting::watch(
+            client.clone(),
+            job_id.clone(),
+            stop_waiting.clone(),
+        ))
+    });
+    let ending = watch::follow(client, &target, &mut printer, Until::Done, shutdown).await;
+    stop_waiting.cancel();
+    if let Some(waiting) = waiting {
+        let _ = waiting.await;
+    }
+    let ending = ending?;
     printer.finish(&mut std::io::stdout(), &mut std::io::stderr())?;
     conclude(&ending, &job_id, started.elapsed(), format, check)
 }
