@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use lab_proto::identity::NodeName;
-use lab_proto::limits::{MAX_LABELS, MAX_LABEL_LEN};
 use lab_proto::store::v1::{CertificateRecord, NodeRecord};
 use lab_proto::token::EnrollToken;
 use lab_proto::v1::agent_service_server::AgentService;
@@ -114,7 +113,13 @@ impl AgentApi {
             .store
             .create_node(NodeRecord {
                 name: name.to_string(),
-                labels: used.labels.into_iter().collect(),
+                // Token labels were checked when the token was made; a reserved key in an older
+                // token would never take effect, so it is not kept.
+                labels: used
+                    .labels
+                    .into_iter()
+                    .filter(|(k, _)| !lab_proto::labels::is_reserved(k))
+                    .collect(),
                 enrolled_unix_ms: now_ms(),
                 cert_not_after_unix_ms: issued.info.not_after_unix_ms,
                 ..Default::default()
@@ -150,31 +155,10 @@ impl AgentApi {
     }
 }
 
-/// Checks labels from a token or an operator.
+/// Checks labels from a token or an operator (see [`lab_proto::labels::validate`]: reserved
+/// keys such as `node` are refused).
 pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if labels.len() > MAX_LABELS {
-        return Err(ApiError::InvalidArgument(format!(
-            "too many labels ({}); at most {MAX_LABELS}",
-            labels.len()
-        )));
-    }
-    for (k, v) in labels {
-        let key_ok = !k.is_empty()
-            && k.len() <= MAX_LABEL_LEN
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
-        if !key_ok {
-            return Err(ApiError::InvalidArgument(format!(
-                "invalid label key '{k}': use 1-{MAX_LABEL_LEN} of a-z, A-Z, 0-9, '-', '_', '.', '/'"
-            )));
-        }
-        if v.len() > MAX_LABEL_LEN || v.chars().any(char::is_control) {
-            return Err(ApiError::InvalidArgument(format!(
-                "invalid value for label '{k}': at most {MAX_LABEL_LEN} printable characters"
-            )));
-        }
-    }
-    Ok(())
+    lab_proto::labels::validate(labels).map_err(|e| ApiError::InvalidArgument(e.to_string()))
 }
 
 fn node_caller<T>(req: &Request<T>) -> Result<NodeName, Status> {

@@ -1,9 +1,15 @@
-//! The inventory as operators see it: a node's effective labels (derived from its facts, then
-//! its agent's config, then token and operator labels, later ones winning) and selection of
-//! nodes by a selector. Jobs resolve their targets through the same [`select`].
+//! The inventory as operators see it: a node's effective labels and selection of nodes by a
+//! selector. Jobs resolve their targets through the same [`select`].
+//!
+//! Effective labels are the agent's config labels, then token and operator labels (later ones
+//! winning), then the labels the coordinator derives: `node=<name>` from the certificate and
+//! `os`, `hostname`, … from the facts. Derived labels always win, and reserved keys
+//! ([`lab_proto::labels::RESERVED_KEYS`]) from any other source are left out, so a node cannot
+//! claim another node's identity label.
 
 use std::collections::BTreeMap;
 
+use lab_proto::labels;
 use lab_proto::selector::{Requirement, Selector};
 use lab_proto::store::v1::{FactsRecord, NodeRecord};
 use serde_json::Value;
@@ -12,11 +18,11 @@ use crate::store::{Store, StoreError};
 
 /// Labels derived from facts, and the fact path each comes from.
 pub const DERIVED_LABELS: [(&str, &str); 5] = [
-    ("os", "/platform/os"),
-    ("os-version", "/platform/os_version"),
-    ("arch", "/platform/arch"),
-    ("virt", "/platform/virtualization"),
-    ("hostname", "/platform/hostname"),
+    (labels::OS, "/platform/os"),
+    (labels::OS_VERSION, "/platform/os_version"),
+    (labels::ARCH, "/platform/arch"),
+    (labels::VIRT, "/platform/virtualization"),
+    (labels::HOSTNAME, "/platform/hostname"),
 ];
 
 /// One node with its facts and effective labels.
@@ -32,31 +38,70 @@ pub struct NodeEntry {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Labels derived from a fact document.
+/// The derived labels of a fact document, each with its value or why it is left out (a value
+/// that is not a scalar is not a label; one that breaks the value rule is refused).
+fn derived_values(
+    facts: &Value,
+) -> impl Iterator<Item = (&'static str, Result<String, String>)> + '_ {
+    DERIVED_LABELS.iter().filter_map(|(label, path)| {
+        let text = match facts.pointer(path)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return None,
+        };
+        let checked = labels::check_value(label, &text)
+            .map(|()| text)
+            .map_err(|e| e.to_string());
+        Some((*label, checked))
+    })
+}
+
+/// Labels derived from a fact document. A value with control, direction-changing or invisible
+/// characters, or too long for a label, is left out (see [`invalid_derived_labels`]).
 pub fn derived_labels(facts: &Value) -> BTreeMap<String, String> {
-    DERIVED_LABELS
-        .iter()
-        .filter_map(|(label, path)| {
-            let v = facts.pointer(path)?;
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
-            Some(((*label).to_owned(), text))
-        })
+    derived_values(facts)
+        .filter_map(|(label, v)| Some((label.to_owned(), v.ok()?)))
         .collect()
 }
 
-/// Derived (including `node`, the node's name), then agent-config, then token/operator labels;
-/// later sources win.
+/// The derived labels [`derived_labels`] leaves out of `facts`, with the reason, for logging
+/// when facts arrive.
+pub fn invalid_derived_labels(facts: &Value) -> Vec<String> {
+    derived_values(facts).filter_map(|(_, v)| v.err()).collect()
+}
+
+/// Splits labels a node or token sent into those it may set and the reserved keys it named.
+pub fn without_reserved(
+    sent: impl IntoIterator<Item = (String, String)>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut reserved = Vec::new();
+    let kept = sent
+        .into_iter()
+        .filter(|(k, _)| {
+            let r = labels::is_reserved(k);
+            if r {
+                reserved.push(k.chars().take(80).collect());
+            }
+            !r
+        })
+        .collect();
+    (kept, reserved)
+}
+
+/// Agent-config, then token/operator labels (later sources win), without reserved keys; then
+/// the derived labels (`node`, the node's name, and those from facts), which always win.
 pub fn effective_labels(record: &NodeRecord, facts: &Value) -> BTreeMap<String, String> {
-    let mut labels = derived_labels(facts);
-    labels.insert("node".into(), record.name.clone());
-    labels.extend(record.agent_labels.clone());
-    labels.extend(record.labels.clone());
-    labels
+    let mut out: BTreeMap<String, String> = record
+        .agent_labels
+        .iter()
+        .chain(record.labels.iter())
+        .filter(|(k, _)| !labels::is_reserved(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(derived_labels(facts));
+    out.insert(labels::NODE.into(), record.name.clone());
+    out
 }
 
 /// Builds the entry of one stored node.
@@ -134,19 +179,80 @@ mod tests {
             name: "nas".into(),
             agent_labels: [
                 ("role".into(), "storage".into()),
-                ("os".into(), "custom".into()),
+                ("tier".into(), "gold".into()),
             ]
             .into(),
             labels: [("role".into(), "k3s".into())].into(),
             ..Default::default()
         };
         let labels = effective_labels(&record, &facts);
-        assert_eq!(labels["os"], "custom");
+        assert_eq!(labels["os"], "debian");
         assert_eq!(labels["os-version"], "12");
         assert_eq!(labels["virt"], "kvm");
         assert_eq!(labels["role"], "k3s");
+        assert_eq!(labels["tier"], "gold");
         assert_eq!(labels["hostname"], "nas");
         assert_eq!(labels["node"], "nas");
+    }
+
+    #[test]
+    fn reserved_keys_from_agent_token_or_operator_never_take_effect() {
+        // A rogue agent (or a record written before the keys were reserved) naming another
+        // node's identity, and facts that lack some derived labels.
+        let record = NodeRecord {
+            name: "n1".into(),
+            agent_labels: [
+                ("node".into(), "n2".into()),
+                ("os".into(), "custom".into()),
+                ("hostname".into(), "n2".into()),
+            ]
+            .into(),
+            labels: [("node".into(), "n3".into()), ("arch".into(), "arm".into())].into(),
+            ..Default::default()
+        };
+        for facts in [Value::Null, json!({"platform": {"os": "debian"}})] {
+            let labels = effective_labels(&record, &facts);
+            assert_eq!(labels["node"], "n1", "{facts}");
+            assert!(!labels.contains_key("hostname"), "{labels:?}");
+            assert!(!labels.contains_key("arch"), "{labels:?}");
+            assert_ne!(labels.get("os").map(String::as_str), Some("custom"));
+        }
+        let sel: Selector = "node=n2".parse().unwrap();
+        assert!(!sel.matches(&effective_labels(&record, &Value::Null), &Value::Null));
+    }
+
+    #[test]
+    fn every_reserved_key_is_derived_and_every_derived_key_reserved() {
+        let mut derived: Vec<&str> = DERIVED_LABELS.iter().map(|(k, _)| *k).collect();
+        derived.push(labels::NODE);
+        derived.sort_unstable();
+        let mut reserved = labels::RESERVED_KEYS.to_vec();
+        reserved.sort_unstable();
+        assert_eq!(derived, reserved);
+    }
+
+    #[test]
+    fn derived_values_with_terminal_or_invisible_characters_are_left_out() {
+        let facts = json!({"platform": {"hostname": "evil\u{1b}]0;pwned\u{7}",
+                           "os": "debian\u{202E}", "os_version": "12\u{200B}",
+                           "arch": "x86_64", "virtualization": "kvm"}});
+        let labels = derived_labels(&facts);
+        assert_eq!(labels.keys().collect::<Vec<_>>(), ["arch", "virt"]);
+        let why = invalid_derived_labels(&facts);
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why.iter().any(|w| w.contains("'hostname'")), "{why:?}");
+        assert!(invalid_derived_labels(&json!({"platform": {"os": "debian"}})).is_empty());
+    }
+
+    #[test]
+    fn without_reserved_splits_what_a_node_may_set() {
+        let sent = [
+            ("node".to_owned(), "n2".to_owned()),
+            ("role".to_owned(), "db".to_owned()),
+        ];
+        let (kept, reserved) = without_reserved(sent);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["role"]);
+        assert_eq!(reserved, ["node"]);
     }
 
     #[test]

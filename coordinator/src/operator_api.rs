@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab_proto::identity::{IdentityError, NodeName, UserName};
-use lab_proto::limits::{DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL};
+use lab_proto::limits::{DEFAULT_TOKEN_TTL, MAX_LABELS, MAX_TOKEN_TTL};
 use lab_proto::store::v1::{CertificateRecord, JobRecord, NodeRecord, TokenRecord, UserRecord};
 use lab_proto::token::EnrollToken;
 use lab_proto::v1::operator_service_server::OperatorService;
@@ -119,8 +119,14 @@ impl OperatorApi {
             node.labels.remove(key);
         }
         node.labels.extend(set);
-        let all: BTreeMap<String, String> = node.labels.clone().into_iter().collect();
-        validate_labels(&all)?;
+        // Reserved keys stored before they were reserved never took effect; drop them.
+        node.labels
+            .retain(|k, _| !lab_proto::labels::is_reserved(k));
+        if node.labels.len() > MAX_LABELS {
+            return Err(ApiError::InvalidArgument(
+                lab_proto::labels::LabelError::TooMany(node.labels.len()).to_string(),
+            ));
+        }
         self.coord.store.put_node(node.clone()).await?;
         Ok(self.node_view(entry(&self.coord.store, node)?))
     }

@@ -141,7 +141,11 @@ async fn on_hello(
     if let Ok(Some(mut node)) = coord.store.node(name.as_str()) {
         node.agent_version = hello.agent_version.chars().take(64).collect();
         node.boot_id = hello.boot_id.chars().take(64).collect();
-        let agent_labels = hello.labels.into_iter().collect();
+        let (agent_labels, reserved) = crate::inventory::without_reserved(hello.labels);
+        if !reserved.is_empty() {
+            tracing::warn!(node = %name, keys = %reserved.join(","),
+                "ignoring reserved labels in the agent's config: the coordinator derives them");
+        }
         match crate::agent_api::validate_labels(&agent_labels) {
             Ok(()) => node.agent_labels = agent_labels.into_iter().collect(),
             Err(e) => {
@@ -214,6 +218,9 @@ async fn on_facts(
     if digest != f.digest {
         let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
         return Ok(());
+    }
+    for why in crate::inventory::invalid_derived_labels(&doc) {
+        tracing::warn!(node = %name, error = %why, "a derived label is left out: its fact value is not a valid label value");
     }
     coord
         .store

@@ -11,6 +11,7 @@ pub mod ctlconfig;
 pub mod facts;
 pub mod files;
 pub mod identity;
+pub mod labels;
 pub mod limits;
 pub mod logging;
 pub mod pem;

@@ -172,3 +172,71 @@ fn node_show_has_all_facts() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_node_cannot_take_another_nodes_identity_label() {
+    let c = Cluster::builder().agents(0).start();
+    // n1 is rogue: its agent config claims n2's identity and a derived fact label.
+    let mut n1 = c.new_agent("n1");
+    let out = n1.enroll_output(&c.coord.addr, &c.token(&[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = c.tmp.path().join("n1-agent.toml");
+    std::fs::write(
+        &config,
+        "[labels]\nnode = \"n2\"\nhostname = \"n2\"\nrole = \"web\"\n",
+    )
+    .unwrap();
+    n1.start_with(&["--config", config.to_str().unwrap()]);
+    let mut n2 = c.new_agent("n2");
+    let out = n2.enroll_output(&c.coord.addr, &c.token(&[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    n2.start();
+    wait_until(
+        || names(&c, "role=web,os").len() == 1 && c.online("n2"),
+        Duration::from_secs(20),
+        &format!(
+            "n1 with its config labels and facts, n2 online\n{}",
+            c.logs()
+        ),
+    );
+
+    // Selection and `labctl nodes` use the same effective labels: derived ones win.
+    assert_eq!(names(&c, "node=n2"), ["n2"]);
+    assert_eq!(names(&c, "node=n1"), ["n1"]);
+    let n1_labels = c.node("n1").unwrap()["labels"].clone();
+    assert_eq!(n1_labels["node"], "n1", "{n1_labels}");
+    assert_ne!(n1_labels["hostname"], "n2", "{n1_labels}");
+    assert_eq!(n1_labels["role"], "web", "{n1_labels}");
+
+    // A job for n2 runs on n2 alone.
+    let out = c.labctl(&[
+        "run",
+        "-l",
+        "node=n2",
+        "--",
+        "sh",
+        "-c",
+        "echo job on $LAB_NODE",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "n2: job on n2");
+    // The labels were dropped when its Hello arrived, before n1 showed its other labels.
+    let log = std::fs::read_to_string(c.tmp.path().join("coordinator.log")).unwrap();
+    assert!(log.contains("ignoring reserved labels"), "{log}");
+
+    // Operators cannot set reserved labels either: on a node or through a token.
+    for args in [
+        &["label", "n1", "node=n2"][..],
+        &["label", "n1", "os=windows"],
+        &["token", "create", "--label", "node=n2"],
+    ] {
+        let out = c.labctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is reserved"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(names(&c, "node=n2"), ["n2"]);
+}

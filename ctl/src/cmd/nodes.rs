@@ -109,6 +109,7 @@ pub fn parse_label_changes(
             )));
         }
     }
+    lab_proto::labels::validate(&set).map_err(|e| Failure::Usage(e.to_string()))?;
     Ok((set, remove))
 }
 

@@ -11,15 +11,19 @@ use tonic::transport::Channel;
 use crate::failure::{from_status, Failure};
 use crate::output::{self, Format};
 
-/// Parses `k=v` label arguments.
+/// Parses `k=v` label arguments and checks them as the coordinator will (reserved keys such as
+/// `node` are refused).
 pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, Failure> {
-    args.iter()
+    let labels = args
+        .iter()
         .map(|a| {
             a.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .ok_or_else(|| Failure::Usage(format!("label '{a}' is not KEY=VALUE")))
         })
-        .collect()
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    lab_proto::labels::validate(&labels).map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(labels)
 }
 
 /// `labctl token create`: prints only the token.
