@@ -9,15 +9,18 @@ use crate::cmd::jobs::spec::{parse_batch, parse_env, Batch};
 use crate::cmd::jobs::RunFormat;
 use crate::output::Format;
 
+/// Help heading of the flags every command takes, listed apart from each command's own.
+const GLOBAL: &str = "Global options";
+
 /// labfleet operator CLI.
 #[derive(Debug, Parser)]
 #[command(name = "labctl", version, about = "labfleet operator CLI")]
 pub struct Cli {
     /// labctl config file (default ~/.config/labctl/config.toml)
-    #[arg(long, global = true, env = "LABCTL_CONFIG")]
+    #[arg(long, global = true, env = "LABCTL_CONFIG", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Context in the config file (default: its current-context)
-    #[arg(long, global = true, env = "LABCTL_CONTEXT")]
+    #[arg(long, global = true, env = "LABCTL_CONTEXT", help_heading = GLOBAL)]
     pub context: Option<String>,
     /// What to do
     #[command(subcommand)]
@@ -28,6 +31,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List nodes
+    #[command(
+        after_help = "Examples:\n  labctl nodes\n  labctl nodes -l 'os=debian,role in (storage,k3s)'\n  labctl nodes -o json | jq -r '.[] | select(.online | not) | .name'"
+    )]
     Nodes {
         /// Selector, e.g. 'os=debian,role in (storage,k3s),facts.hardware.memory.total_bytes>=16e9'
         #[arg(short = 'l', long = "selector", default_value = "")]
@@ -37,6 +43,9 @@ pub enum Command {
         output: Format,
     },
     /// Backup status per node and backup: last success, age, size, snapshot, drill, health
+    #[command(
+        after_help = "Examples:\n  labctl backups\n  labctl backups -l role=nas --fail-on-red"
+    )]
     Backups {
         /// Only nodes matching this selector
         #[arg(short = 'l', long = "selector", default_value = "")]
@@ -49,6 +58,9 @@ pub enum Command {
         fail_on_red: bool,
     },
     /// Set (KEY=VALUE) or remove (KEY-) operator labels of a node
+    #[command(
+        after_help = "Examples:\n  labctl label n1 role=nas site=attic\n  labctl label n1 site-"
+    )]
     Label {
         /// Node name
         node: String,
@@ -83,13 +95,20 @@ pub enum Command {
     ///
     /// Exit status: 0 all tasks succeeded, 1 any task did not succeed (or no node matched),
     /// 2 usage error, 3 coordinator unreachable, 130 interrupted (the job keeps running).
+    #[command(
+        after_help = "Examples:\n  labctl run -- uptime\n  labctl run -l role=nas --batch 25% --max-failures 1 -- sh -c 'apt-get -y upgrade'\n  labctl run --detach --timeout 10m -l node=n1 -- restic check"
+    )]
     Run(RunArgs),
     /// Submit the jobs of a spec file (YAML, DESIGN §5a) and follow them one after another
     ///
     /// Exit status: 0 all tasks of all jobs succeeded, 1 any task did not succeed, 2 usage error
     /// or a bad spec file (nothing is submitted), 3 coordinator unreachable, 130 interrupted.
+    #[command(
+        after_help = "Examples:\n  labctl apply -f site.yaml\n  labctl apply -f site.yaml --check\n  cat job.yaml | labctl apply -f - -o json"
+    )]
     Apply(ApplyArgs),
     /// List jobs, newest first
+    #[command(after_help = "Examples:\n  labctl jobs\n  labctl jobs -o json | jq -r '.[0].id'")]
     Jobs {
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
@@ -106,6 +125,21 @@ pub enum Command {
         /// What to do
         #[command(subcommand)]
         action: ScheduleAction,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Examples:\n  labctl completion bash > /etc/bash_completion.d/labctl\n  labctl completion zsh > \"${fpath[1]}/_labctl\"\n  labctl completion fish > ~/.config/fish/completions/labctl.fish"
+    )]
+    Completion {
+        /// Shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (labctl.1 and one per command) into a directory, for packaging
+    #[command(hide = true)]
+    Man {
+        /// Directory to write into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Run a coordinator and a local agent in this process (state in --dir)
     Dev {
@@ -271,6 +305,9 @@ pub enum JobAction {
         output: Format,
     },
     /// Stored output of a job ("NODE: line"); -f follows until the job is done
+    #[command(
+        after_help = "Examples:\n  labctl job logs 19a1f0c2e3b4d5e6f70\n  labctl job logs -f --node n2 19a1f0c2e3b4d5e6f70"
+    )]
     Logs {
         /// Job id
         id: String,
@@ -298,6 +335,9 @@ pub enum ScheduleAction {
     ///
     /// Exit status: 0 created, 2 a bad name, expression, time zone, jitter or spec file
     /// (nothing is created), 1 refused (e.g. the name exists), 3 coordinator unreachable.
+    #[command(
+        after_help = "Examples:\n  labctl schedule create nightly --cron '0 3 * * *' --tz Europe/Berlin --jitter 10m -f backup.yaml\n  labctl schedule create tick --cron '*/30 * * * * *' -f uptime.yaml"
+    )]
     Create(ScheduleCreateArgs),
     /// List schedules with their next and last run
     List {

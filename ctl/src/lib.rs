@@ -43,6 +43,13 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Completion { shell } => cmd::docs::print_completion(shell),
+        Command::Man { out } => {
+            for page in cmd::docs::write_man_pages(&out)? {
+                crate::outln!("{}", out.join(page).display())?;
+            }
+            Ok(())
+        }
         Command::Nodes { selector, output } => {
             let selector = cmd::nodes::parse_selector(&selector)?;
             cmd::nodes::list(context::dial(&ctx()?).await?, &selector, output).await

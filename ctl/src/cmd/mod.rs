@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod backups;
+pub mod docs;
 pub mod jobs;
 pub mod nodes;
 pub mod schedule;
