@@ -400,3 +400,46 @@ fn package_resource_installs_and_removes_from_a_local_repository() {
     );
     assert!(!installed(&package));
 }
+
+#[test]
+fn huge_or_deeply_nested_spec_files_are_refused_locally_and_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No coordinator: labctl must refuse the file before it reads its config or dials.
+    let config = tmp.path().join("no-such-labctl.toml");
+    let run = |name: &str, content: &[u8]| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let started = std::time::Instant::now();
+        let out = lab_tests::labctl(&config, &["apply", "-f", path.to_str().unwrap()]);
+        (out, started.elapsed())
+    };
+
+    // 100 MB (sparse: only the first 4 MiB and a byte are ever read).
+    let big = tmp.path().join("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(100 * 1024 * 1024)
+        .unwrap();
+    let out = lab_tests::labctl(&config, &["apply", "-f", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 4 MiB, the most the coordinator accepts"),
+        "{}",
+        stderr(&out)
+    );
+
+    let deep = format!(
+        "apiVersion: labfleet/v1\nkind: Job\nspec: {}1{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (out, took) = run("deep.yaml", deep.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nesting is deeper than 100 levels at line 3"),
+        "{}",
+        stderr(&out)
+    );
+    // The YAML parser alone took 40 s of CPU on this file; the pre-scan takes milliseconds.
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}

@@ -9,13 +9,16 @@
 
 pub mod convert;
 pub mod convert_backup;
+pub mod depth;
 pub mod doc;
 pub mod doc_backup;
 pub mod parse;
 pub mod schedule;
 
+use std::io::Read;
 use std::path::Path;
 
+use lab_proto::limits::MAX_MESSAGE_BYTES;
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
 use lab_proto::v1::{task_spec, JobSpec};
 use tokio_util::sync::CancellationToken;
@@ -103,16 +106,36 @@ pub fn load_one_job(path: &Path) -> Result<SpecJob, Failure> {
     Ok(job)
 }
 
+/// Reads a spec file (`-`: stdin), refusing one larger than a request to the coordinator may
+/// be ([`MAX_MESSAGE_BYTES`]) before reading it whole.
 fn read(path: &Path) -> Result<(String, String), Failure> {
-    if path.as_os_str() == "-" {
-        let text = std::io::read_to_string(std::io::stdin())
-            .map_err(|e| Failure::Usage(format!("cannot read the spec from stdin: {e}")))?;
-        return Ok(("<stdin>".into(), text));
-    }
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let (name, reader): (String, Box<dyn std::io::Read>) = if path.as_os_str() == "-" {
+        ("<stdin>".into(), Box::new(std::io::stdin()))
+    } else {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path)
+            .map_err(|e| Failure::Usage(format!("cannot read spec file {name}: {e}")))?;
+        (name, Box::new(file))
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_MESSAGE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| Failure::Usage(format!("cannot read spec file {name}: {e}")))?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(Failure::Usage(too_large(&name)));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Failure::Usage(format!("spec file {name} is not UTF-8 text: {e}")))?;
     Ok((name, text))
+}
+
+/// Why a spec file over [`MAX_MESSAGE_BYTES`] is refused.
+fn too_large(name: &str) -> String {
+    format!(
+        "spec file {name} is larger than {} MiB, the most the coordinator accepts in one request; keep large content on the nodes and reference it by path",
+        MAX_MESSAGE_BYTES / (1024 * 1024)
+    )
 }
 
 /// `--check`: every job must be a config job; sets `ConfigTask.check`.

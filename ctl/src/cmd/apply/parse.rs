@@ -43,6 +43,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<SpecJob>, Failure> {
 /// documents are skipped; a file without any document is an error.
 pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Failure> {
     let bad = |n: usize, m: String| Failure::Usage(format!("{file}: document {n}: {m}"));
+    super::depth::check(text).map_err(|m| Failure::Usage(format!("{file}: {m}")))?;
     // Pass 1: the header of each document (and YAML syntax errors, with their line).
     let mut headers = Vec::new();
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
