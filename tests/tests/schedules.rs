@@ -23,7 +23,7 @@ fn now_ms() -> i64 {
 fn job_file(dir: &Path, name: &str, marks: &Path) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     let text = format!(
-        "apiVersion: labfleet/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  task:\n    exec: {{argv: [sh, -c, 'echo $LAB_JOB_ID >> {}']}}\n",
+        "apiVersion: labfleet/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  selector: \"*\"\n  task:\n    exec: {{argv: [sh, -c, 'echo $LAB_JOB_ID >> {}']}}\n",
         marks.display()
     );
     std::fs::write(&path, text).unwrap();
@@ -385,7 +385,7 @@ fn bad_input_is_exit_2_naming_the_problem_and_creates_nothing() {
     let doc = c.tmp.path().join("bad.yaml");
     std::fs::write(
         &doc,
-        "apiVersion: labfleet/v1\nkind: Schedule\nmetadata: {name: bad}\nspec:\n  cron: 'every day'\n  job:\n    task:\n      exec: {argv: [true]}\n",
+        "apiVersion: labfleet/v1\nkind: Schedule\nmetadata: {name: bad}\nspec:\n  cron: 'every day'\n  job:\n    selector: \"*\"\n    task:\n      exec: {argv: [true]}\n",
     )
     .unwrap();
     let out = c.labctl(&["apply", "-f", doc.to_str().unwrap()]);

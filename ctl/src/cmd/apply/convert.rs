@@ -37,6 +37,20 @@ pub(super) fn exactly_one<T>(
     }
 }
 
+/// `spec.selector`: required, so a forgotten selector cannot silently target every node; `"*"`
+/// says "every node" (the contract's empty selector).
+pub(super) fn selector(selector: Option<String>) -> Result<String, String> {
+    match selector.as_deref().map(str::trim) {
+        None | Some("") => Err(
+            "spec.selector: missing; say which nodes the job runs on, e.g. \
+             selector: \"os=debian\", or selector: \"*\" for every node"
+                .into(),
+        ),
+        Some("*") => Ok(String::new()),
+        Some(s) => Ok(s.to_owned()),
+    }
+}
+
 /// Converts `spec:` of a Job document. Errors name the path below the document.
 pub fn job_spec(spec: JobSpecDoc) -> Result<JobSpec, String> {
     let (batch_size, batch_percent) = match spec.rollout.batch {
@@ -44,9 +58,10 @@ pub fn job_spec(spec: JobSpecDoc) -> Result<JobSpec, String> {
         Some(Batch::Size(n)) => (n, 0),
         Some(Batch::Percent(p)) => (0, p),
     };
+    let task = task(spec.task)?;
     Ok(JobSpec {
-        selector: spec.selector,
-        task: Some(task(spec.task)?),
+        selector: selector(spec.selector)?,
+        task: Some(task),
         rollout: Some(Rollout {
             batch_size,
             batch_percent,

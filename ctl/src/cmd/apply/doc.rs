@@ -42,9 +42,9 @@ pub struct JobDoc {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JobSpecDoc {
-    /// Target selector; absent or empty = every node.
+    /// Target selector; required, `"*"` for every node (see `convert::selector`).
     #[serde(default)]
-    pub selector: String,
+    pub selector: Option<String>,
     /// Batching, failure budget, canary.
     #[serde(default)]
     pub rollout: RolloutDoc,

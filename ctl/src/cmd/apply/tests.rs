@@ -53,7 +53,9 @@ fn error(text: &str) -> String {
 
 /// A Job document around `task:` (indented by four spaces).
 fn job(task: &str) -> String {
-    format!("apiVersion: labfleet/v1\nkind: Job\nmetadata: {{name: t}}\nspec:\n  task:\n{task}")
+    format!(
+        "apiVersion: labfleet/v1\nkind: Job\nmetadata: {{name: t}}\nspec:\n  selector: \"*\"\n  task:\n{task}"
+    )
 }
 
 fn task_of(job: &SpecJob) -> task_spec::Kind {
@@ -553,4 +555,21 @@ fn cli_flags() {
     assert_eq!(args.output, crate::cmd::jobs::RunFormat::Json);
     let err = Cli::try_parse_from(["labctl", "apply"]).unwrap_err();
     assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn a_job_without_selector_is_refused_and_star_means_every_node() {
+    let every = one(&job("    exec: {argv: [uptime]}\n"));
+    assert_eq!(
+        every.spec.selector, "",
+        "\"*\" is the contract's every node"
+    );
+    let bare = "apiVersion: labfleet/v1\nkind: Job\nspec:\n  task:\n    exec: {argv: [uptime]}\n";
+    let empty = bare.replace("spec:\n", "spec:\n  selector: \"\"\n");
+    for text in [bare, empty.as_str()] {
+        assert_eq!(
+            error(text),
+            "spec.yaml: document 1: spec.selector: missing; say which nodes the job runs on, e.g. selector: \"os=debian\", or selector: \"*\" for every node"
+        );
+    }
 }

@@ -99,7 +99,7 @@ fn name_defaults_to_metadata_name() {
     assert_eq!((b.name.as_str(), b.max_age_ms), ("home", 0));
     assert_eq!(b.retention, None);
     let text = format!(
-        "apiVersion: labfleet/v1\nkind: Job\nspec:\n  task:\n    backup: {{restic: {{{REPO}, paths: [/home]}}}}\n"
+        "apiVersion: labfleet/v1\nkind: Job\nspec:\n  selector: \"*\"\n  task:\n    backup: {{restic: {{{REPO}, paths: [/home]}}}}\n"
     );
     let job = parse_one(&text);
     assert_eq!(
