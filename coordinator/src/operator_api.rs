@@ -91,10 +91,15 @@ impl OperatorApi {
 
     fn job_info(&self, job: JobRecord) -> Result<JobInfo, ApiError> {
         let tasks = self.coord.store.tasks_of(&job)?;
+        let mut spec = job.spec;
+        // Stored specs hold no secret content; a record from before that rule shows none either.
+        if let Some(spec) = spec.as_mut() {
+            crate::jobs::secrets::redact(spec);
+        }
         Ok(JobInfo {
             tasks: tasks.into_iter().filter_map(|t| t.info).collect(),
             job_id: job.job_id,
-            spec: job.spec,
+            spec,
             submitted_by: job.submitted_by,
             submitted_unix_ms: job.submitted_unix_ms,
             done: job.done,

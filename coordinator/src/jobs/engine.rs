@@ -12,6 +12,7 @@ use lab_proto::v1::{
 };
 
 use super::rollout::{plan, Action, JobView, Rollout, TaskView};
+use super::secrets::{self, Held, SecretContent};
 use super::state::{TaskEvent, TaskState};
 use crate::error::ApiError;
 use crate::sessions::CloseReason;
@@ -91,10 +92,19 @@ fn finish_if_done(job: &mut JobRecord, batch: &mut JobBatch) {
     push_event(job, batch, job_event::Body::Done(done));
 }
 
-/// their environment, so one command can behave per node.
-fn assign_msg(job: &JobRecord, task_id: &str, node: &str) -> CoordMsg {
+/// their environment, so one command can behave per node. Secret file content, kept out of
+/// the stored spec, is put back from `secret`.
+fn assign_msg(
+    job: &JobRecord,
+    task_id: &str,
+    node: &str,
+    secret: Option<&SecretContent>,
+) -> CoordMsg {
     let spec = job.spec.clone().unwrap_or_default();
     let mut task = spec.task;
+    if let (Some(task), Some(secret)) = (task.as_mut(), secret) {
+        secrets::restore(task, secret);
+    }
     if let Some(TaskSpec {
         kind: Some(task_spec::Kind::Exec(exec)),
     }) = task.as_mut()
@@ -127,6 +137,7 @@ async fn commit_and_notify(
     }
     if let Some(job_id) = finished_job {
         super::watch::close(coord, job_id);
+        coord.jobs.secrets.forget(job_id);
     }
     Ok(())
 }
@@ -221,6 +232,8 @@ async fn create(
 ) -> Result<Submitted, ApiError> {
     let started = std::time::Instant::now();
     let now = now_ms();
+    let mut spec = spec;
+    let secret = secrets::take(&mut spec);
     let deadline = match spec.deadline_ms {
         0 => coord.jobs.settings.default_deadline.as_millis() as i64,
         ms => ms as i64,
@@ -259,19 +272,37 @@ async fn create(
     // The first planning pass runs on the new records, so the tasks the rollout starts at once
     // are written once, already assigned (after their pending event), not written pending and
     // then read back and rewritten.
+    let held = match secret {
+        Some(content) => Held::Content(std::sync::Arc::new(content)),
+        None => Held::None,
+    };
     let mut outgoing = Outgoing::new();
     let actions = plan_job(coord, &job, &tasks);
-    apply_actions(&mut job, &mut tasks, actions, &mut batch, &mut outgoing);
+    apply_actions(
+        &mut job,
+        &mut tasks,
+        actions,
+        &mut batch,
+        &mut outgoing,
+        &held,
+    );
     let built = started.elapsed();
     let guard = coord.jobs.lock.lock().await;
     if let Some(existing) = coord.store.job(&job.job_id)? {
         return Ok(Submitted::Existed(existing));
     }
+    if let Held::Content(content) = &held {
+        let secrets = &coord.jobs.secrets;
+        secrets.hold(&job.job_id, content.clone(), &job.task_ids);
+    }
     finish_if_done(&mut job, &mut batch);
     batch.tasks = tasks;
     batch.jobs.push(job.clone());
     let done = job.done.then_some(job.job_id.clone());
-    commit_and_notify(coord, guard, batch, done.as_deref()).await?;
+    if let Err(e) = commit_and_notify(coord, guard, batch, done.as_deref()).await {
+        coord.jobs.secrets.forget(&job.job_id);
+        return Err(e.into());
+    }
     let stored = started.elapsed();
     send_all(coord, outgoing).await;
     tracing::info!(
@@ -318,13 +349,15 @@ fn plan_job(coord: &Coordinator, job: &JobRecord, tasks: &[TaskRecord]) -> Vec<A
 }
 
 /// Carries out the planner's `actions` on `tasks` (state changes and their events into `batch`,
-/// assignments into `outgoing`); returns the indexes of the tasks it changed.
+/// assignments into `outgoing`, with the job's secret content from `held`); returns the indexes
+/// of the tasks it changed. A task whose secret content is lost fails instead of being sent.
 fn apply_actions(
     job: &mut JobRecord,
     tasks: &mut [TaskRecord],
     actions: Vec<Action>,
     batch: &mut JobBatch,
     outgoing: &mut Outgoing,
+    held: &Held,
 ) -> Vec<usize> {
     let mut changed = Vec::new();
     for action in actions {
@@ -343,16 +376,34 @@ fn apply_actions(
             info_mut(task).error = "the node did not connect before the job's deadline".into();
         }
         if event == TaskEvent::Assign {
+            let secret = match held {
+                Held::None => None,
+                Held::Content(content) => Some(content.as_ref()),
+                Held::Lost => {
+                    set_state(job, task, to, batch);
+                    fail_undelivered(job, task, batch);
+                    changed.push(i);
+                    continue;
+                }
+            };
             let info = info_mut(task);
             outgoing.push((
                 info.node.clone(),
-                assign_msg(job, &info.task_id, &info.node),
+                assign_msg(job, &info.task_id, &info.node, secret),
             ));
         }
         set_state(job, task, to, batch);
         changed.push(i);
     }
     changed
+}
+
+/// Fails an assigned task that cannot be sent because its secret content is lost.
+fn fail_undelivered(job: &mut JobRecord, task: &mut TaskRecord, batch: &mut JobBatch) {
+    if let Ok(to) = state_of(task).on(TaskEvent::Finish(TaskState::Failed)) {
+        info_mut(task).error = secrets::LOST.into();
+        set_state(job, task, to, batch);
+    }
 }
 
 /// Runs the planner for one job and carries out its actions.
@@ -371,7 +422,15 @@ pub async fn schedule(coord: &Coordinator, job_id: &str) -> Result<(), StoreErro
     }
     let mut batch = JobBatch::default();
     let mut outgoing = Outgoing::new();
-    let changed = apply_actions(&mut job, &mut tasks, actions, &mut batch, &mut outgoing);
+    let held = coord.jobs.secrets.held(&job.job_id, job.spec.as_ref());
+    let changed = apply_actions(
+        &mut job,
+        &mut tasks,
+        actions,
+        &mut batch,
+        &mut outgoing,
+        &held,
+    );
     finish_if_done(&mut job, &mut batch);
     batch.tasks = changed.into_iter().map(|i| tasks[i].clone()).collect();
     let done = job.done.then_some(job.job_id.clone());
@@ -486,6 +545,8 @@ pub async fn on_update(
     commit_and_notify(coord, guard, batch, done.as_deref())
         .await
         .map_err(internal)?;
+    // The agent has the task: it never needs the secret content again.
+    coord.jobs.secrets.delivered(&job_id, &update.task_id);
     if finished && done.is_none() && waiting {
         // A slot in the rollout window opened.
         schedule(coord, &job_id).await.map_err(internal)?;
@@ -501,6 +562,7 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
     let result: Result<(), StoreError> = async {
         let mut outgoing = Outgoing::new();
         let mut to_schedule = Vec::new();
+        let mut undeliverable = Vec::new();
         for task_id in coord.store.unfinished_tasks_of_node(node)? {
             let Some(task) = coord.store.task(&task_id)? else {
                 continue;
@@ -512,8 +574,19 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
                 TaskState::Assigned | TaskState::Running if job.cancel_requested => {
                     outgoing.push((node.to_owned(), CoordMsg::Cancel(CancelTask { task_id })));
                 }
-                TaskState::Assigned | TaskState::Running => {
-                    outgoing.push((node.to_owned(), assign_msg(&job, &task_id, node)));
+                state @ (TaskState::Assigned | TaskState::Running) => {
+                    let secret = match coord.jobs.secrets.held(&job.job_id, job.spec.as_ref()) {
+                        Held::None => None,
+                        Held::Content(content) => Some(content),
+                        // A running task is on its agent already; an assigned one may not be.
+                        Held::Lost if state == TaskState::Running => continue,
+                        Held::Lost => {
+                            undeliverable.push(task_id);
+                            continue;
+                        }
+                    };
+                    let m = assign_msg(&job, &task_id, node, secret.as_deref());
+                    outgoing.push((node.to_owned(), m));
                 }
                 TaskState::Pending if !to_schedule.contains(&job.job_id) => {
                     to_schedule.push(job.job_id.clone())
@@ -522,6 +595,9 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
             }
         }
         send_all(coord, outgoing).await;
+        for task_id in undeliverable {
+            fail_assigned_undelivered(coord, &task_id).await?;
+        }
         for job_id in to_schedule {
             schedule(coord, &job_id).await?;
         }
@@ -531,6 +607,32 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
     if let Err(e) = result {
         tracing::error!(node, error = %e, "cannot resume the node's tasks");
     }
+}
+
+/// Fails task `task_id` if it is still assigned (its agent has not confirmed it) and its job's
+/// secret content is lost.
+async fn fail_assigned_undelivered(coord: &Coordinator, task_id: &str) -> Result<(), StoreError> {
+    let guard = coord.jobs.lock.lock().await;
+    let Some(mut task) = coord.store.task(task_id)? else {
+        return Ok(());
+    };
+    let Some(mut job) = coord.store.job(&task.job_id)? else {
+        return Ok(());
+    };
+    let lost = matches!(
+        coord.jobs.secrets.held(&job.job_id, job.spec.as_ref()),
+        Held::Lost
+    );
+    if !lost || state_of(&task) != TaskState::Assigned {
+        return Ok(());
+    }
+    let mut batch = JobBatch::default();
+    fail_undelivered(&mut job, &mut task, &mut batch);
+    finish_if_done(&mut job, &mut batch);
+    batch.tasks.push(task);
+    let done = job.done.then_some(job.job_id.clone());
+    batch.jobs.push(job);
+    commit_and_notify(coord, guard, batch, done.as_deref()).await
 }
 
 /// Cancels a job: pending tasks and tasks of offline nodes at once, running ones on their agent.

@@ -7,6 +7,7 @@
 //! change and every tick, so a coordinator restart is harmless.
 
 pub mod rollout;
+pub mod secrets;
 pub mod spec;
 pub mod spec_backup;
 pub mod spec_config;
@@ -55,6 +56,8 @@ impl Default for JobSettings {
 pub struct Jobs {
     /// Tunables.
     pub settings: JobSettings,
+    /// Secret file content of submitted jobs until it is delivered (memory only).
+    pub secrets: secrets::Secrets,
     lock: tokio::sync::Mutex<()>,
     watchers: Mutex<HashMap<String, broadcast::Sender<JobEvent>>>,
 }
@@ -64,6 +67,7 @@ impl Jobs {
     pub fn new(settings: JobSettings) -> Self {
         Jobs {
             settings,
+            secrets: secrets::Secrets::default(),
             lock: tokio::sync::Mutex::new(()),
             watchers: Mutex::new(HashMap::new()),
         }

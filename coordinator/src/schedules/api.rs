@@ -135,8 +135,12 @@ pub fn view(coord: &Coordinator, rec: ScheduleRecord) -> Result<Schedule, ApiErr
             .saturating_sub(j.failed_tasks),
     });
     let last_done = job.as_ref().map_or(!rec.last_job_id.is_empty(), |j| j.done);
+    let mut spec = rec.spec;
+    if let Some(job) = spec.as_mut().and_then(|s| s.job.as_mut()) {
+        crate::jobs::secrets::redact(job);
+    }
     Ok(Schedule {
-        spec: rec.spec,
+        spec,
         paused: rec.paused,
         created_by: rec.created_by,
         created_unix_ms: rec.created_unix_ms,

@@ -95,6 +95,7 @@ pub fn validate(spec: &ScheduleSpec) -> Result<Checked, ApiError> {
         ApiError::InvalidArgument(m) => bad(format!("job: {m}")),
         other => other,
     })?;
+    crate::jobs::secrets::refuse_in_schedule(job).map_err(|m| bad(format!("job: {m}")))?;
     Ok(Checked { cron, missed })
 }
 
