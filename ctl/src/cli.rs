@@ -282,7 +282,8 @@ pub struct ApplyArgs {
         env = "LAB_APPLY_FILE"
     )]
     pub files: Vec<PathBuf>,
-    /// Check mode: config tasks report what would change (with diffs) and change nothing
+    /// Check mode: config tasks report what would change (with diffs) and change nothing; exec,
+    /// container and backup jobs are not submitted, labctl says what they would run
     #[arg(long, env = "LAB_APPLY_CHECK")]
     pub check: bool,
     /// Submit, print only the job ids, and exit

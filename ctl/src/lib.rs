@@ -107,6 +107,9 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             // Every document is read and checked before the config is read or anything is
             // dialled: a bad spec submits nothing.
             let jobs = cmd::apply::load(&args)?;
+            if jobs.print_explained()? {
+                return Ok(());
+            }
             let client = context::dial(&ctx()?).await?;
             cmd::apply::run(client, jobs, &args, shutdown).await
         }

@@ -58,6 +58,19 @@ pub struct Loaded {
     pub jobs: Vec<SpecJob>,
     /// `kind: Schedule` documents.
     pub schedules: Vec<SpecSchedule>,
+    /// With `--check`: what the jobs that cannot run in check mode would do (they are not
+    /// submitted), in file order.
+    pub explained: Vec<String>,
+}
+
+impl Loaded {
+    /// Prints [`Loaded::explained`]; true when nothing else is left to submit.
+    pub fn print_explained(&self) -> anyhow::Result<bool> {
+        for line in &self.explained {
+            crate::outln!("{}", crate::output::escape_line(line))?;
+        }
+        Ok(!self.explained.is_empty() && self.jobs.is_empty() && self.schedules.is_empty())
+    }
 }
 
 /// Reads and converts every file of `apply -f`; `-` is stdin. Usage errors only.
@@ -79,7 +92,7 @@ pub fn load(args: &ApplyArgs) -> Result<Loaded, Failure> {
         )));
     }
     if args.check {
-        set_check(&mut loaded.jobs)?;
+        loaded.explained = set_check(&mut loaded.jobs);
     }
     for job in &loaded.jobs {
         preflight(job)?;
@@ -138,26 +151,31 @@ fn too_large(name: &str) -> String {
     )
 }
 
-/// `--check`: every job must be a config job; sets `ConfigTask.check`.
-pub fn set_check(jobs: &mut [SpecJob]) -> Result<(), Failure> {
-    for job in jobs {
-        let label = job.label();
-        match job.spec.task.as_mut().and_then(|t| t.kind.as_mut()) {
-            Some(task_spec::Kind::Config(config)) => config.check = true,
-            other => {
-                let kind = match other {
-                    Some(task_spec::Kind::Exec(_)) => "an exec",
-                    Some(task_spec::Kind::Container(_)) => "a container",
-                    Some(task_spec::Kind::Backup(_)) => "a backup",
-                    Some(task_spec::Kind::Config(_)) | None => "no",
-                };
-                return Err(Failure::Usage(format!(
-                    "--check works only for config tasks, but {label} has {kind} task; drop --check or apply that document on its own"
-                )));
-            }
+/// `--check`: config jobs get `ConfigTask.check` (each resource says what would change); the
+/// others (exec, container, backup) cannot be dry-run on a node, so they are taken out of `jobs`
+/// and explained instead: what would run, and where. Returns the explanations in file order.
+pub fn set_check(jobs: &mut Vec<SpecJob>) -> Vec<String> {
+    let mut explained = Vec::new();
+    jobs.retain_mut(|job| {
+        if let Some(task_spec::Kind::Config(config)) =
+            job.spec.task.as_mut().and_then(|t| t.kind.as_mut())
+        {
+            config.check = true;
+            return true;
         }
-    }
-    Ok(())
+        let (kind, what) = crate::cmd::jobs::view::describe(&job.spec);
+        let targets = if job.spec.selector.is_empty() {
+            "every node".to_owned()
+        } else {
+            format!("the nodes matching '{}'", job.spec.selector)
+        };
+        explained.push(format!(
+            "{}: check mode: would run {kind} task '{what}' on {targets}; not submitted (only config tasks can report without changing anything)",
+            job.label()
+        ));
+        false
+    });
+    explained
 }
 
 /// The coordinator's own checks (selector, paths, modes, names), run here as well so that a bad
@@ -176,7 +194,9 @@ pub async fn run(
     args: &ApplyArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Loaded { jobs, schedules } = loaded;
+    let Loaded {
+        jobs, schedules, ..
+    } = loaded;
     if jobs.is_empty() && schedules.is_empty() {
         return Err(Failure::Usage("no documents to apply".into()).into());
     }

@@ -400,27 +400,31 @@ fn unquoted_mode_keeps_its_digits() {
 }
 
 #[test]
-fn check_needs_config_tasks() {
+fn check_mode_explains_what_other_tasks_would_run() {
     let mut jobs = vec![one(EXAMPLE)];
-    set_check(&mut jobs).unwrap();
+    assert!(set_check(&mut jobs).is_empty());
     let task_spec::Kind::Config(c) = task_of(&jobs[0]) else {
         panic!("not config");
     };
     assert!(c.check);
     assert!(crate::cmd::jobs::view::is_check(&jobs[0].spec));
 
-    let mut jobs = vec![one(EXAMPLE), one(&job("    exec: {argv: [uname]}\n"))];
-    let e = set_check(&mut jobs).unwrap_err();
-    assert_eq!(e.exit_code(), 2);
+    // Exec and container tasks are explained, not submitted; config jobs around them stay.
+    let mut jobs = vec![
+        one(&job("    exec: {argv: [uname, -a]}\n")),
+        one(EXAMPLE),
+        one(&job("    container: {stop: {name: web}}\n")),
+    ];
+    let explained = set_check(&mut jobs);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].name.as_deref(), Some("motd"));
     assert_eq!(
-        e.to_string(),
-        "--check works only for config tasks, but t (spec.yaml: document 1) has an exec task; drop --check or apply that document on its own"
+        explained,
+        [
+            "t (spec.yaml: document 1): check mode: would run exec task 'uname -a' on every node; not submitted (only config tasks can report without changing anything)",
+            "t (spec.yaml: document 1): check mode: would run container task 'container stop web' on every node; not submitted (only config tasks can report without changing anything)",
+        ]
     );
-    let mut jobs = vec![one(&job("    container: {stop: {name: web}}\n"))];
-    assert!(set_check(&mut jobs)
-        .unwrap_err()
-        .to_string()
-        .contains("a container task"));
 }
 
 #[test]
