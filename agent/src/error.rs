@@ -1,4 +1,5 @@
-//! The agent's top-level errors, each with its exit code (0 ok, 1 failed, 2 usage, 3 unreachable).
+//! The agent's top-level errors, each with its exit code (0 ok, 1 failed, 2 usage, 3 unreachable,
+//! 4 refused by the coordinator: systemd must not restart the agent then).
 
 /// A failure of an agent command.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +13,14 @@ pub enum AgentError {
     /// The coordinator refused, or a local step failed.
     #[error("{0}")]
     Failed(String),
+    /// The coordinator refuses this node's certificate (revoked or removed): restarting
+    /// cannot help (`RestartPreventExitStatus=4` in the systemd unit).
+    #[error("{0}")]
+    Refused(String),
 }
+
+/// Exit code of [`AgentError::Refused`]; deploy/systemd/lab-agent.service names it.
+pub const EXIT_REFUSED: u8 = 4;
 
 impl AgentError {
     /// The process exit code for this error.
@@ -21,6 +29,20 @@ impl AgentError {
             AgentError::Failed(_) => 1,
             AgentError::Usage(_) => 2,
             AgentError::Unreachable(_) => 3,
+            AgentError::Refused(_) => EXIT_REFUSED,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_does_not_restart_a_refused_agent() {
+        let unit = include_str!("../../deploy/systemd/lab-agent.service");
+        let line = format!("\nRestartPreventExitStatus={EXIT_REFUSED}\n");
+        assert!(unit.contains(&line), "{unit}");
+        assert_eq!(AgentError::Refused(String::new()).exit_code(), 4);
     }
 }

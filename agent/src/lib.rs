@@ -4,6 +4,7 @@
 //! `main.rs` only parses arguments; the commands are [`enroll::enroll`], [`session::run`] and
 //! [`facts::collect`]. `labctl dev` embeds the same functions.
 
+pub mod accounts;
 pub mod backoff;
 pub mod backup;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod facts;
 pub mod renewal;
 pub mod resources;
+pub mod safepath;
 pub mod session;
 pub mod tasks;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use lab_agent::config::AgentConfig;
 use lab_agent::enroll::{enroll, EnrollOptions};
-use lab_agent::session::{run, RunOptions};
+use lab_agent::session::{run, Refused, RunOptions};
 use lab_agent::{AgentDir, AgentError};
 use lab_proto::client::ConnectOptions;
 use tokio_util::sync::CancellationToken;
@@ -133,8 +133,15 @@ async fn main() -> ExitCode {
             };
             run(AgentDir::new(data_dir), opts, shutdown)
                 .await
-                .map_err(|e| AgentError::Failed(format!("{e:#}")))
+                .map_err(|e| match e.downcast::<Refused>() {
+                    Ok(refused) => AgentError::Refused(refused.to_string()),
+                    Err(e) => AgentError::Failed(format!("{e:#}")),
+                })
         }
+        Command::Facts { ref root, .. } if !root.is_dir() => Err(AgentError::Usage(format!(
+            "--root {} is not a directory; give the root of a mounted system, or leave it out for /",
+            root.display()
+        ))),
         Command::Facts { root, output } => {
             let facts = lab_agent::facts::collect(&root);
             match output {

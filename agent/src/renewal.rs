@@ -23,7 +23,10 @@ pub async fn renew(channel: Channel, dir: &AgentDir) -> anyhow::Result<i64> {
     let resp = agent_client(channel)
         .renew(RenewRequest { csr_pem })
         .await
-        .map_err(|s| anyhow::anyhow!("certificate renewal refused: {}", s.message()))?
+        .map_err(|s| match crate::session::refusal(&s) {
+            Some(refused) => anyhow::Error::new(refused),
+            None => anyhow::anyhow!("certificate renewal refused: {}", s.message()),
+        })?
         .into_inner();
     let info = cert_info_from_pem(&resp.certificate_pem)?;
     dir.save_identity(&ClientIdentity {

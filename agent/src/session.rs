@@ -65,6 +65,33 @@ impl Default for RunOptions {
     }
 }
 
+/// The coordinator refuses this node's certificate (revoked, removed, or never issued there):
+/// retrying cannot help, so [`run`] ends with this error instead of reconnecting, and
+/// `lab-agent run` exits with [`crate::AgentError::Refused`]'s code (4), which the systemd unit
+/// lists in `RestartPreventExitStatus=`.
+#[derive(Debug, thiserror::Error)]
+#[error("the coordinator refuses this node: {0}; stopping instead of retrying (enroll the machine again with 'lab-agent enroll' if it should rejoin)")]
+pub struct Refused(pub String);
+
+/// `status` as a [`Refused`] when it says the coordinator refuses this node's identity
+/// (`UNAUTHENTICATED` from the authorization layer, `PERMISSION_DENIED` when a session is
+/// closed because the node was revoked).
+pub(crate) fn refusal(status: &tonic::Status) -> Option<Refused> {
+    matches!(
+        status.code(),
+        Code::Unauthenticated | Code::PermissionDenied
+    )
+    .then(|| Refused(status.message().to_owned()))
+}
+
+/// A failed call or stream: [`Refused`] when it is one, else `context: message`.
+fn session_error(context: &str, status: tonic::Status) -> anyhow::Error {
+    match refusal(&status) {
+        Some(refused) => refused.into(),
+        None => anyhow::anyhow!("{context}: {}", status.message()),
+    }
+}
+
 /// How one session ended.
 enum SessionEnd {
     /// Our own shutdown.
@@ -93,7 +120,8 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// Runs until `shutdown`, reconnecting as needed.
+/// Runs until `shutdown`, reconnecting as needed; ends with [`Refused`] when the coordinator
+/// refuses this node's certificate.
 pub async fn run(
     dir: AgentDir,
     opts: RunOptions,
@@ -101,6 +129,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Fail fast on a data dir that was never enrolled; later errors are retried.
     dir.load()?;
+    // The key, journal and outbox live there: no other user may be able to plant files.
+    if let Err(crate::safepath::DirError::Unsafe(why)) =
+        crate::safepath::resolve_dir(dir.root(), false)
+    {
+        anyhow::bail!(
+            "the data directory is not private: {why}; make it (and the directories above it) \
+             writable by root only, e.g. chmod 0700 {}",
+            dir.root().display()
+        );
+    }
     let task_opts = TasksOptions {
         max_tasks: opts.max_tasks,
         ..TasksOptions::default()
@@ -115,6 +153,10 @@ pub async fn run(
             Ok(SessionEnd::Renewed) => {
                 backoff.reset();
                 continue;
+            }
+            Err(e) if e.is::<Refused>() => {
+                tracing::error!(error = %e, "coordinator refuses this node; not retrying");
+                return Err(e);
             }
             Err(e) => {
                 if started.elapsed() > opts.reconnect_cap {
@@ -217,7 +259,7 @@ async fn session(
     let mut inbound = agent_client(channel.clone())
         .connect(ReceiverStream::new(rx))
         .await
-        .map_err(|s| anyhow::anyhow!("coordinator refused the session: {}", s.message()))?
+        .map_err(|s| session_error("coordinator refused the session", s))?
         .into_inner();
 
     let welcome = match inbound.message().await {
@@ -226,7 +268,7 @@ async fn session(
             _ => anyhow::bail!("coordinator did not start the session with a welcome"),
         },
         Ok(None) => anyhow::bail!("coordinator closed the session before welcoming us"),
-        Err(s) => anyhow::bail!("session refused: {}", s.message()),
+        Err(s) => return Err(session_error("session refused", s)),
     };
     let interval =
         Duration::from_millis(u64::from(welcome.heartbeat_interval_ms).clamp(100, 300_000));
@@ -293,10 +335,7 @@ async fn session(
                         Some(CoordMsg::Ack(a)) => tasks.on_ack(a),
                     },
                     Ok(None) => anyhow::bail!("coordinator ended the session"),
-                    Err(s) if matches!(s.code(), Code::PermissionDenied | Code::Unauthenticated) => {
-                        anyhow::bail!("coordinator refused this node: {}", s.message())
-                    }
-                    Err(s) => anyhow::bail!("session lost: {}", s.message()),
+                    Err(s) => return Err(session_error("session lost", s)),
                 }
             }
         }

@@ -37,9 +37,14 @@ pub struct Context {
 /// A config file that does not parse or lacks the wanted context.
 #[derive(Debug, thiserror::Error)]
 pub enum CtlConfigError {
-    /// TOML syntax or shape.
-    #[error("invalid labctl config: {0}")]
-    Parse(#[from] toml::de::Error),
+    /// TOML syntax or shape. Names the line, never quotes the file: it holds a private key.
+    #[error("invalid labctl config: line {line}: {message}")]
+    Parse {
+        /// 1-based line of the problem (0 when the parser gave no position).
+        line: usize,
+        /// The parser's message, without its quote of the source.
+        message: String,
+    },
     /// No such context.
     #[error("no context named '{0}' in the labctl config")]
     NoContext(String),
@@ -51,7 +56,12 @@ pub enum CtlConfigError {
 impl CtlConfig {
     /// Parses the TOML text.
     pub fn parse(text: &str) -> Result<Self, CtlConfigError> {
-        Ok(toml::from_str(text)?)
+        toml::from_str(text).map_err(|e| CtlConfigError::Parse {
+            line: e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            }),
+            message: e.message().trim().replace('\n', "; "),
+        })
     }
 
     /// Renders the TOML text.
@@ -105,5 +115,13 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected() {
         assert!(CtlConfig::parse("current-context = 'a'\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_the_line_but_never_quote_the_key() {
+        let text = "current-context = 'a'\n[[contexts]]\nkey_pem = \"\"\"-----BEGIN PRIVATE KEY-----\nMIIEsecret\n";
+        let e = CtlConfig::parse(text).unwrap_err().to_string();
+        assert!(e.starts_with("invalid labctl config: line "), "{e}");
+        assert!(!e.contains("MIIEsecret") && !e.contains("BEGIN"), "{e}");
     }
 }

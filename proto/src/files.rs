@@ -20,11 +20,17 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    // A leftover of a crashed writer with this pid is removed (the name itself, never what a
+    // symlink there points at); the temp file is then created new, so nothing planted at
+    // its name is written through.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     {
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&tmp)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -57,6 +63,20 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn never_writes_through_a_symlink_at_the_temp_name() {
+        let dir = std::env::temp_dir().join(format!("lab-proto-links-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let tmp = dir.join(format!(".key.pem.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write_atomic(&dir.join("key.pem"), b"new", PRIVATE).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(fs::read(dir.join("key.pem")).unwrap(), b"new");
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -242,6 +242,14 @@ impl Agent {
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
+
+    /// The exit code, once the process has ended by itself.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .and_then(|status| status.code())
+    }
 }
 
 impl Drop for Agent {

@@ -91,6 +91,58 @@ fn file_resource_check_apply_reapply_and_template() {
 }
 
 #[test]
+fn a_planted_symlink_is_refused_and_its_target_never_shown() {
+    let c = Cluster::builder().agents(1).start();
+    // Another user's symlink, in a directory everyone may write, to a file only root reads.
+    let secret = c.tmp.path().join("secret");
+    std::fs::write(&secret, "RT-E2E-SECRET\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = c.tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let link = shared.join("app.conf");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+    let spec = |extra: &str| {
+        format!(
+            r#"apiVersion: labfleet/v1
+kind: Job
+metadata: {{name: e2e-link}}
+spec:
+  selector: "node=n1"
+  task:
+    config:
+      resources:
+        - file: {{path: {}, content: "x=1\n", mode: "0644"{extra}}}
+"#,
+            link.display()
+        )
+    };
+    for (extra, why) in [
+        ("", "shared is writable by all users (mode 1777)"),
+        (", allowUnsafeParent: true", "app.conf is a symlink"),
+    ] {
+        for check in [true, false] {
+            let flags: &[&str] = if check {
+                &["--check", "-o", "json"]
+            } else {
+                &["-o", "json"]
+            };
+            let out = apply(&c, &spec(extra), flags);
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let text = stdout(&out);
+            assert!(text.contains(why), "{text}");
+            assert!(!text.contains("RT-E2E-SECRET"), "{text}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "RT-E2E-SECRET\n");
+    assert_eq!(std::fs::metadata(&secret).unwrap().mode() & 0o7777, 0o600);
+    // Stored job results do not hold it either.
+    let jobs = c.labctl(&["jobs", "-o", "json"]);
+    assert!(!stdout(&jobs).contains("RT-E2E-SECRET"));
+}
+
+#[test]
 fn wrong_specs_are_refused_before_any_node_is_touched() {
     use lab_proto::v1::{
         resource, task_spec, ConfigTask, FileResource, JobSpec, ListJobsRequest, Resource,

@@ -64,11 +64,86 @@ fn lab_agent_facts_agrees_with_the_system() {
         }
     }
 
+    // Usage of `/` as df shows it (ours is rounded down to 16 MiB).
+    let fs_root = facts["hardware"]["filesystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["mount_point"] == "/")
+        .unwrap();
+    let df = Command::new("df")
+        .args(["-B1", "--output=size", "/"])
+        .output()
+        .unwrap();
+    let df_size: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let size = fs_root["size_bytes"].as_u64().unwrap();
+    assert!(
+        size <= df_size && df_size - size < 16 << 20,
+        "{fs_root} vs df {df_size}"
+    );
+    assert!(fs_root["used_bytes"].as_u64().unwrap() <= size);
+    assert!(fs_root["available_bytes"].as_u64().unwrap() <= size);
+
+    // Every address `ip` shows is reported on its interface; the default route's interface
+    // is marked.
+    let nic = |name: &str| {
+        facts["hardware"]["nics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+    };
+    let ip = Command::new("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&ip.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (name, addr) = (f[1], f[3]);
+        if name == "lo" || name.starts_with("veth") {
+            continue;
+        }
+        let n = nic(name).unwrap_or_else(|| panic!("{name} missing"));
+        assert!(
+            n["addresses"].as_array().unwrap().iter().any(|a| a == addr),
+            "{addr} not in {n}"
+        );
+    }
+    let route = std::fs::read_to_string("/proc/net/route").unwrap();
+    if let Some(default) = route
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&"00000000") && f.get(7) == Some(&"00000000"))
+    {
+        assert_eq!(nic(default[0]).unwrap()["default_route"], true);
+    }
+
     let yaml = Command::new(bin("lab-agent"))
         .args(["facts", "-o", "yaml"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&yaml.stdout).contains("os: debian"));
+}
+
+#[test]
+fn lab_agent_facts_with_a_missing_root_is_a_usage_error() {
+    let out = Command::new(bin("lab-agent"))
+        .args(["facts", "--root", "/nonexistent-lab"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: --root /nonexistent-lab is not a directory; give the root of a mounted system, or leave it out for /"
+    );
+    assert!(out.stdout.is_empty());
 }
 
 fn names(c: &Cluster, selector: &str) -> Vec<String> {

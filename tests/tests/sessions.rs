@@ -43,13 +43,32 @@ fn revoked_node_is_cut_off_and_stays_out_across_restarts() {
     c.wait_online("n1", false, Duration::from_secs(3));
     assert_eq!(c.node("n1").unwrap()["revoked"], true);
 
-    // The agent keeps trying; it must never get back in, not even after a restart.
+    // The agent stops retrying: it exits with its own code (systemd's unit does not restart
+    // it) and says why.
+    wait_until(
+        || !c.agents[0].is_running(),
+        Duration::from_secs(10),
+        "revoked agent exited",
+    );
+    assert_eq!(c.agents[0].exit_code(), Some(4));
+    let log = std::fs::read_to_string(c.tmp.path().join("agent-n1.log")).unwrap();
+    assert!(
+        log.contains("the coordinator refuses this node") && log.contains("revoked"),
+        "agent log does not say why: {log}"
+    );
+
+    // It never gets back in, not even after a restart of either side.
     c.coord.stop(false);
     c.coord.start();
+    c.agents[0].start();
     c.wait_online("n2", true, Duration::from_secs(15));
+    wait_until(
+        || !c.agents[0].is_running(),
+        Duration::from_secs(10),
+        "restarted revoked agent exited",
+    );
+    assert_eq!(c.agents[0].exit_code(), Some(4));
     assert!(!c.online("n1"));
-    let log = std::fs::read_to_string(c.tmp.path().join("agent-n1.log")).unwrap();
-    assert!(log.contains("revoked"), "agent log does not say why: {log}");
 
     // A revoked name cannot be enrolled again until removed.
     let mut again = c.new_agent("n1");

@@ -7,6 +7,7 @@
 //! The scratch directory must be new or empty (a drill never overwrites or deletes files it did
 //! not restore); what the drill restored is removed afterwards.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use lab_proto::v1::backup_result::Kind;
@@ -31,47 +32,32 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// The given directory, or a new one under the temp dir; created with mode 0700 when
+    /// missing, refused when another user could redirect it (see [`crate::safepath`]).
     async fn prepare(dir: &str) -> Result<Scratch, String> {
-        let (path, explicit) = if dir.is_empty() {
+        let dir = if dir.is_empty() {
             let name = format!("lab-drill-{:016x}", rand::random::<u64>());
-            (std::env::temp_dir().join(name), false)
+            std::env::temp_dir().join(name).display().to_string()
         } else {
-            if !Path::new(dir).is_absolute() {
-                return Err(format!("scratch directory '{dir}' is not an absolute path"));
-            }
-            (PathBuf::from(dir), true)
+            dir.to_owned()
         };
-        match tokio::fs::read_dir(&path).await {
-            Ok(mut entries) => match entries.next_entry().await {
-                Ok(None) => Ok(Scratch {
-                    path,
-                    created: false,
-                }),
-                Ok(Some(_)) => Err(format!(
+        let (path, created) = super::prepare_dir(&dir, "scratch directory").await?;
+        if !created {
+            let mut entries = tokio::fs::read_dir(&path)
+                .await
+                .map_err(|e| format!("cannot read {}: {}", path.display(), describe(&e)))?;
+            let first = entries
+                .next_entry()
+                .await
+                .map_err(|e| format!("cannot read {}: {}", path.display(), describe(&e)))?;
+            if first.is_some() {
+                return Err(format!(
                     "scratch directory {} is not empty; give the drill a new or empty directory",
                     path.display()
-                )),
-                Err(e) => Err(format!("cannot read {}: {}", path.display(), describe(&e))),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || !explicit => {
-                tokio::fs::create_dir_all(&path).await.map_err(|e| {
-                    format!(
-                        "cannot create scratch directory {}: {}",
-                        path.display(),
-                        describe(&e)
-                    )
-                })?;
-                Ok(Scratch {
-                    path,
-                    created: true,
-                })
+                ));
             }
-            Err(e) => Err(format!(
-                "cannot use scratch directory {}: {}",
-                path.display(),
-                describe(&e)
-            )),
         }
+        Ok(Scratch { path, created })
     }
 
     /// Removes what the drill put there.
@@ -98,7 +84,11 @@ impl Scratch {
 /// Hex SHA-256 of a file.
 async fn sha256(path: PathBuf) -> std::io::Result<String> {
     tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&path)?;
+        // Never through a symlink: only what the drill restored is hashed.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(&path)?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut hasher)?;
         Ok(hex::encode(hasher.finalize()))
@@ -291,5 +281,39 @@ mod tests {
         assert!(auto.created && auto.path.is_dir());
         auto.clean().await.unwrap();
         assert!(!auto.path.exists());
+    }
+
+    #[tokio::test]
+    async fn scratch_directories_others_could_redirect_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        // Another user's symlink where the drill (root) would restore and then delete files.
+        let planted = shared.join("scratch");
+        std::os::unix::fs::symlink("/etc", &planted).unwrap();
+        std::os::unix::fs::lchown(&planted, Some(65534), None).unwrap();
+        let err = Scratch::prepare(planted.to_str().unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with("refusing scratch directory ")
+                && err.contains("scratch is a symlink owned by nobody"),
+            "{err}"
+        );
+        // Directly in the shared directory is fine when the drill creates it (0700, root's).
+        let own = shared.join("own");
+        let s = Scratch::prepare(own.to_str().unwrap()).await.unwrap();
+        assert!(s.created);
+        let mode = std::fs::metadata(&own).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        // The shared directory itself is not.
+        let err = Scratch::prepare(shared.to_str().unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(err.contains("is writable by all users"), "{err}");
     }
 }

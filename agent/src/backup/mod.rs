@@ -23,6 +23,7 @@ pub mod progress;
 pub mod restic;
 pub mod snapraid;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lab_proto::v1::backup_task::Action;
@@ -147,6 +148,28 @@ pub async fn run_task(task: &BackupTask, cx: &mut Cx<'_>) -> Report {
         result,
         error: outcome.err(),
     }
+}
+
+/// Resolves (creating what is missing) a directory a restore writes into as root; refuses one
+/// that a user other than root could redirect (see [`crate::safepath`]). `what` names it in
+/// errors ("restore target"). Returns the real path and whether the directory was created.
+pub(crate) async fn prepare_dir(dir: &str, what: &str) -> Result<(PathBuf, bool), String> {
+    use crate::safepath::{ensure_dir, DirError};
+    if !Path::new(dir).is_absolute() {
+        return Err(format!("{what} '{dir}' is not an absolute path"));
+    }
+    let path = PathBuf::from(dir);
+    let done = tokio::task::spawn_blocking(move || ensure_dir(&path))
+        .await
+        .map_err(|e| format!("cannot prepare {what} {dir}: {e}"))?;
+    done.map_err(|e| match e {
+        DirError::Unsafe(why) => format!(
+            "refusing {what} {dir}: {why}, so another user could redirect what is restored \
+             there; use a directory only root can write"
+        ),
+        DirError::Missing(p) => format!("cannot create {what} {dir}: {} vanished", p.display()),
+        DirError::Other(message) => format!("cannot use {what} {dir}: {message}"),
+    })
 }
 
 /// `errno` text without Rust's " (os error N)" suffix.

@@ -436,18 +436,13 @@ pub async fn restore(
     result: &mut BackupResult,
 ) -> Result<(), String> {
     let repo = open(cx, r.repo.as_ref()).await?;
-    if !Path::new(&r.target).is_absolute() {
-        return Err(format!(
-            "restore target '{}' is not an absolute path",
-            r.target
-        ));
-    }
     let listing = list(cx, &repo, &r.snapshot, &r.tags, &r.host).await?;
     let id = listing.snapshot.id.clone();
+    let (target, _) = super::prepare_dir(&r.target, "restore target").await?;
     let mut args = vec![
         "restore".to_owned(),
         "--target".to_owned(),
-        r.target.clone(),
+        target.display().to_string(),
     ];
     for i in &r.include {
         args.push("--include".to_owned());

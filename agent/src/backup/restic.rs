@@ -13,6 +13,9 @@ use super::proc::Step;
 /// Longest env file read (it holds a few credentials).
 const MAX_ENV_FILE: u64 = 64 * 1024;
 
+/// Shortest repository password redacted from output.
+const MIN_REDACTED_PASSWORD: usize = 8;
+
 /// An opened repository description: the environment restic needs and the secrets in it.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -50,6 +53,15 @@ impl Repo {
                 ))
             }
         }
+        // restic reads the password file itself; its content is only kept to be redacted
+        // should any program ever print it (restic uses the file's text, trimmed). Shorter
+        // ones are not: redacting a common word would garble restic's own messages.
+        let password = read_secret_file(&repo.password_file, "password file").await?;
+        let mut secrets = Vec::new();
+        let password = password.trim();
+        if password.len() >= MIN_REDACTED_PASSWORD {
+            secrets.push(password.to_owned());
+        }
         let mut env = BTreeMap::from([
             ("RESTIC_REPOSITORY".to_owned(), repo.repository.clone()),
             (
@@ -57,9 +69,8 @@ impl Repo {
                 repo.password_file.clone(),
             ),
         ]);
-        let mut secrets = Vec::new();
         if !repo.env_file.is_empty() {
-            let text = read_env_file(&repo.env_file).await?;
+            let text = read_secret_file(&repo.env_file, "env file").await?;
             for (key, value) in
                 parse_env_file(&text).map_err(|e| format!("env file {}: {e}", repo.env_file))?
             {
@@ -86,21 +97,34 @@ impl Repo {
     }
 }
 
-async fn read_env_file(path: &str) -> Result<String, String> {
+/// Reads a file holding secrets (`what` names it in errors). Errors name the file, never its
+/// content; a file above [`MAX_ENV_FILE`] is refused rather than cut.
+async fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
     use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path)
+    let fail = |e: std::io::Error| format!("cannot read {what} {path}: {}", super::describe(&e));
+    let file = tokio::fs::File::open(path).await.map_err(fail)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
         .await
-        .map_err(|e| format!("cannot read env file {path}: {}", super::describe(&e)))?;
-    let mut text = String::new();
-    file.take(MAX_ENV_FILE)
-        .read_to_string(&mut text)
-        .await
-        .map_err(|e| format!("cannot read env file {path}: {}", super::describe(&e)))?;
-    Ok(text)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(format!(
+            "{what} {path} is larger than {} KiB; it should hold a few short lines",
+            MAX_ENV_FILE / 1024
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{what} {path} is not UTF-8 text (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// `KEY=VALUE` lines; blank lines and `#` comments are skipped, an optional `export ` prefix
-/// and matching quotes around the value are removed. Errors name the line, never its value.
+/// and matching quotes around the value are removed. Errors name the line number, never any
+/// of the line's text (a malformed line may be all secret: a value without its name).
 pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -117,7 +141,11 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, String> {
             && !key.starts_with(|c: char| c.is_ascii_digit())
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!("line {}: '{key}' is not a variable name", n + 1));
+            return Err(format!(
+                "line {}: the text before '=' is not a variable name (letters, digits and '_', \
+                 not starting with a digit; the line is not shown as it may hold a secret)",
+                n + 1
+            ));
         }
         let value = value.trim();
         let value = ['"', '\'']

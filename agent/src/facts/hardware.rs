@@ -1,16 +1,30 @@
 //! Hardware facts: CPU, memory and swap, block devices, mounted filesystems, network interfaces
-//! and DMI identity, all read from procfs and sysfs under `root`.
+//! and DMI identity, read from procfs and sysfs under `root`.
 //!
-//! Filesystem usage is deliberately absent: it needs `statvfs(2)`, which std does not expose, the
-//! workspace forbids `unsafe` (so no hand-written FFI) and `nix`/`libc` are not dependencies;
-//! running `df` is not worth a process per collection. Interface IP addresses are absent too
-//! (they are not in sysfs; they need netlink or `ip -j addr`).
+//! Two things only the running system can say are collected only when `root` is `/`:
+//! filesystem usage (`statvfs(2)` through nix; not for network filesystems, where an
+//! unreachable server would hang the call) and interface addresses ([`super::netaddr`]).
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::rootfs::{dir_names, is_dir, read_raw, read_trimmed};
+
+/// Filesystem types whose usage is not collected: `statvfs` on them can hang for as long as
+/// their server is unreachable.
+const NETWORK_FS_TYPES: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "ceph",
+    "glusterfs",
+    "fuse.sshfs",
+];
+
+/// Usage is rounded down to a multiple of this, so facts do not change with every write.
+const USAGE_GRANULE: u64 = 16 << 20;
 
 /// Block device name prefixes that are not disks.
 const SKIPPED_DISKS: &[&str] = &["loop", "ram", "zram"];
@@ -115,7 +129,9 @@ pub struct Disk {
     pub rotational: Option<bool>,
 }
 
-/// One mounted filesystem (usage is not collected, see the module doc).
+/// One mounted filesystem. Usage (`size_bytes`, `used_bytes`, `available_bytes`, as `df`
+/// shows them; rounded down to 16 MiB) is present only on the running system (root `/`) and
+/// not for network filesystems.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Filesystem {
     /// Mount source (`/dev/sda1`, `tank/data`, `server:/export`).
@@ -126,6 +142,34 @@ pub struct Filesystem {
     pub fs_type: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// Total size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// In use (size minus free blocks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
+    /// Available to unprivileged users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_bytes: Option<u64>,
+}
+
+/// `statvfs` of a mount point: (size, used, available) in bytes, rounded down to
+/// [`USAGE_GRANULE`].
+fn usage(mount_point: &str) -> Option<(u64, u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(mount_point).ok()?;
+    #[allow(clippy::unnecessary_cast)] // c_ulong and fsblkcnt_t differ by platform
+    let (frsize, blocks, free, avail) = (
+        st.fragment_size() as u64,
+        st.blocks() as u64,
+        st.blocks_free() as u64,
+        st.blocks_available() as u64,
+    );
+    let bytes = |n: u64| n.saturating_mul(frsize) / USAGE_GRANULE * USAGE_GRANULE;
+    Some((
+        bytes(blocks),
+        bytes(blocks.saturating_sub(free)),
+        bytes(avail),
+    ))
 }
 
 /// One network interface.
@@ -148,6 +192,13 @@ pub struct Nic {
     /// Backed by a device (`device` link present), not a bridge, bond, tunnel or other virtual
     /// interface.
     pub physical: bool,
+    /// IPv4 and IPv6 addresses with prefix length (`192.168.1.10/24`, `fe80::1/64`), sorted;
+    /// absent when it has none or the root is not `/`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// The default route (IPv4 or IPv6) goes through this interface; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub default_route: bool,
 }
 
 /// DMI (SMBIOS) identity. Serial and UUID are readable by root only, so they are absent when
@@ -194,7 +245,7 @@ pub fn collect(root: &Path) -> Hardware {
         memory: read_raw(root, "proc/meminfo").and_then(|t| parse_meminfo(&t)),
         disks: disks(root),
         filesystems: read_raw(root, "proc/mounts")
-            .map(|t| filesystems(&parse_mounts(&t)))
+            .map(|t| filesystems(&parse_mounts(&t), live(root)))
             .unwrap_or_default(),
         nics: nics(root),
         dmi: dmi(root),
@@ -318,20 +369,40 @@ fn unescape_octal(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn filesystems(mounts: &[MountEntry]) -> Vec<Filesystem> {
+/// Whether `root` is the running system (then `statvfs` and `getifaddrs` describe it).
+fn live(root: &Path) -> bool {
+    root == Path::new("/")
+}
+
+/// The data filesystems of `mounts`; with `live`, their usage too.
+fn filesystems(mounts: &[MountEntry], live: bool) -> Vec<Filesystem> {
     mounts
         .iter()
         .filter(|m| REAL_FS_TYPES.contains(&m.fs_type.as_str()))
-        .map(|m| Filesystem {
-            source: m.source.clone(),
-            mount_point: m.mount_point.clone(),
-            fs_type: m.fs_type.clone(),
-            read_only: m.options.iter().any(|o| o == "ro"),
+        .map(|m| {
+            let usage = (live && !NETWORK_FS_TYPES.contains(&m.fs_type.as_str()))
+                .then(|| usage(&m.mount_point))
+                .flatten();
+            Filesystem {
+                source: m.source.clone(),
+                mount_point: m.mount_point.clone(),
+                fs_type: m.fs_type.clone(),
+                read_only: m.options.iter().any(|o| o == "ro"),
+                size_bytes: usage.map(|u| u.0),
+                used_bytes: usage.map(|u| u.1),
+                available_bytes: usage.map(|u| u.2),
+            }
         })
         .collect()
 }
 
 fn nics(root: &Path) -> Vec<Nic> {
+    let defaults = super::netaddr::default_route_interfaces(root);
+    let mut addresses = if live(root) {
+        super::netaddr::addresses()
+    } else {
+        Default::default()
+    };
     dir_names(root, "sys/class/net")
         .into_iter()
         .filter(|name| !SKIPPED_NICS.iter().any(|p| name.starts_with(p)))
@@ -349,6 +420,8 @@ fn nics(root: &Path) -> Vec<Nic> {
                     .and_then(|n| u64::try_from(n).ok())
                     .filter(|&n| n > 0),
                 physical: is_dir(root, &format!("{base}/device")),
+                addresses: addresses.remove(&name).unwrap_or_default(),
+                default_route: defaults.contains(&name),
                 name,
             }
         })

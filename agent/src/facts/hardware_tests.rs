@@ -76,7 +76,7 @@ short line
 ";
     let mounts = parse_mounts(text);
     assert_eq!(mounts.len(), 7);
-    let fs = filesystems(&mounts);
+    let fs = filesystems(&mounts, false);
     let points: Vec<&str> = fs.iter().map(|f| f.mount_point.as_str()).collect();
     assert_eq!(
         points,
@@ -94,6 +94,18 @@ fn fixture_tree() {
     write(root, "proc/cpuinfo", CPUINFO_2S);
     write(root, "proc/meminfo", "MemTotal: 1024 kB\n");
     write(root, "proc/mounts", "/dev/sda1 / ext4 rw 0 0\n");
+    let zero = "00000000000000000000000000000000";
+    write(
+        root,
+        "proc/net/route",
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+         vmbr0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
+    );
+    write(
+        root,
+        "proc/net/ipv6_route",
+        &format!("{zero} 00 {zero} 00 {zero} ffffffff 00000001 00000000 00200200 lo\n"),
+    );
     // disks: a SATA SSD, an NVMe disk, and devices that are skipped
     write(root, "sys/block/sda/size", "1953525168\n");
     write(root, "sys/block/sda/queue/rotational", "0\n");
@@ -161,8 +173,18 @@ fn fixture_tree() {
         ]
     );
     assert_eq!(hw.filesystems.len(), 1);
+    // Usage and addresses describe only the running system, never a fixture or image.
+    assert_eq!(hw.filesystems[0].size_bytes, None);
     let names: Vec<&str> = hw.nics.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, vec!["enp1s0", "vmbr0"]);
+    assert!(hw.nics.iter().all(|n| n.addresses.is_empty()));
+    assert_eq!(
+        (hw.nics[0].default_route, hw.nics[1].default_route),
+        (false, true)
+    );
+    let json = serde_json::to_value(&hw.nics).unwrap();
+    assert_eq!(json[1]["default_route"], true);
+    assert!(json[0].get("default_route").is_none() && json[0].get("addresses").is_none());
     assert_eq!(hw.nics[0].speed_mbps, Some(1000));
     assert!(hw.nics[0].physical);
     assert_eq!(hw.nics[1].speed_mbps, None);
@@ -191,4 +213,15 @@ fn this_machine() {
     assert!(hw.memory.and_then(|m| m.total_bytes).unwrap_or(0) > 0);
     assert!(hw.disks.iter().all(|d| !d.name.starts_with("loop")));
     assert!(hw.nics.iter().all(|n| n.name != "lo"));
+    // `/` has its usage, consistent with itself.
+    let root = hw.filesystems.iter().find(|f| f.mount_point == "/");
+    if let Some(root) = root.filter(|f| f.fs_type != "nfs") {
+        let (size, used, avail) = (
+            root.size_bytes.unwrap(),
+            root.used_bytes.unwrap(),
+            root.available_bytes.unwrap(),
+        );
+        assert!(size > 0 && used <= size && avail <= size, "{root:?}");
+        assert_eq!(size % (16 << 20), 0);
+    }
 }

@@ -13,6 +13,7 @@
 pub mod containers;
 pub mod debian;
 pub mod hardware;
+pub mod netaddr;
 pub mod nixos;
 pub mod platform;
 pub mod proxmox;

@@ -7,10 +7,11 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Changes owner/group (if given) then mode in place; chown may clear set-id bits, so the mode
+/// Changes owner/group (if given) then mode in place, through the open `file` (never a path,
+/// which could be swapped for a symlink meanwhile); chown may clear set-id bits, so the mode
 /// is set again after it.
 pub fn set_metadata(
-    path: &Path,
+    file: &File,
     mode: u32,
     uid: Option<u32>,
     gid: Option<u32>,
@@ -18,10 +19,10 @@ pub fn set_metadata(
 ) -> std::io::Result<()> {
     let chowned = uid.is_some() || gid.is_some();
     if chowned {
-        std::os::unix::fs::chown(path, uid, gid)?;
+        std::os::unix::fs::fchown(file, uid, gid)?;
     }
     if chowned || mode_changed {
-        fs::set_permissions(path, Permissions::from_mode(mode))?;
+        file.set_permissions(Permissions::from_mode(mode))?;
     }
     Ok(())
 }

@@ -3,27 +3,39 @@
 //!
 //! New content is written atomically: a temp file in the same directory, owner and mode set
 //! on it, fsynced, renamed over the file, then the directory fsynced. A change of mode or
-//! owner alone is applied in place. A symlink at the path is followed (its target is written;
-//! `absent` removes the link itself). The parent directory must exist; directories and other
+//! owner alone is applied in place. The parent directory must exist; directories and other
 //! non-regular files are refused. Without `mode`, a new file gets 0644 and an existing one
 //! keeps its mode; without `owner`/`group`, an existing file keeps them and a new one belongs
 //! to the agent.
+//!
+//! The agent runs as root and the path may lie where others can write, so (issue 11):
+//! - the file's directory is resolved with [`crate::safepath`] and refused when a user other
+//!   than root or the agent's could redirect the write (a directory on the way owned by or
+//!   writable by them, e.g. `/tmp` itself); `allowUnsafeParent` accepts that risk;
+//! - a symlink at the path is refused unless `followSymlinks` is set (then its target is
+//!   managed, its directory checked the same way); `absent` removes a link itself;
+//! - an existing file is opened with `O_NOFOLLOW`, checked to be the very file `lstat` saw
+//!   (device and inode) before its content is read for the diff, and changed in place through
+//!   that descriptor; under an allowed unsafe directory a file with other hard links is
+//!   refused (it may be another file's name). New content replaces the name by a rename,
+//!   which never writes through a link. So no diff ever shows a file the spec does not manage.
 //!
 //! The result's diff is a unified diff of the content ("(content redacted)" for secrets,
 //! "binary content differs" if either side is not UTF-8) followed by one line per metadata
 //! change ("mode 0600 → 0644"). Owner and group names are resolved with the node's user
 //! database (`getpwnam`); this runs on a blocking thread.
 
-use std::fs::{self, File};
-use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use lab_proto::v1::{FileResource, Presence};
-use nix::unistd::{Gid, Group, Uid, User};
 
 use super::atomic::{set_metadata, write_atomic};
 use super::{absolute_path, describe, diff, template, Cx, Report};
+use crate::accounts::{group_name, lookup_gid, lookup_uid, user_name};
+use crate::safepath::{resolve_dir, DirError};
 
 /// Mode of a new file when the resource gives none.
 pub const DEFAULT_MODE: u32 = 0o644;
@@ -47,6 +59,10 @@ pub struct FileSpec {
     pub present: bool,
     /// Never show the content in diffs.
     pub secret: bool,
+    /// A symlink at `path` is followed (its target managed) instead of refused.
+    pub follow_symlinks: bool,
+    /// Accept a directory on the path that users other than root can write.
+    pub allow_unsafe_parent: bool,
 }
 
 /// Parses an octal mode ("0644", "644", "0o644"); empty = `None`.
@@ -89,6 +105,8 @@ impl TryFrom<FileResource> for FileSpec {
             group,
             state,
             secret,
+            follow_symlinks,
+            allow_unsafe_parent,
         } = f;
         let present = match Presence::try_from(state) {
             Ok(Presence::Unspecified | Presence::Present) => true,
@@ -104,6 +122,8 @@ impl TryFrom<FileResource> for FileSpec {
             group: account_name(group, "group")?,
             present,
             secret,
+            follow_symlinks,
+            allow_unsafe_parent,
         })
     }
 }
@@ -112,7 +132,7 @@ impl TryFrom<FileResource> for FileSpec {
 pub async fn apply(spec: &FileSpec, cx: &mut Cx<'_>) -> Report {
     let content = if spec.present && spec.template {
         let rendered = match cx.facts().await {
-            Ok(facts) => template::render(&spec.content, facts),
+            Ok(facts) => template::render(&spec.content, facts, spec.secret),
             Err(e) => Err(e),
         };
         match rendered {
@@ -129,115 +149,182 @@ pub async fn apply(spec: &FileSpec, cx: &mut Cx<'_>) -> Report {
         .unwrap_or_else(|e| Report::failed(format!("the file resource stopped unexpectedly: {e}")))
 }
 
-/// The regular file at a path, as found.
+/// Symlinks followed for one resource with `followSymlinks`.
+const MAX_LINKS: usize = 40;
+
+/// Where the managed file is, found safely.
+struct Target {
+    /// The file's path with its directory resolved (no symlinks before the last component).
+    path: PathBuf,
+    /// A directory on the way is writable by others (the spec allowed it).
+    unsafe_dir: bool,
+}
+
+/// The regular file at a path, as found (opened without following symlinks).
 struct Current {
+    file: File,
     bytes: Vec<u8>,
     mode: u32,
     uid: u32,
     gid: u32,
 }
 
-fn user_name(uid: u32) -> String {
-    match User::from_uid(Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.name,
-        _ => uid.to_string(),
-    }
-}
-
-fn group_name(gid: u32) -> String {
-    match Group::from_gid(Gid::from_raw(gid)) {
-        Ok(Some(g)) => g.name,
-        _ => gid.to_string(),
-    }
-}
-
-fn lookup_uid(name: &str) -> Result<u32, String> {
-    match User::from_name(name) {
-        Ok(Some(u)) => Ok(u.uid.as_raw()),
-        Ok(None) => Err(format!(
-            "unknown user '{name}'; create it on the node or change the file's owner"
-        )),
-        Err(e) => Err(format!("cannot look up user '{name}': {}", e.desc())),
-    }
-}
-
-fn lookup_gid(name: &str) -> Result<u32, String> {
-    match Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(format!(
-            "unknown group '{name}'; create it on the node or change the file's group"
-        )),
-        Err(e) => Err(format!("cannot look up group '{name}': {}", e.desc())),
-    }
-}
-
-/// Reads the regular file at `path` (following symlinks); `None` if it does not exist.
-fn read_current(path: &Path) -> Result<Option<Current>, String> {
-    let shown = path.display();
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot inspect {shown}: {}", describe(&e))),
+/// Resolves the directory of `path` (see [`crate::safepath`]); `Ok(None)`: it does not exist.
+fn resolve_parent(spec: &FileSpec, path: &Path) -> Result<Option<Target>, String> {
+    let shown = spec.path.display();
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(format!("{} names no file", path.display()));
     };
-    if meta.is_dir() {
+    match resolve_dir(parent, spec.allow_unsafe_parent) {
+        Ok(dir) => Ok(Some(Target {
+            path: dir.path.join(name),
+            unsafe_dir: dir.unsafe_allowed,
+        })),
+        Err(DirError::Missing(_)) => Ok(None),
+        Err(DirError::Unsafe(why)) => Err(format!(
+            "refusing {shown}: {why}, so another user could redirect this write with a symlink \
+             or a swapped directory; use a directory only root can write, or set \
+             allowUnsafeParent: true to accept the risk"
+        )),
+        Err(DirError::Other(message)) => Err(format!("cannot use {shown}: {message}")),
+    }
+}
+
+/// Finds the file `spec` manages: its own path, or with `followSymlinks` the end of the
+/// symlinks there (each directory on the way checked). `Ok(None)`: the directory is missing.
+fn locate(spec: &FileSpec) -> Result<Option<Target>, String> {
+    let mut path = spec.path.clone();
+    let mut unsafe_dir = false;
+    for _ in 0..MAX_LINKS {
+        let Some(mut target) = resolve_parent(spec, &path)? else {
+            return Ok(None);
+        };
+        target.unsafe_dir |= unsafe_dir;
+        let link = match fs::symlink_metadata(&target.path) {
+            Ok(m) => m.file_type().is_symlink(),
+            Err(_) => false,
+        };
+        if !link || !spec.follow_symlinks {
+            return Ok(Some(target));
+        }
+        let dest = fs::read_link(&target.path).map_err(|e| {
+            format!(
+                "cannot read the symlink {}: {}",
+                target.path.display(),
+                describe(&e)
+            )
+        })?;
+        // A relative target is relative to the link's (resolved) directory.
+        path = target.path.parent().unwrap_or(Path::new("/")).join(dest);
+        unsafe_dir = target.unsafe_dir;
+    }
+    Err(format!(
+        "too many symlinks resolving {}",
+        spec.path.display()
+    ))
+}
+
+/// Refuses a symlink at the managed path (`followSymlinks` resolved them already).
+fn refuse_symlink(spec: &FileSpec, path: &Path) -> String {
+    let dest = fs::read_link(path)
+        .map(|d| format!(" (to {})", d.display()))
+        .unwrap_or_default();
+    format!(
+        "{} is a symlink{dest}; a file resource does not follow symlinks, as the link could \
+         point at any file: remove the link, or set followSymlinks: true to manage its target",
+        spec.path.display()
+    )
+}
+
+/// Opens the regular file at `path`, which `lstat` found as `seen`, without following a
+/// symlink, and reads it. Refuses anything that is not that very file, and in an unsafe
+/// directory a file with other hard links.
+fn read_current(
+    spec: &FileSpec,
+    path: &Path,
+    seen: &fs::Metadata,
+    unsafe_dir: bool,
+) -> Result<Current, String> {
+    let shown = spec.path.display();
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read {shown}: {}", describe(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot inspect {shown}: {}", describe(&e)))?;
+    if !meta.is_file() || (meta.dev(), meta.ino()) != (seen.dev(), seen.ino()) {
         return Err(format!(
-            "{shown} is a directory; a file resource manages regular files only"
+            "{shown} changed while it was being read (another program replaced it); try again"
         ));
     }
-    if !meta.is_file() {
+    if unsafe_dir && meta.nlink() > 1 {
         return Err(format!(
-            "{shown} is not a regular file; a file resource manages regular files only"
+            "{shown} has {} hard links and lies where other users can write; it may be another \
+             file's name: remove it first",
+            meta.nlink()
         ));
     }
-    let bytes = fs::read(path).map_err(|e| format!("cannot read {shown}: {}", describe(&e)))?;
-    Ok(Some(Current {
+    let mut bytes = Vec::new();
+    (&file)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {}", describe(&e)))?;
+    Ok(Current {
+        file,
         bytes,
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
-    }))
+    })
+}
+
+/// `lstat` of `path`; `None` if nothing is there.
+fn lstat(spec: &FileSpec, path: &Path) -> Result<Option<fs::Metadata>, String> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot inspect {}: {}",
+            spec.path.display(),
+            describe(&e)
+        )),
+    }
 }
 
 fn apply_blocking(spec: &FileSpec, content: &[u8], check: bool) -> Report {
-    let shown = spec.path.display().to_string();
-    let link = match fs::symlink_metadata(&spec.path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => return Report::failed(format!("cannot inspect {shown}: {}", describe(&e))),
+    let result = if spec.present {
+        present(spec, content, check)
+    } else {
+        remove(spec, check)
     };
-    if !spec.present {
-        return remove(spec, link, check);
-    }
-    let target = match &link {
-        Some(m) if m.file_type().is_symlink() => match fs::canonicalize(&spec.path) {
-            Ok(t) => t,
-            Err(e) => {
-                return Report::failed(format!(
-                    "{shown} is a symlink whose target cannot be resolved: {}",
-                    describe(&e)
-                ))
-            }
-        },
-        _ => spec.path.clone(),
-    };
-    match present(spec, &target, content, check) {
-        Ok(report) => report,
-        Err(message) => Report::failed(message),
-    }
+    result.unwrap_or_else(Report::failed)
 }
 
-fn present(spec: &FileSpec, target: &Path, content: &[u8], check: bool) -> Result<Report, String> {
+fn present(spec: &FileSpec, content: &[u8], check: bool) -> Result<Report, String> {
     let shown = spec.path.display().to_string();
-    let current = read_current(target)?;
-    if current.is_none() {
-        let parent = target.parent().unwrap_or(Path::new("/"));
-        if !parent.is_dir() {
+    let Some(target) = locate(spec)? else {
+        let parent = spec.path.parent().unwrap_or(Path::new("/"));
+        return Err(format!(
+            "the directory {} does not exist; create it first (for example with a command resource running mkdir -p)",
+            parent.display()
+        ));
+    };
+    let current = match lstat(spec, &target.path)? {
+        None => None,
+        Some(m) if m.file_type().is_symlink() => return Err(refuse_symlink(spec, &target.path)),
+        Some(m) if m.is_dir() => {
             return Err(format!(
-                "the directory {} does not exist; create it first (for example with a command resource running mkdir -p)",
-                parent.display()
-            ));
+                "{shown} is a directory; a file resource manages regular files only"
+            ))
         }
-    }
+        Some(m) if !m.is_file() => {
+            return Err(format!(
+                "{shown} is not a regular file; a file resource manages regular files only"
+            ))
+        }
+        Some(m) => Some(read_current(spec, &target.path, &m, target.unsafe_dir)?),
+    };
     let owner = spec.owner.as_deref().map(lookup_uid).transpose()?;
     let group = spec.group.as_deref().map(lookup_gid).transpose()?;
     let mode = spec
@@ -301,41 +388,43 @@ fn present(spec: &FileSpec, target: &Path, content: &[u8], check: bool) -> Resul
         Some(c) if !content_changed => {
             let uid = uid.filter(|u| *u != c.uid);
             let gid = gid.filter(|g| *g != c.gid);
-            set_metadata(target, mode, uid, gid, c.mode != mode)
+            set_metadata(&c.file, mode, uid, gid, c.mode != mode)
         }
-        _ => write_atomic(target, content, mode, uid, gid),
+        _ => write_atomic(&target.path, content, mode, uid, gid),
     };
     written.map_err(|e| format!("cannot write {shown}: {}", describe(&e)))?;
     Ok(report)
 }
 
-/// `state: absent`: removes a file or symlink at the path; refuses a directory.
-fn remove(spec: &FileSpec, link: Option<fs::Metadata>, check: bool) -> Report {
+/// `state: absent`: removes a file or symlink at the path (never a link's target); refuses a
+/// directory.
+fn remove(spec: &FileSpec, check: bool) -> Result<Report, String> {
     let shown = spec.path.display().to_string();
-    let Some(meta) = link else {
-        return Report::unchanged("absent");
+    let Some(target) = resolve_parent(spec, &spec.path)? else {
+        return Ok(Report::unchanged("absent"));
     };
-    if meta.is_dir() {
-        return Report::failed(format!(
-            "{shown} is a directory; a file resource removes files only"
-        ));
-    }
+    let Some(meta) = lstat(spec, &target.path)? else {
+        return Ok(Report::unchanged("absent"));
+    };
     let diff = if meta.file_type().is_symlink() {
         "remove symlink".to_owned()
+    } else if meta.is_dir() {
+        return Err(format!(
+            "{shown} is a directory; a file resource removes files only"
+        ));
+    } else if !meta.is_file() {
+        "remove special file".to_owned()
     } else {
-        match fs::read(&spec.path) {
-            Ok(old) => diff::content(&shown, Some(&old), None, spec.secret),
-            Err(e) => return Report::failed(format!("cannot read {shown}: {}", describe(&e))),
-        }
+        let old = read_current(spec, &target.path, &meta, target.unsafe_dir)?;
+        diff::content(&shown, Some(&old.bytes), None, spec.secret)
     };
     if check {
-        return Report::changed(diff, "would remove");
+        return Ok(Report::changed(diff, "would remove"));
     }
-    if let Err(e) = fs::remove_file(&spec.path) {
-        return Report::failed(format!("cannot remove {shown}: {}", describe(&e)));
-    }
-    if let Some(Ok(d)) = spec.path.parent().map(File::open) {
+    fs::remove_file(&target.path)
+        .map_err(|e| format!("cannot remove {shown}: {}", describe(&e)))?;
+    if let Some(Ok(d)) = target.path.parent().map(File::open) {
         let _ = d.sync_all();
     }
-    Report::changed(diff, "removed")
+    Ok(Report::changed(diff, "removed"))
 }

@@ -4,13 +4,15 @@
 //!
 //! Nothing else is supported (no filters, loops or escapes), so a file that needs a literal
 //! `{{` cannot be a template. An unknown fact, an unclosed `{{` or another expression is an
-//! error naming it; the template's other content never appears in errors (it may be secret).
+//! error naming it; the template's other content never appears in errors. The template of a
+//! secret file is not quoted at all: its errors give the expression's byte offset instead.
 //! Pure.
 
 use serde_json::Value;
 
-/// Renders `text` with `facts` (the JSON of [`crate::facts::FactSet`]).
-pub fn render(text: &str, facts: &Value) -> Result<String, String> {
+/// Renders `text` with `facts` (the JSON of [`crate::facts::FactSet`]); `secret`: errors do
+/// not quote the expression.
+pub fn render(text: &str, facts: &Value, secret: bool) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -23,7 +25,17 @@ pub fn render(text: &str, facts: &Value) -> Result<String, String> {
             ));
         };
         let expr = after[..end].trim();
-        out.push_str(&lookup(expr, facts)?);
+        match lookup(expr, facts) {
+            Ok(value) => out.push_str(&value),
+            Err(_) if secret => {
+                let offset = text.len() - rest.len() + start;
+                return Err(format!(
+                    "the template expression at byte {offset} is not a fact this node has (not \
+                     shown: the file is secret); use {{{{ facts.PATH }}}} with a known fact"
+                ));
+            }
+            Err(e) => return Err(e),
+        }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -72,33 +84,44 @@ mod tests {
         let t = "os={{ facts.platform.os }} cpus={{facts.platform.cpus}} \
                  d={{ facts.hardware.disks.1.name }} f={{ facts.flag }}\n";
         assert_eq!(
-            render(t, &facts()).unwrap(),
+            render(t, &facts(), false).unwrap(),
             "os=debian cpus=4 d=sdb f=true\n"
         );
         assert_eq!(
-            render("{{ facts.hardware.disks.0 }}", &facts()).unwrap(),
+            render("{{ facts.hardware.disks.0 }}", &facts(), false).unwrap(),
             r#"{"name":"sda"}"#
         );
-        assert_eq!(render("no braces } {", &facts()).unwrap(), "no braces } {");
-        assert_eq!(render("", &facts()).unwrap(), "");
+        assert_eq!(
+            render("no braces } {", &facts(), false).unwrap(),
+            "no braces } {"
+        );
+        assert_eq!(render("", &facts(), false).unwrap(), "");
     }
 
     #[test]
     fn errors_name_the_problem() {
         assert_eq!(
-            render("x {{ facts.platform.nope }}", &facts()).unwrap_err(),
+            render("x {{ facts.platform.nope }}", &facts(), false).unwrap_err(),
             "unknown fact 'facts.platform.nope' in the template; this node has no such fact"
         );
-        assert!(render("{{ facts.hardware.disks.9.name }}", &facts()).is_err());
-        assert!(render("{{ facts.platform.os.x }}", &facts()).is_err());
+        assert!(render("{{ facts.hardware.disks.9.name }}", &facts(), false).is_err());
+        assert!(render("{{ facts.platform.os.x }}", &facts(), false).is_err());
         assert_eq!(
-            render("ab {{ facts.platform.os", &facts()).unwrap_err(),
+            render("ab {{ facts.platform.os", &facts(), false).unwrap_err(),
             "unclosed '{{' at byte 3 of the template; close it with '}}'"
         );
         assert_eq!(
-            render("{{ env.HOME }}", &facts()).unwrap_err(),
+            render("{{ env.HOME }}", &facts(), false).unwrap_err(),
             "unsupported template expression '{{ env.HOME }}'; only {{ facts.PATH }} is supported"
         );
-        assert!(render("{{ facts. }}", &facts()).is_err());
+        assert!(render("{{ facts. }}", &facts(), false).is_err());
+        // A secret template's errors quote none of it.
+        for t in ["pw={{ hunter22 }}", "pw={{ facts.hunter22 }}"] {
+            assert_eq!(
+                render(t, &facts(), true).unwrap_err(),
+                "the template expression at byte 3 is not a fact this node has (not shown: the \
+                 file is secret); use {{ facts.PATH }} with a known fact"
+            );
+        }
     }
 }

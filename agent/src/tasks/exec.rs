@@ -53,6 +53,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Prepared {
     program: String,
+    /// The working directory as given (empty = `/`), named in spawn errors.
+    cwd: String,
     cmd: Command,
 }
 
@@ -64,9 +66,35 @@ fn describe(e: &std::io::Error) -> String {
     }
 }
 
-/// Builds the command for `spec`; fails (with the message to report) on an unknown user.
+/// Builds the command for `spec`; fails (with the message to report) on an unknown user or a
+/// working directory that does not exist.
 pub async fn prepare(spec: &ExecSpec) -> Result<Prepared, String> {
     let program = spec.argv.first().cloned().unwrap_or_default();
+    if !spec.cwd.is_empty() {
+        match tokio::fs::metadata(&spec.cwd).await {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "working directory {} is not a directory; change the task's cwd",
+                    spec.cwd
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "working directory {} does not exist on this node; create it or change \
+                     the task's cwd",
+                    spec.cwd
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot use working directory {}: {}",
+                    spec.cwd,
+                    describe(&e)
+                ))
+            }
+        }
+    }
     let mut cmd = Command::new(&program);
     cmd.args(spec.argv.iter().skip(1))
         .current_dir(if spec.cwd.is_empty() { "/" } else { &spec.cwd })
@@ -93,7 +121,11 @@ pub async fn prepare(spec: &ExecSpec) -> Result<Prepared, String> {
             .env("LOGNAME", &user.name);
     }
     cmd.envs(&spec.env);
-    Ok(Prepared { program, cmd })
+    Ok(Prepared {
+        program,
+        cwd: spec.cwd.clone(),
+        cmd,
+    })
 }
 
 /// SIGKILLs a process group when dropped while armed.
@@ -147,7 +179,16 @@ impl Prepared {
         let mut child: Child = match self.cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                return Outcome::failed(format!("cannot run '{}': {}", self.program, describe(&e)))
+                let place = if self.cwd.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {}", self.cwd)
+                };
+                return Outcome::failed(format!(
+                    "cannot run '{}'{place}: {}",
+                    self.program,
+                    describe(&e)
+                ));
             }
         };
         let mut guard = GroupGuard {

@@ -75,7 +75,7 @@ pub async fn report_lost(inner: Arc<Inner>, id: TaskId) {
 
 /// A task ready to start: its kind converted and, for exec, its command prepared.
 enum Ready {
-    Exec(Prepared),
+    Exec(Box<Prepared>),
     Config(ConfigSpec),
     Container(Box<ContainerTask>),
     Backup(Box<BackupTask>),
@@ -98,7 +98,7 @@ async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64)
         TaskKind::Exec(spec) => {
             tracing::debug!(task = %task.id, argv = ?spec.argv, "preparing exec task");
             match exec::prepare(&spec).await {
-                Ok(p) => Ready::Exec(p),
+                Ok(p) => Ready::Exec(Box::new(p)),
                 Err(e) => return Outcome::failed(e),
             }
         }

@@ -69,6 +69,12 @@ fn env_files() {
     assert_eq!(err, "line 2 is not KEY=VALUE");
     assert!(parse_env_file("1A=x").is_err());
     assert!(parse_env_file("A B=x").is_err());
+    // A malformed line is named by its number; none of its text is in the error.
+    let err = parse_env_file("A=1\nAWS_SECRET_ACCESS_KEY RT-LEAK-4711=x\n").unwrap_err();
+    assert!(err.starts_with("line 2: "), "{err}");
+    for leak in ["RT-LEAK", "AWS_SECRET"] {
+        assert!(!err.contains(leak), "{err}");
+    }
 }
 
 #[test]
@@ -128,10 +134,29 @@ async fn opening_a_repository_reads_the_env_file_and_checks_the_password_file() 
     assert_eq!(step.argv, ["restic", "snapshots"]);
     assert!(!step.what().contains("topsecret"));
 
+    // The password file's content is redacted too, should a program print it.
+    std::fs::write(&pw, "hunter22\n").unwrap();
+    let repo = Repo::open(Some(&wire)).await.unwrap();
+    assert_eq!(repo.secrets, ["hunter22", "topsecret"]);
+
     std::fs::write(&env, "topsecret\n").unwrap();
     let err = Repo::open(Some(&wire)).await.unwrap_err();
     assert!(
         err.contains("line 1") && !err.contains("topsecret"),
+        "{err}"
+    );
+    std::fs::write(&env, "AWS_SECRET_ACCESS_KEY topsecret=1\n").unwrap();
+    let err = Repo::open(Some(&wire)).await.unwrap_err();
+    assert!(
+        err.starts_with(&format!("env file {}: line 1: ", wire.env_file))
+            && !err.contains("topsecret"),
+        "{err}"
+    );
+    // Too large is refused (not cut in the middle of a value), naming only the file.
+    std::fs::write(&env, format!("A={}\n", "s".repeat(70_000))).unwrap();
+    let err = Repo::open(Some(&wire)).await.unwrap_err();
+    assert!(
+        err.contains("larger than 64 KiB") && !err.contains("sss"),
         "{err}"
     );
     wire.password_file = tmp.path().join("missing").to_str().unwrap().into();

@@ -3,6 +3,7 @@
 
 mod command;
 mod file;
+mod file_links;
 mod package;
 mod sequence;
 

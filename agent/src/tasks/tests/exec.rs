@@ -47,6 +47,40 @@ async fn nonzero_exit_fails_and_missing_program_is_reported() {
 }
 
 #[tokio::test]
+async fn a_missing_working_directory_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tasks = open(tmp.path(), TasksOptions::default()).await;
+    let mut seen = Seen::new(&tasks);
+    let file = tmp.path().join("plain");
+    std::fs::write(&file, "").unwrap();
+    for (id, cwd) in [
+        ("gone", "/nonexistent-lab"),
+        ("file", file.to_str().unwrap()),
+    ] {
+        let mut a = assign(id, &["true"]);
+        if let Some(Kind::Exec(e)) = a.spec.as_mut().and_then(|s| s.kind.as_mut()) {
+            e.cwd = cwd.into();
+        }
+        tasks.on_assign(a);
+    }
+    let (_, f) = seen.finished("gone").await;
+    assert_eq!(
+        (state(&f), f.error.as_str()),
+        (
+            TaskState::Failed,
+            "working directory /nonexistent-lab does not exist on this node; create it or \
+             change the task's cwd"
+        )
+    );
+    let (_, f) = seen.finished("file").await;
+    assert!(
+        f.error
+            .ends_with("plain is not a directory; change the task's cwd"),
+        "{f:?}"
+    );
+}
+
+#[tokio::test]
 async fn timeout_kills_the_whole_process_group() {
     let tmp = tempfile::tempdir().unwrap();
     let tasks = open(tmp.path(), TasksOptions::default()).await;

@@ -158,6 +158,8 @@ fn resource(index: usize, r: doc::ResourceDoc) -> Result<Resource, String> {
             group: f.group,
             state: presence(f.state) as i32,
             secret: f.secret,
+            follow_symlinks: f.follow_symlinks,
+            allow_unsafe_parent: f.allow_unsafe_parent,
         };
         found.push(("file", resource::Kind::File(file)));
     }

@@ -163,6 +163,12 @@ pub struct FileDoc {
     /// Never show the content in diffs or logs.
     #[serde(default)]
     pub secret: bool,
+    /// Follow a symlink at `path` and manage its target (refused by default).
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// Write even where users other than root can write a directory on the path.
+    #[serde(default)]
+    pub allow_unsafe_parent: bool,
 }
 
 /// `file.state`.

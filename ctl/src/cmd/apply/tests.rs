@@ -26,7 +26,7 @@ spec:
   task:
     config:
       resources:
-        - file: {path: /etc/motd, content: "hi {{ facts.platform.hostname }}\n", template: true, mode: "0644", owner: root, group: root, state: present, secret: false}
+        - file: {path: /etc/motd, content: "hi {{ facts.platform.hostname }}\n", template: true, mode: "0644", owner: root, group: root, state: present, secret: false, followSymlinks: true, allowUnsafeParent: true}
           continueOnError: false
           name: motd
         - package: {name: htop, state: installed}
@@ -84,6 +84,8 @@ fn example_becomes_the_expected_job_spec() {
                 group: "root".into(),
                 state: Presence::Present as i32,
                 secret: false,
+                follow_symlinks: true,
+                allow_unsafe_parent: true,
             })),
         },
         Resource {
@@ -245,7 +247,7 @@ fn container_tasks() {
 fn unknown_fields_name_their_path() {
     let e = error(&EXAMPLE.replace("{path: /etc/motd", "{pth: /etc/motd"));
     assert!(
-        e.starts_with("spec.yaml: document 1: spec.task.config.resources[0].file.pth: unknown field 'pth', expected one of path, content, template, mode, owner, group, state, secret"),
+        e.starts_with("spec.yaml: document 1: spec.task.config.resources[0].file.pth: unknown field 'pth', expected one of path, content, template, mode, owner, group, state, secret, followSymlinks, allowUnsafeParent"),
         "{e}"
     );
     assert!(e.ends_with(" at line 13 column 18"), "{e}");
