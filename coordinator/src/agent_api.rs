@@ -58,6 +58,7 @@ impl AgentApi {
                 "enrollment token was made for a different coordinator CA; create a token on this coordinator".into(),
             ));
         }
+        self.coord.store.ensure_room()?;
         let _guard = self.coord.enroll_lock.lock().await;
         let stored = self
             .coord

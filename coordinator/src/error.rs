@@ -47,6 +47,17 @@ impl From<ApiError> for Status {
             ApiError::Store(StoreError::Exists(what)) => {
                 Status::already_exists(format!("{what} already exists"))
             }
+            ApiError::Store(e @ (StoreError::LowSpace { .. } | StoreError::Failed { .. })) => {
+                Status::resource_exhausted(e.to_string())
+            }
+            ApiError::Store(StoreError::Sled(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                tracing::error!(error = %e, "store write failed: disk full");
+                Status::resource_exhausted(
+                    "the coordinator's disk is full and the change was not stored; free space in its data directory; the coordinator restarts by itself once there is room",
+                )
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 Status::internal("coordinator store failure; see the coordinator log")

@@ -67,5 +67,12 @@ pub async fn serve_on(
         trust_domain = %coord.trust_domain,
         "coordinator serving"
     );
-    server::serve(coord, &dir, listener, metrics).await
+    server::serve(coord.clone(), &dir, listener, metrics).await?;
+    if coord.store.needs_restart() {
+        anyhow::bail!(
+            "stopped because the store failed to write (disk full) and its directory {} has room again; start the coordinator again (systemd does) to write again",
+            dir.state().display()
+        );
+    }
+    Ok(())
 }

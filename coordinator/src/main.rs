@@ -62,6 +62,10 @@ enum Command {
         /// Size of the store's page cache in MiB (bounds the coordinator's memory)
         #[arg(long, env = "LAB_STORE_CACHE_MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(8..=65536))]
         store_cache_mib: u64,
+        /// Free space (MiB) the data directory keeps: below it new jobs, enrollments and
+        /// schedules are refused, so the store never fills the disk; 0 turns the check off
+        #[arg(long, env = "LAB_MIN_FREE_MIB", default_value_t = lab_coordinator::store::DEFAULT_MIN_FREE_MIB)]
+        min_free_mib: u64,
     },
 }
 
@@ -100,6 +104,7 @@ async fn main() -> ExitCode {
             job_retention,
             job_retention_count,
             store_cache_mib,
+            min_free_mib,
         } => {
             let metrics = match metrics_listen.as_str() {
                 "off" | "" => Ok(None),
@@ -126,6 +131,7 @@ async fn main() -> ExitCode {
                             ..Default::default()
                         },
                         store_cache_bytes: store_cache_mib * 1024 * 1024,
+                        min_free_bytes: min_free_mib.saturating_mul(1024 * 1024),
                     };
                     lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
                         .await

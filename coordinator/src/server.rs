@@ -78,6 +78,10 @@ pub async fn serve(
         .tasks
         .spawn(crate::session::sweep_silent(coord.clone()));
     coord.tasks.spawn(crate::jobs::run_ticker(coord.clone()));
+    coord.tasks.spawn(crate::store::watch(
+        coord.store.clone(),
+        coord.shutdown.clone(),
+    ));
     coord
         .tasks
         .spawn(crate::schedules::run_ticker(coord.clone()));

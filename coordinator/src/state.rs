@@ -10,7 +10,7 @@ use crate::ca::Ca;
 use crate::datadir::{DataDir, Settings};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 /// Tunables of a running coordinator.
 #[derive(Debug, Clone)]
@@ -23,6 +23,9 @@ pub struct ServeOptions {
     pub jobs: crate::jobs::JobSettings,
     /// Size of the store's page cache in bytes.
     pub store_cache_bytes: u64,
+    /// Free space of the data directory below which new jobs, enrollments and schedules are
+    /// refused, bytes.
+    pub min_free_bytes: u64,
 }
 
 impl Default for ServeOptions {
@@ -32,6 +35,7 @@ impl Default for ServeOptions {
             node_cert_ttl: lab_proto::limits::DEFAULT_NODE_CERT_TTL,
             jobs: crate::jobs::JobSettings::default(),
             store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            min_free_bytes: crate::store::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
         }
     }
 }
@@ -81,7 +85,14 @@ impl Coordinator {
             .trust_domain
             .parse()
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.settings().display()))?;
-        let store = Store::open_with_cache(&dir.state(), options.store_cache_bytes)?;
+        let store = Store::open_with(
+            &dir.state(),
+            &StoreOptions {
+                cache_bytes: options.store_cache_bytes,
+                min_free_bytes: options.min_free_bytes,
+                create: false,
+            },
+        )?;
         let jobs = crate::jobs::Jobs::new(options.jobs.clone());
         Ok(Coordinator {
             store,

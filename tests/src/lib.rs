@@ -130,6 +130,11 @@ impl Coordinator {
 
     /// Starts `serve` and waits until it accepts connections.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts `serve` with extra arguments and waits until it accepts connections.
+    pub fn start_with(&mut self, extra: &[&str]) {
         let child = Command::new(bin("lab-coordinator"))
             .args(["serve", "--data-dir"])
             .arg(&self.dir)
@@ -145,6 +150,7 @@ impl Coordinator {
                 "--node-cert-ttl",
                 &self.node_cert_ttl,
             ])
+            .args(extra)
             .env("LAB_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file(&self.logs, "coordinator"))
@@ -164,6 +170,13 @@ impl Coordinator {
         if let Some(mut c) = self.child.take() {
             stop(&mut c, hard);
         }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// GET /metrics as text.
@@ -410,6 +423,42 @@ pub fn labctl(config: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run labctl")
+}
+
+/// A tmpfs mounted at a directory (the tests run as root), unmounted when dropped.
+pub struct Tmpfs {
+    pub at: PathBuf,
+}
+
+impl Tmpfs {
+    /// Creates `at` and mounts a tmpfs of `size` (e.g. `32m`) there.
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount -t tmpfs (the tests run as root): {}",
+            stderr(&out)
+        );
+        Tmpfs { at: at.to_owned() }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+        }
+        let _ = std::fs::remove_dir(&self.at);
+    }
 }
 
 /// stderr as text.

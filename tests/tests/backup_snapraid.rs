@@ -8,17 +8,16 @@
 mod backup_util;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use backup_util::{apply, job, random_file, require, Applied};
 use lab_proto::v1::backup_result::Kind;
 use lab_proto::v1::SnapraidSummary;
-use lab_tests::{stderr, Cluster};
+use lab_tests::{Cluster, Tmpfs};
 
 /// Distinct tmpfs mounts under a temp dir, unmounted when dropped.
 struct Array {
     dir: tempfile::TempDir,
-    mounts: Vec<PathBuf>,
+    mounts: Vec<Tmpfs>,
 }
 
 impl Array {
@@ -31,18 +30,7 @@ impl Array {
         };
         for name in ["d1", "d2", "parity", "content"] {
             let at = array.dir.path().join(name);
-            std::fs::create_dir(&at).unwrap();
-            let out = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
-                .arg(&at)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "mount -t tmpfs (the tests run as root): {}",
-                stderr(&out)
-            );
-            array.mounts.push(at);
+            array.mounts.push(Tmpfs::mount(&at, "32m"));
         }
         let conf = format!(
             "parity {p}/snapraid.parity\ncontent {c}/snapraid.content\ncontent {d1}/snapraid.content\ndata d1 {d1}/\ndata d2 {d2}/\n",
@@ -66,15 +54,8 @@ impl Array {
 
 impl Drop for Array {
     fn drop(&mut self) {
-        for m in self.mounts.iter().rev() {
-            let ok = Command::new("umount")
-                .arg(m)
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                let _ = Command::new("umount").arg("-l").arg(m).status();
-            }
-        }
+        // Unmount in reverse order, before the temp dir goes.
+        while self.mounts.pop().is_some() {}
     }
 }
 

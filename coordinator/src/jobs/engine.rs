@@ -166,6 +166,7 @@ pub async fn submit(
     spec: JobSpec,
 ) -> Result<(JobRecord, Vec<String>), ApiError> {
     let started = std::time::Instant::now();
+    coord.store.ensure_room()?;
     let nodes = targets(coord, &spec)?;
     tracing::debug!(
         nodes = nodes.len(),

@@ -46,6 +46,7 @@ pub async fn create(
         next_due_unix_ms: next_due,
         ..Default::default()
     };
+    coord.store.ensure_room()?;
     let _guard = coord.schedules.lock.lock().await;
     let old = coord.store.schedule(&name)?;
     match old {

@@ -5,7 +5,7 @@
 use lab_proto::store::v1::BackupRecord;
 use prost::Message;
 
-use super::{Store, StoreError, Versioned, RECORD_VERSION};
+use super::{Store, StoreError, Trees, Versioned, RECORD_VERSION};
 
 const TREE: &str = "backups";
 
@@ -20,29 +20,22 @@ fn key(node: &str, name: &str) -> Vec<u8> {
 }
 
 impl Store {
-    fn backups_tree(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(TREE)?)
-    }
-
     /// The record of backup `name` on `node`.
     pub fn backup(&self, node: &str, name: &str) -> Result<Option<BackupRecord>, StoreError> {
-        Self::get(&self.backups_tree()?, TREE, &key(node, name))
+        Self::get(&self.t()?.backups, TREE, &key(node, name))
     }
 
     /// Every backup record, by node and name.
     pub fn backups(&self) -> Result<Vec<BackupRecord>, StoreError> {
-        Self::list(&self.backups_tree()?, TREE)
+        Self::list(&self.t()?.backups, TREE)
     }
 
     /// Writes backup records without flushing (part of [`Store::write_jobs`]).
-    pub(super) fn write_backups(&self, records: Vec<BackupRecord>) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let tree = self.backups_tree()?;
+    pub(super) fn write_backups(t: &Trees, records: Vec<BackupRecord>) -> Result<(), StoreError> {
         for mut rec in records {
             rec.version = RECORD_VERSION;
-            tree.insert(key(&rec.node, &rec.name), rec.encode_to_vec())?;
+            t.backups
+                .insert(key(&rec.node, &rec.name), rec.encode_to_vec())?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use lab_proto::store::v1::{EventRecord, JobRecord, JobTasksRecord, TaskRecord};
 use lab_proto::v1::{job_event, JobEvent};
 use prost::Message;
 
-use super::{decode, Store, StoreError, RECORD_VERSION};
+use super::{decode, Store, StoreError, Trees, RECORD_VERSION};
 
 /// Writes of one job change.
 #[derive(Debug, Default)]
@@ -58,7 +58,8 @@ fn with_count(mut job: JobRecord) -> JobRecord {
 impl Store {
     /// Writes `batch` and flushes.
     pub async fn commit_jobs(&self, batch: JobBatch) -> Result<(), StoreError> {
-        self.write_jobs(batch)?;
+        let t = self.w()?;
+        Self::write_batch(t, batch)?;
         self.flush().await
     }
 
@@ -67,6 +68,10 @@ impl Store {
     /// concurrent updates share one flush). Returns the batch's events (with their job ids), in
     /// order, for publishing once durable.
     pub fn write_jobs(&self, batch: JobBatch) -> Result<Vec<(String, JobEvent)>, StoreError> {
+        Self::write_batch(self.w()?, batch)
+    }
+
+    fn write_batch(t: &Trees, batch: JobBatch) -> Result<Vec<(String, JobEvent)>, StoreError> {
         for mut job in batch.jobs {
             job.version = RECORD_VERSION;
             if !job.task_ids.is_empty() {
@@ -75,11 +80,10 @@ impl Store {
                     version: RECORD_VERSION,
                     task_ids: std::mem::take(&mut job.task_ids),
                 };
-                self.job_tasks
+                t.job_tasks
                     .insert(job.job_id.as_bytes(), list.encode_to_vec())?;
             }
-            self.jobs
-                .insert(job.job_id.as_bytes(), job.encode_to_vec())?;
+            t.jobs.insert(job.job_id.as_bytes(), job.encode_to_vec())?;
         }
         for mut task in batch.tasks {
             task.version = RECORD_VERSION;
@@ -88,12 +92,12 @@ impl Store {
                 .as_ref()
                 .map(|i| i.task_id.clone())
                 .unwrap_or_default();
-            self.tasks.insert(id.as_bytes(), task.encode_to_vec())?;
+            t.tasks.insert(id.as_bytes(), task.encode_to_vec())?;
         }
         let mut written = Vec::with_capacity(batch.events.len());
         for (job_id, event) in batch.events {
             if let Some(job_event::Body::Output(out)) = &event.body {
-                self.task_output.insert(
+                t.task_output.insert(
                     output_key(&out.task_id, event.seq),
                     &(out.data.len() as u64).to_be_bytes(),
                 )?;
@@ -103,37 +107,40 @@ impl Store {
                 version: RECORD_VERSION,
                 event: Some(event),
             };
-            self.events.insert(key, rec.encode_to_vec())?;
+            t.events.insert(key, rec.encode_to_vec())?;
             written.extend(rec.event.map(|e| (job_id, e)));
         }
         for (node, task) in batch.active_add {
-            self.node_tasks.insert(pair_key(&node, &task), &[])?;
+            t.node_tasks.insert(pair_key(&node, &task), &[])?;
         }
         for (node, task) in batch.active_remove {
-            self.node_tasks.remove(pair_key(&node, &task))?;
+            t.node_tasks.remove(pair_key(&node, &task))?;
         }
-        self.write_backups(batch.backups)?;
+        Self::write_backups(t, batch.backups)?;
         Ok(written)
     }
 
     /// One job (without its task ids; see [`Store::task_ids_of`]).
     pub fn job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
-        Ok(Self::get(&self.jobs, "jobs", job_id.as_bytes())?.map(with_count))
+        let t = self.t()?;
+        Ok(Self::get(&t.jobs, "jobs", job_id.as_bytes())?.map(with_count))
     }
 
     /// The task ids of `job` in rollout order.
     pub fn task_ids_of(&self, job: &JobRecord) -> Result<Vec<String>, StoreError> {
+        let t = self.t()?;
         if !job.task_ids.is_empty() {
             return Ok(job.task_ids.clone());
         }
         let list: Option<JobTasksRecord> =
-            Self::get(&self.job_tasks, "job_tasks", job.job_id.as_bytes())?;
+            Self::get(&t.job_tasks, "job_tasks", job.job_id.as_bytes())?;
         Ok(list.map(|l| l.task_ids).unwrap_or_default())
     }
 
     /// Up to `limit` jobs, newest first.
     pub fn jobs_newest_first(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        self.jobs
+        let t = self.t()?;
+        t.jobs
             .iter()
             .values()
             .rev()
@@ -144,8 +151,9 @@ impl Store {
 
     /// Jobs not done yet.
     pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let t = self.t()?;
         let mut out = Vec::new();
-        for v in self.jobs.iter().values() {
+        for v in t.jobs.iter().values() {
             let job: JobRecord = decode("jobs", &v?)?;
             if !job.done {
                 out.push(with_count(job));
@@ -156,7 +164,8 @@ impl Store {
 
     /// One task.
     pub fn task(&self, task_id: &str) -> Result<Option<TaskRecord>, StoreError> {
-        Self::get(&self.tasks, "tasks", task_id.as_bytes())
+        let t = self.t()?;
+        Self::get(&t.tasks, "tasks", task_id.as_bytes())
     }
 
     /// The tasks of `job`, in rollout order.
@@ -173,10 +182,11 @@ impl Store {
 
     /// Events of `job_id` with seq ≥ `from_seq`, in order.
     pub fn events(&self, job_id: &str, from_seq: u64) -> Result<Vec<JobEvent>, StoreError> {
+        let t = self.t()?;
         let start = event_key(job_id, from_seq);
         let end = event_key(job_id, u64::MAX);
         let mut out = Vec::new();
-        for item in self.events.range(start..=end) {
+        for item in t.events.range(start..=end) {
             let (_, v) = item?;
             let rec: EventRecord = decode("events", &v)?;
             if let Some(e) = rec.event {
@@ -188,9 +198,10 @@ impl Store {
 
     /// Unfinished task ids of `node`.
     pub fn unfinished_tasks_of_node(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        let t = self.t()?;
         let prefix = format!("{node}\n");
         let mut out = Vec::new();
-        for key in self.node_tasks.scan_prefix(prefix.as_bytes()).keys() {
+        for key in t.node_tasks.scan_prefix(prefix.as_bytes()).keys() {
             let key = key?;
             out.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
         }
@@ -200,19 +211,20 @@ impl Store {
     /// Deletes the oldest output events of `task_id` (of job `job_id`) until at least `bytes`
     /// are freed; returns the bytes freed. Not flushed: the next commit flushes it.
     pub fn trim_output(&self, job_id: &str, task_id: &str, bytes: u64) -> Result<u64, StoreError> {
+        let t = self.w()?;
         let mut freed = 0;
         let mut prefix = task_id.as_bytes().to_vec();
         prefix.push(0);
-        for item in self.task_output.scan_prefix(&prefix) {
+        for item in t.task_output.scan_prefix(&prefix) {
             if freed >= bytes {
                 break;
             }
             let (key, len) = item?;
             let seq_bytes: [u8; 8] = key[prefix.len()..].try_into().unwrap_or([0; 8]);
             let len_bytes: [u8; 8] = len.as_ref().try_into().unwrap_or([0; 8]);
-            self.events
+            t.events
                 .remove(event_key(job_id, u64::from_be_bytes(seq_bytes)))?;
-            self.task_output.remove(key)?;
+            t.task_output.remove(key)?;
             freed += u64::from_be_bytes(len_bytes);
         }
         Ok(freed)
@@ -220,25 +232,26 @@ impl Store {
 
     /// Deletes a job with its tasks, events and indexes.
     pub async fn remove_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         for task_id in &self.task_ids_of(job)? {
-            if let Some(t) = self.task(task_id)? {
-                let node = t.info.map(|i| i.node).unwrap_or_default();
-                self.node_tasks.remove(pair_key(&node, task_id))?;
+            if let Some(task) = self.task(task_id)? {
+                let node = task.info.map(|i| i.node).unwrap_or_default();
+                t.node_tasks.remove(pair_key(&node, task_id))?;
             }
-            self.tasks.remove(task_id.as_bytes())?;
+            t.tasks.remove(task_id.as_bytes())?;
             let mut prefix = task_id.as_bytes().to_vec();
             prefix.push(0);
-            for key in self.task_output.scan_prefix(&prefix).keys() {
-                self.task_output.remove(key?)?;
+            for key in t.task_output.scan_prefix(&prefix).keys() {
+                t.task_output.remove(key?)?;
             }
         }
         let mut prefix = job.job_id.as_bytes().to_vec();
         prefix.push(0);
-        for key in self.events.scan_prefix(&prefix).keys() {
-            self.events.remove(key?)?;
+        for key in t.events.scan_prefix(&prefix).keys() {
+            t.events.remove(key?)?;
         }
-        self.jobs.remove(job.job_id.as_bytes())?;
-        self.job_tasks.remove(job.job_id.as_bytes())?;
+        t.jobs.remove(job.job_id.as_bytes())?;
+        t.job_tasks.remove(job.job_id.as_bytes())?;
         self.flush().await
     }
 }

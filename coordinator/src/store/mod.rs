@@ -6,6 +6,7 @@
 
 mod backups;
 mod group_flush;
+mod health;
 mod jobs;
 mod schedules;
 mod tokens;
@@ -16,6 +17,7 @@ use std::path::Path;
 use lab_proto::store::v1::{CertificateRecord, FactsRecord, NodeRecord, UserRecord};
 use prost::Message;
 
+pub use health::{free_bytes, watch, StoreOptions, DEFAULT_MIN_FREE_MIB};
 pub use jobs::JobBatch;
 pub use tokens::TokenError;
 
@@ -50,11 +52,36 @@ pub enum StoreError {
     /// A token could not be used.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The data directory has less free space than the reserve kept for work already accepted.
+    #[error("the coordinator's data directory {dir} has {free_mib} MiB free, below the {min_mib} MiB it keeps in reserve (--min-free-mib, LAB_MIN_FREE_MIB); new jobs, enrollments and schedules are refused until space is freed there")]
+    LowSpace {
+        /// The store directory.
+        dir: std::path::PathBuf,
+        /// Free space (for unprivileged users), MiB.
+        free_mib: u64,
+        /// The reserve, MiB.
+        min_mib: u64,
+    },
+    /// A write failed (disk full): writes are refused until the coordinator starts again.
+    #[error("the coordinator's store {dir} failed to write (disk full?); changes are refused until the coordinator restarts, which it does by itself once {dir} has room again")]
+    Failed {
+        /// The store directory.
+        dir: std::path::PathBuf,
+    },
+    /// The store cannot be opened.
+    #[error("{0}")]
+    Open(String),
 }
 
-/// The store handle; cheap to clone.
+/// The store handle; cheap to clone. Methods read through [`Store::t`] and write through
+/// [`Store::w`], which refuses once a write failed (see [`health`]).
 #[derive(Clone)]
 pub struct Store {
+    shared: std::sync::Arc<health::Shared>,
+}
+
+/// The open sled database and its trees.
+pub(crate) struct Trees {
     db: sled::Db,
     nodes: sled::Tree,
     facts: sled::Tree,
@@ -67,7 +94,40 @@ pub struct Store {
     node_tasks: sled::Tree,
     task_output: sled::Tree,
     job_tasks: sled::Tree,
-    flusher: std::sync::Arc<group_flush::GroupFlush>,
+    schedules: sled::Tree,
+    backups: sled::Tree,
+    flusher: group_flush::GroupFlush,
+    /// Set when a flush failed or did not finish in time: after an I/O error sled 0.34 never
+    /// completes a flush of this database again (see [`health`]).
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Trees {
+    /// Opens the database under `dir` (its directory must exist or be creatable).
+    fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        Ok(Trees {
+            nodes: db.open_tree("nodes")?,
+            facts: db.open_tree("facts")?,
+            tokens: db.open_tree("tokens")?,
+            certs: db.open_tree("certificates")?,
+            users: db.open_tree("users")?,
+            jobs: db.open_tree("jobs")?,
+            tasks: db.open_tree("tasks")?,
+            events: db.open_tree("events")?,
+            node_tasks: db.open_tree("node_tasks")?,
+            task_output: db.open_tree("task_output")?,
+            job_tasks: db.open_tree("job_tasks")?,
+            schedules: db.open_tree("schedules")?,
+            backups: db.open_tree("backups")?,
+            flusher: Default::default(),
+            failed: Default::default(),
+            db,
+        })
+    }
 }
 
 /// A record that carries a version field.
@@ -118,39 +178,9 @@ fn cert_key(identity_uri: &str, serial_hex: &str) -> Vec<u8> {
 pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 impl Store {
-    /// Opens (or creates) the store under `dir` with the default page cache size.
+    /// Opens (or creates) the store under `dir` with default options (tests, `init`).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
-    }
-
-    /// Opens (or creates) the store under `dir`; sled's page cache holds at most about
-    /// `cache_bytes` (sled's own default, 1 GiB, let a coordinator grow to that with job history).
-    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
-        Ok(Store {
-            nodes: db.open_tree("nodes")?,
-            facts: db.open_tree("facts")?,
-            tokens: db.open_tree("tokens")?,
-            certs: db.open_tree("certificates")?,
-            users: db.open_tree("users")?,
-            jobs: db.open_tree("jobs")?,
-            tasks: db.open_tree("tasks")?,
-            events: db.open_tree("events")?,
-            node_tasks: db.open_tree("node_tasks")?,
-            task_output: db.open_tree("task_output")?,
-            job_tasks: db.open_tree("job_tasks")?,
-            flusher: Default::default(),
-            db,
-        })
-    }
-
-    /// Makes every write made before this call durable. Concurrent callers share flushes
-    /// (group commit): a caller waits for the first flush that started after it asked.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.flusher.flush(&self.db).await
+        Self::open_with(dir, &StoreOptions::default())
     }
 
     fn get<T: Versioned>(
@@ -172,18 +202,21 @@ impl Store {
 
     /// One node.
     pub fn node(&self, name: &str) -> Result<Option<NodeRecord>, StoreError> {
-        Self::get(&self.nodes, "nodes", name.as_bytes())
+        let t = self.t()?;
+        Self::get(&t.nodes, "nodes", name.as_bytes())
     }
 
     /// All nodes, by name.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        Self::list(&self.nodes, "nodes")
+        let t = self.t()?;
+        Self::list(&t.nodes, "nodes")
     }
 
     /// Creates a node; fails if one of that name exists.
     pub async fn create_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        let swapped = self.nodes.compare_and_swap(
+        let swapped = t.nodes.compare_and_swap(
             rec.name.as_bytes(),
             None::<&[u8]>,
             Some(rec.encode_to_vec()),
@@ -196,16 +229,17 @@ impl Store {
 
     /// Writes a node record.
     pub async fn put_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        self.nodes
-            .insert(rec.name.as_bytes(), rec.encode_to_vec())?;
+        t.nodes.insert(rec.name.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
     /// Deletes a node and its facts.
     pub async fn remove_node(&self, name: &str) -> Result<bool, StoreError> {
-        let existed = self.nodes.remove(name.as_bytes())?.is_some();
-        self.facts.remove(name.as_bytes())?;
+        let t = self.w()?;
+        let existed = t.nodes.remove(name.as_bytes())?.is_some();
+        t.facts.remove(name.as_bytes())?;
         self.flush().await?;
         Ok(existed)
     }
@@ -214,13 +248,15 @@ impl Store {
 
     /// The latest facts of a node.
     pub fn facts(&self, node: &str) -> Result<Option<FactsRecord>, StoreError> {
-        Self::get(&self.facts, "facts", node.as_bytes())
+        let t = self.t()?;
+        Self::get(&t.facts, "facts", node.as_bytes())
     }
 
     /// Replaces the facts of a node.
     pub async fn put_facts(&self, node: &str, mut rec: FactsRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        self.facts.insert(node.as_bytes(), rec.encode_to_vec())?;
+        t.facts.insert(node.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
@@ -228,8 +264,9 @@ impl Store {
 
     /// Records an issued certificate.
     pub async fn put_certificate(&self, mut rec: CertificateRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        self.certs.insert(
+        t.certs.insert(
             cert_key(&rec.identity_uri, &rec.serial),
             rec.encode_to_vec(),
         )?;
@@ -242,8 +279,9 @@ impl Store {
         identity_uri: &str,
         serial_hex: &str,
     ) -> Result<Option<CertificateRecord>, StoreError> {
+        let t = self.t()?;
         Self::get(
-            &self.certs,
+            &t.certs,
             "certificates",
             &cert_key(identity_uri, serial_hex),
         )
@@ -251,13 +289,14 @@ impl Store {
 
     /// Marks every certificate of `identity_uri` revoked; returns how many were newly revoked.
     pub async fn revoke_certificates(&self, identity_uri: &str) -> Result<u32, StoreError> {
+        let t = self.w()?;
         let mut count = 0;
-        for item in self.certs.scan_prefix(format!("{identity_uri}\n")) {
+        for item in t.certs.scan_prefix(format!("{identity_uri}\n")) {
             let (key, value) = item?;
             let mut rec: CertificateRecord = decode("certificates", &value)?;
             if !rec.revoked {
                 rec.revoked = true;
-                self.certs.insert(key, rec.encode_to_vec())?;
+                t.certs.insert(key, rec.encode_to_vec())?;
                 count += 1;
             }
         }
@@ -269,18 +308,21 @@ impl Store {
 
     /// One operator.
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        Self::get(&self.users, "users", name.as_bytes())
+        let t = self.t()?;
+        Self::get(&t.users, "users", name.as_bytes())
     }
 
     /// All operators.
     pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        Self::list(&self.users, "users")
+        let t = self.t()?;
+        Self::list(&t.users, "users")
     }
 
     /// Creates an operator; fails if one of that name exists.
     pub async fn create_user(&self, mut rec: UserRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        let swapped = self.users.compare_and_swap(
+        let swapped = t.users.compare_and_swap(
             rec.name.as_bytes(),
             None::<&[u8]>,
             Some(rec.encode_to_vec()),

@@ -22,25 +22,22 @@ fn name_of(rec: &ScheduleRecord) -> String {
 }
 
 impl Store {
-    fn schedules_tree(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(TREE)?)
-    }
-
     /// One schedule.
     pub fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        Self::get(&self.schedules_tree()?, TREE, name.as_bytes())
+        Self::get(&self.t()?.schedules, TREE, name.as_bytes())
     }
 
     /// All schedules, by name.
     pub fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        Self::list(&self.schedules_tree()?, TREE)
+        Self::list(&self.t()?.schedules, TREE)
     }
 
     /// Creates a schedule; fails with [`StoreError::Exists`] if one of that name exists.
     pub async fn create_schedule(&self, mut rec: ScheduleRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
         let name = name_of(&rec);
-        let swapped = self.schedules_tree()?.compare_and_swap(
+        let swapped = t.schedules.compare_and_swap(
             name.as_bytes(),
             None::<&[u8]>,
             Some(rec.encode_to_vec()),
@@ -53,15 +50,17 @@ impl Store {
 
     /// Writes a schedule record (create or replace).
     pub async fn put_schedule(&self, mut rec: ScheduleRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        self.schedules_tree()?
+        t.schedules
             .insert(name_of(&rec).as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
     /// Deletes a schedule; returns whether it existed.
     pub async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
-        let existed = self.schedules_tree()?.remove(name.as_bytes())?.is_some();
+        let t = self.w()?;
+        let existed = t.schedules.remove(name.as_bytes())?.is_some();
         self.flush().await?;
         Ok(existed)
     }
@@ -120,8 +119,9 @@ mod tests {
         let mut newer = rec("x", 1);
         newer.version = RECORD_VERSION + 1;
         store
-            .schedules_tree()
+            .t()
             .unwrap()
+            .schedules
             .insert("x", newer.encode_to_vec())
             .unwrap();
         assert!(matches!(

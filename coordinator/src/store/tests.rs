@@ -138,7 +138,12 @@ fn newer_records_are_refused() {
         name: "n".into(),
         ..Default::default()
     };
-    store.nodes.insert("n", rec.encode_to_vec()).unwrap();
+    store
+        .t()
+        .unwrap()
+        .nodes
+        .insert("n", rec.encode_to_vec())
+        .unwrap();
     assert!(matches!(
         store.node("n"),
         Err(StoreError::NewerVersion { .. })
@@ -225,7 +230,12 @@ async fn job_records_with_their_task_ids_inside_are_still_read() {
         task_ids: vec!["j0-0000".into(), "j0-0001".into()],
         ..Default::default()
     };
-    store.jobs.insert("j0", old.encode_to_vec()).unwrap();
+    store
+        .t()
+        .unwrap()
+        .jobs
+        .insert("j0", old.encode_to_vec())
+        .unwrap();
     let job = store.job("j0").unwrap().unwrap();
     assert_eq!(job.task_count, 2);
     assert_eq!(store.task_ids_of(&job).unwrap(), ["j0-0000", "j0-0001"]);

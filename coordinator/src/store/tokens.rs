@@ -22,15 +22,17 @@ pub enum TokenError {
 impl Store {
     /// Stores a new token record.
     pub async fn put_token(&self, mut rec: TokenRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
         rec.version = RECORD_VERSION;
-        self.tokens
+        t.tokens
             .insert(rec.token_id.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
     /// All tokens.
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        Self::list(&self.tokens, "tokens")
+        let t = self.t()?;
+        Self::list(&t.tokens, "tokens")
     }
 
     /// Checks the token and marks it used by `node`, in one atomic step; of many concurrent
@@ -42,8 +44,9 @@ impl Store {
         now_unix_ms: i64,
         node: &str,
     ) -> Result<TokenRecord, StoreError> {
+        let t = self.w()?;
         loop {
-            let Some(current) = self.tokens.get(token_id.as_bytes())? else {
+            let Some(current) = t.tokens.get(token_id.as_bytes())? else {
                 return Err(TokenError::Unknown.into());
             };
             let mut rec: TokenRecord = decode("tokens", &current)?;
@@ -58,7 +61,7 @@ impl Store {
             }
             rec.used_unix_ms = now_unix_ms;
             rec.used_by = node.to_owned();
-            let swapped = self.tokens.compare_and_swap(
+            let swapped = t.tokens.compare_and_swap(
                 token_id.as_bytes(),
                 Some(current),
                 Some(rec.encode_to_vec()),
