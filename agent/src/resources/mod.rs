@@ -15,7 +15,8 @@
 //! `systemctl show` and a command resource's `unless` guard).
 //!
 //! Architecture invariant: a failed resource stops the rest (reported SKIPPED) unless it has
-//! `continue_on_error`; once the stop token fires, the running resource's program is stopped
+//! `continue_on_error` or the task runs in check mode (which changes nothing, so every resource
+//! is still checked); once the stop token fires, the running resource's program is stopped
 //! and no further resource starts.
 
 pub mod atomic;
@@ -363,7 +364,9 @@ pub async fn apply(spec: &ConfigSpec, cx: &mut Cx<'_>) -> ConfigReport {
         if skip_reason.is_none() {
             if cx.stop.is_cancelled() {
                 skip_reason = Some("not run: the task was stopped".to_owned());
-            } else if report.status == Status::Failed && !r.continue_on_error {
+            } else if report.status == Status::Failed && !r.continue_on_error && !cx.check {
+                // Check mode changes nothing, so a failure there cannot break what follows:
+                // every resource is still checked and reported.
                 skip_reason = Some(format!("not run: '{}' failed", r.name));
             }
         }

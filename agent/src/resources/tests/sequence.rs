@@ -185,3 +185,16 @@ async fn stopping_kills_the_running_command_and_skips_the_rest() {
     );
     assert!(!after.exists());
 }
+
+#[tokio::test]
+async fn in_check_mode_a_failure_does_not_hide_the_later_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = tmp_path(&dir, "b");
+    let invalid = || file(Path::new("relative/motd"), "x");
+    let (report, _) = run(true, vec![invalid(), file(&b, "2")]).await;
+    assert_eq!(statuses(&report), [Status::Failed, Status::Changed]);
+    assert!(!b.exists(), "check mode wrote a file");
+    // Applied for real, the failure still stops the rest.
+    let (report, _) = run(false, vec![invalid(), file(&b, "2")]).await;
+    assert_eq!(statuses(&report), [Status::Failed, Status::Skipped]);
+}
