@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use lab_proto::labels;
 use serde::Deserialize;
 
 /// Default location of the config file.
@@ -32,6 +33,23 @@ impl AgentConfig {
             )),
         }
     }
+
+    /// Why the coordinator will ignore some of [`AgentConfig::labels`]: reserved keys (derived
+    /// by the coordinator, such as `node`), or a set that breaks the label rules (then all are
+    /// ignored). Empty when every label will take effect.
+    pub fn label_warnings(&self) -> Vec<String> {
+        let (settable, reserved) = labels::split_reserved(self.labels.clone());
+        let mut out: Vec<String> = reserved
+            .into_iter()
+            .map(|k| labels::LabelError::Reserved(k).to_string())
+            .collect();
+        if let Err(e) = labels::validate(&settable) {
+            out.push(format!(
+                "{e}; the coordinator ignores all of this file's labels"
+            ));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +61,18 @@ mod tests {
         let c: AgentConfig = toml::from_str("[labels]\nrole = \"storage\"\n").unwrap();
         assert_eq!(c.labels["role"], "storage");
         assert!(toml::from_str::<AgentConfig>("lables = {}\n").is_err());
+    }
+
+    #[test]
+    fn reserved_and_invalid_labels_are_warned_about() {
+        let c: AgentConfig = toml::from_str("[labels]\nnode = \"n2\"\nrole = \"web\"\n").unwrap();
+        let w = c.label_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("label 'node' is reserved"), "{w:?}");
+        let c: AgentConfig = toml::from_str("[labels]\n\"a b\" = \"x\"\n").unwrap();
+        assert!(c.label_warnings()[0].contains("ignores all"));
+        let c: AgentConfig = toml::from_str("[labels]\nrole = \"web\"\n").unwrap();
+        assert!(c.label_warnings().is_empty());
     }
 
     #[test]

@@ -112,7 +112,12 @@ async fn main() -> ExitCode {
             let required = config.is_some();
             let path = config.unwrap_or_else(|| PathBuf::from(lab_agent::config::DEFAULT_PATH));
             let labels = match AgentConfig::load(&path, required) {
-                Ok(c) => c.labels,
+                Ok(c) => {
+                    for warning in c.label_warnings() {
+                        tracing::warn!(config = %path.display(), "{warning}");
+                    }
+                    c.labels
+                }
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     return ExitCode::from(2);

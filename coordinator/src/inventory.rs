@@ -71,24 +71,6 @@ pub fn invalid_derived_labels(facts: &Value) -> Vec<String> {
     derived_values(facts).filter_map(|(_, v)| v.err()).collect()
 }
 
-/// Splits labels a node or token sent into those it may set and the reserved keys it named.
-pub fn without_reserved(
-    sent: impl IntoIterator<Item = (String, String)>,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let mut reserved = Vec::new();
-    let kept = sent
-        .into_iter()
-        .filter(|(k, _)| {
-            let r = labels::is_reserved(k);
-            if r {
-                reserved.push(k.chars().take(80).collect());
-            }
-            !r
-        })
-        .collect();
-    (kept, reserved)
-}
-
 /// Agent-config, then token/operator labels (later sources win), without reserved keys; then
 /// the derived labels (`node`, the node's name, and those from facts), which always win.
 pub fn effective_labels(record: &NodeRecord, facts: &Value) -> BTreeMap<String, String> {
@@ -242,17 +224,6 @@ mod tests {
         assert_eq!(why.len(), 3, "{why:?}");
         assert!(why.iter().any(|w| w.contains("'hostname'")), "{why:?}");
         assert!(invalid_derived_labels(&json!({"platform": {"os": "debian"}})).is_empty());
-    }
-
-    #[test]
-    fn without_reserved_splits_what_a_node_may_set() {
-        let sent = [
-            ("node".to_owned(), "n2".to_owned()),
-            ("role".to_owned(), "db".to_owned()),
-        ];
-        let (kept, reserved) = without_reserved(sent);
-        assert_eq!(kept.keys().collect::<Vec<_>>(), ["role"]);
-        assert_eq!(reserved, ["node"]);
     }
 
     #[test]

@@ -141,7 +141,7 @@ async fn on_hello(
     if let Ok(Some(mut node)) = coord.store.node(name.as_str()) {
         node.agent_version = hello.agent_version.chars().take(64).collect();
         node.boot_id = hello.boot_id.chars().take(64).collect();
-        let (agent_labels, reserved) = crate::inventory::without_reserved(hello.labels);
+        let (agent_labels, reserved) = lab_proto::labels::split_reserved(hello.labels);
         if !reserved.is_empty() {
             tracing::warn!(node = %name, keys = %reserved.join(","),
                 "ignoring reserved labels in the agent's config: the coordinator derives them");

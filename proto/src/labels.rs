@@ -31,6 +31,24 @@ pub fn is_reserved(key: &str) -> bool {
     RESERVED_KEYS.contains(&key)
 }
 
+/// Splits labels a node or token sent into those it may set and the reserved keys it named.
+pub fn split_reserved(
+    sent: impl IntoIterator<Item = (String, String)>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut reserved = Vec::new();
+    let kept = sent
+        .into_iter()
+        .filter(|(k, _)| {
+            let r = is_reserved(k);
+            if r {
+                reserved.push(k.chars().take(80).collect());
+            }
+            !r
+        })
+        .collect();
+    (kept, reserved)
+}
+
 /// What is wrong with a label or a set of labels.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
@@ -113,6 +131,17 @@ mod tests {
 
     fn one(k: &str, v: &str) -> BTreeMap<String, String> {
         [(k.to_owned(), v.to_owned())].into()
+    }
+
+    #[test]
+    fn split_reserved_separates_what_a_node_may_set() {
+        let sent = [
+            ("node".to_owned(), "n2".to_owned()),
+            ("role".to_owned(), "db".to_owned()),
+        ];
+        let (kept, reserved) = split_reserved(sent);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["role"]);
+        assert_eq!(reserved, ["node"]);
     }
 
     #[test]

@@ -298,6 +298,9 @@ fn a_node_cannot_take_another_nodes_identity_label() {
     // The labels were dropped when its Hello arrived, before n1 showed its other labels.
     let log = std::fs::read_to_string(c.tmp.path().join("coordinator.log")).unwrap();
     assert!(log.contains("ignoring reserved labels"), "{log}");
+    // The agent says so on its side too, at start.
+    let log = std::fs::read_to_string(c.tmp.path().join("agent-n1.log")).unwrap();
+    assert!(log.contains("label 'node' is reserved"), "{log}");
 
     // Operators cannot set reserved labels either: on a node or through a token.
     for args in [
