@@ -299,7 +299,7 @@ pub struct ApplyArgs {
 pub enum JobAction {
     /// A job and its tasks
     Show {
-        /// Job id
+        /// Job id, or a unique prefix of one (as in 'labctl jobs')
         id: String,
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
@@ -310,7 +310,7 @@ pub enum JobAction {
         after_help = "Examples:\n  labctl job logs 19a1f0c2e3b4d5e6f70\n  labctl job logs -f --node n2 19a1f0c2e3b4d5e6f70"
     )]
     Logs {
-        /// Job id
+        /// Job id, or a unique prefix of one (as in 'labctl jobs')
         id: String,
         /// Keep following until the job is done (exit status as for `labctl run`)
         #[arg(short, long)]
@@ -324,7 +324,7 @@ pub enum JobAction {
     },
     /// Ask the coordinator to cancel a job's unfinished tasks
     Cancel {
-        /// Job id
+        /// Job id, or a unique prefix of one (as in 'labctl jobs')
         id: String,
     },
 }

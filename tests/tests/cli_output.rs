@@ -123,3 +123,18 @@ fn run_says_which_offline_node_it_waits_for() {
     );
     lab_tests::stop(&mut child, false);
 }
+
+#[test]
+fn job_ids_are_accepted_by_unique_prefix() {
+    let c = Cluster::builder().agents(1).start();
+    let out = c.labctl(&["run", "--detach", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = c.labctl(&["job", "show", &job[..15], "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id"], job.as_str());
+    let out = c.labctl(&["job", "show", "zz"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no job id starts with 'zz'"), "{}", stderr(&out));
+}

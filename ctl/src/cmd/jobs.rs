@@ -6,6 +6,7 @@
 pub mod events;
 pub mod frame;
 pub mod outcome;
+pub mod prefix;
 pub mod progress;
 pub mod result;
 pub mod result_backup;
@@ -205,6 +206,7 @@ pub async fn show(
     job_id: String,
     format: Format,
 ) -> anyhow::Result<()> {
+    let job_id = prefix::job_id(&mut client, job_id).await?;
     let job = client
         .get_job(GetJobRequest { job_id })
         .await
@@ -235,6 +237,7 @@ pub async fn logs(
     options: LogsOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let job_id = prefix::job_id(&mut client, job_id).await?;
     let job = client
         .get_job(GetJobRequest {
             job_id: job_id.clone(),
@@ -300,6 +303,7 @@ pub async fn cancel(
     mut client: OperatorServiceClient<Channel>,
     job_id: String,
 ) -> anyhow::Result<()> {
+    let job_id = prefix::job_id(&mut client, job_id).await?;
     let job = client
         .cancel_job(CancelJobRequest { job_id })
         .await
