@@ -19,8 +19,10 @@ pub struct EnrollOptions {
     pub coordinator: String,
     /// The token from `labctl token create`.
     pub token: String,
-    /// Wanted node name (ignored when the token is bound to one).
+    /// Node name asked for explicitly (`--name`); a token bound to another name refuses it.
     pub name: Option<String>,
+    /// Name used when neither the token nor `name` gives one (the machine's hostname).
+    pub default_name: Option<String>,
     /// Connection options (source address).
     pub connect: ConnectOptions,
 }
@@ -66,6 +68,7 @@ pub async fn enroll(dir: &AgentDir, opts: &EnrollOptions) -> Result<String, Agen
             token: opts.token.trim().to_owned(),
             csr_pem,
             node_name: opts.name.clone().unwrap_or_default(),
+            default_node_name: opts.default_name.clone().unwrap_or_default(),
         })
         .await
         .map_err(|s| AgentError::Failed(format!("enrollment refused: {}", s.message())))?

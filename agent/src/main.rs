@@ -38,7 +38,8 @@ enum Command {
         /// Agent data directory
         #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-agent")]
         data_dir: PathBuf,
-        /// Node name (default: this machine's hostname; ignored if the token is bound to a name)
+        /// Node name (default: the name the token is bound to, else this machine's hostname);
+        /// refused if the token is bound to another name
         #[arg(long, env = "LAB_NODE_NAME")]
         name: Option<String>,
     },
@@ -92,7 +93,8 @@ async fn main() -> ExitCode {
             let opts = EnrollOptions {
                 coordinator,
                 token,
-                name: name.or_else(default_name),
+                name,
+                default_name: default_name(),
                 connect: ConnectOptions::default(),
             };
             enroll(&AgentDir::new(&data_dir), &opts).await.map(|node| {

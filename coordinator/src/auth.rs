@@ -18,6 +18,7 @@ use rustls_pki_types::CertificateDer;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 
+use crate::accept::ConnTracker;
 use crate::store::Store;
 
 /// Operator roles, weakest first.
@@ -101,7 +102,8 @@ pub fn access_for(path: &str) -> Option<Access> {
         | "/lab.v1.OperatorService/WatchJob"
         | "/lab.v1.OperatorService/ListSchedules"
         | "/lab.v1.OperatorService/GetSchedule"
-        | "/lab.v1.OperatorService/ListBackups" => Operator(Role::Viewer),
+        | "/lab.v1.OperatorService/ListBackups"
+        | "/lab.v1.OperatorService/RenewUser" => Operator(Role::Viewer),
         "/lab.v1.OperatorService/SubmitJob"
         | "/lab.v1.OperatorService/CancelJob"
         | "/lab.v1.OperatorService/CreateSchedule"
@@ -113,7 +115,11 @@ pub fn access_for(path: &str) -> Option<Access> {
         | "/lab.v1.OperatorService/CreateToken"
         | "/lab.v1.OperatorService/ListTokens"
         | "/lab.v1.OperatorService/CreateUser"
-        | "/lab.v1.OperatorService/ListUsers" => Operator(Role::Admin),
+        | "/lab.v1.OperatorService/ListUsers"
+        | "/lab.v1.OperatorService/DeleteUser"
+        | "/lab.v1.OperatorService/RevokeUser"
+        | "/lab.v1.OperatorService/SetUserRole"
+        | "/lab.v1.OperatorService/RevokeToken" => Operator(Role::Admin),
         _ => return None,
     };
     Some(access)
@@ -193,6 +199,14 @@ impl Authorizer {
         }
     }
 
+    /// Whether `certs` (a TLS peer's chain) identify a known, unrevoked node or operator; a
+    /// connection without such a certificate is limited by [`crate::accept`].
+    pub fn accepts(&self, certs: &[CertificateDer<'_>]) -> bool {
+        certs
+            .first()
+            .is_some_and(|leaf| self.identify(leaf).is_ok())
+    }
+
     fn identify(&self, leaf: &CertificateDer<'_>) -> Result<Caller, Status> {
         let info = cert_info(leaf)
             .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;
@@ -244,6 +258,11 @@ impl Authorizer {
                     .ok_or_else(|| {
                         Status::unauthenticated(format!("user '{user}' does not exist"))
                     })?;
+                if rec.revoked_unix_ms != 0 {
+                    return Err(Status::unauthenticated(format!(
+                        "user '{user}' has been revoked"
+                    )));
+                }
                 let role = Role::from_proto(rec.role).ok_or_else(|| {
                     Status::permission_denied(format!("user '{user}' has no role"))
                 })?;
@@ -258,16 +277,21 @@ fn internal(e: crate::store::StoreError) -> Status {
     Status::internal("coordinator store failure; see the coordinator log")
 }
 
-/// The tower layer that runs [`Authorizer::authorize`] before every RPC.
+/// The tower layer that runs [`Authorizer::authorize`] before every RPC, and tells the
+/// connection tracker that a request started on an unauthenticated connection.
 #[derive(Clone)]
 pub struct AuthLayer {
     authorizer: Arc<Authorizer>,
+    tracker: Arc<ConnTracker>,
 }
 
 impl AuthLayer {
-    /// A layer using `authorizer`.
-    pub fn new(authorizer: Arc<Authorizer>) -> Self {
-        AuthLayer { authorizer }
+    /// A layer using `authorizer`, reporting activity to `tracker`.
+    pub fn new(authorizer: Arc<Authorizer>, tracker: Arc<ConnTracker>) -> Self {
+        AuthLayer {
+            authorizer,
+            tracker,
+        }
     }
 }
 
@@ -277,6 +301,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         AuthService {
             inner,
             authorizer: self.authorizer.clone(),
+            tracker: self.tracker.clone(),
         }
     }
 }
@@ -286,6 +311,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     authorizer: Arc<Authorizer>,
+    tracker: Arc<ConnTracker>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -310,15 +336,17 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let certs = req
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.peer_certs());
+        let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+        let certs = info.and_then(|info| info.peer_certs());
+        let peer = info.and_then(|info| info.get_ref().remote_addr());
         match self
             .authorizer
             .authorize(req.uri().path(), certs.as_deref().map(Vec::as_slice))
         {
             Ok(caller) => {
+                if let (Caller::Anonymous, Some(peer)) = (&caller, peer) {
+                    self.tracker.touch(peer);
+                }
                 req.extensions_mut().insert(caller);
                 Box::pin(inner.call(req))
             }

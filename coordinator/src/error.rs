@@ -17,6 +17,10 @@ pub enum ApiError {
     /// The state does not allow it (revoked node, already enrolled, wrong CA).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller repeated something too often (failed enrollments, renewals); the message says
+    /// when to try again.
+    #[error("{0}")]
+    RateLimited(String),
     /// Certificate issuance failed or the CSR was bad.
     #[error(transparent)]
     Ca(#[from] CaError),
@@ -31,6 +35,7 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(m) => Status::invalid_argument(m),
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::RateLimited(m) => Status::resource_exhausted(m),
             ApiError::Ca(e @ (CaError::BadCsr(_) | CaError::IdentityMismatch { .. })) => {
                 Status::invalid_argument(e.to_string())
             }
@@ -40,7 +45,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Store(StoreError::Token(t)) => match t {
                 TokenError::Unknown => Status::permission_denied(t.to_string()),
-                TokenError::Expired | TokenError::AlreadyUsed(_) => {
+                TokenError::Expired | TokenError::AlreadyUsed(_) | TokenError::Revoked => {
                     Status::failed_precondition(t.to_string())
                 }
             },

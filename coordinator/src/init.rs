@@ -1,5 +1,6 @@
 //! `lab-coordinator init`: creates the CA, the server certificate, the admin operator and a
-//! labctl config for the admin, in a data directory that must not be initialized yet.
+//! labctl config for the admin, in a data directory that must not be initialized yet; and
+//! `lab-coordinator cert`, which adds names to the server certificate later.
 
 use std::time::Duration;
 
@@ -121,4 +122,126 @@ pub fn write_server_cert(dir: &DataDir, ca: &Ca, names: &[String]) -> anyhow::Re
     write_atomic(&dir.server_key(), key.serialize_pem().as_bytes(), PRIVATE)?;
     write_atomic(&dir.server_cert(), chain.as_bytes(), PUBLIC)?;
     Ok(())
+}
+
+/// Checks a name for the server certificate: an IP address or a DNS name.
+pub fn check_server_name(name: &str) -> anyhow::Result<()> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let wildcard_ok = |n: &str| n.strip_prefix("*.").unwrap_or(n).split('.').all(label_ok);
+    if name.len() > 253 || !wildcard_ok(name) {
+        anyhow::bail!(
+            "'{name}' is neither an IP address nor a DNS name (letters, digits and '-' in dot-separated labels)"
+        );
+    }
+    Ok(())
+}
+
+/// `lab-coordinator cert`: adds `sans` (and the host of a new `advertise` address) to the
+/// server certificate's names and issues a new server certificate with the CA. Settings are
+/// written first, then the key and certificate (each atomically); `serve` re-issues the
+/// certificate from the settings if it finds a key and certificate that do not belong together.
+/// A running coordinator keeps its old certificate until it is restarted. Returns the names.
+pub fn add_server_names(
+    dir: &DataDir,
+    sans: &[String],
+    advertise: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let mut settings = Settings::load(dir)?;
+    let mut wanted: Vec<String> = sans.to_vec();
+    if let Some(addr) = advertise {
+        let (host, _port) = lab_proto::client::split_host_port(addr).ok_or_else(|| {
+            anyhow::anyhow!("--advertise '{addr}' is not HOST:PORT (e.g. 10.0.0.5:7443)")
+        })?;
+        wanted.push(host);
+        settings.advertise = addr.to_owned();
+    }
+    if wanted.is_empty() {
+        anyhow::bail!("nothing to add; pass --san NAME (repeatable) or --advertise HOST:PORT");
+    }
+    for name in &wanted {
+        check_server_name(name).map_err(|e| anyhow::anyhow!("--san: {e}"))?;
+        if !settings.server_names.contains(name) {
+            settings.server_names.push(name.clone());
+        }
+    }
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
+    let ca = Ca::load(&read(dir.ca_cert())?, &read(dir.ca_key())?)?;
+    let path = dir.settings();
+    write_atomic(&path, toml::to_string_pretty(&settings)?.as_bytes(), PUBLIC)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    write_server_cert(dir, &ca, &settings.server_names)?;
+    Ok(settings.server_names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_ips_or_dns_names() {
+        for ok in [
+            "10.0.0.5",
+            "::1",
+            "lab.example",
+            "coordinator",
+            "*.lab.example",
+            "a-b.c",
+        ] {
+            check_server_name(ok).unwrap();
+        }
+        for bad in ["", "a..b", "-a.b", "a b", "http://x", "x/y", "a.b-"] {
+            let err = check_server_name(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("neither an IP address nor a DNS name"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn cert_adds_names_and_keeps_the_old_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("c"));
+        init(&InitOptions {
+            data_dir: dir.clone(),
+            advertise: "127.0.0.1:7443".into(),
+            trust_domain: "lab.test".into(),
+            extra_sans: vec![],
+        })
+        .await
+        .unwrap();
+        let before = std::fs::read_to_string(dir.server_cert()).unwrap();
+        let names = add_server_names(&dir, &["lab.example".into()], Some("10.1.2.3:7443")).unwrap();
+        assert_eq!(names, vec!["127.0.0.1", "lab.example", "10.1.2.3"]);
+        let settings = Settings::load(&dir).unwrap();
+        assert_eq!(settings.server_names, names);
+        assert_eq!(settings.advertise, "10.1.2.3:7443");
+        let after = std::fs::read_to_string(dir.server_cert()).unwrap();
+        assert_ne!(before, after);
+        let der = lab_proto::pem::certs_from_pem(&after).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap().value;
+        let shown = format!("{:?}", san.general_names);
+        for n in ["lab.example", "127.0.0.1", "10.1.2.3"] {
+            let hit = shown.contains(n)
+                || n.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+                    std::net::IpAddr::V4(v4) => shown.contains(&format!("{:?}", v4.octets())),
+                    std::net::IpAddr::V6(_) => false,
+                });
+            assert!(hit, "{n} missing from {shown}");
+        }
+        let err = add_server_names(&dir, &["bad name".into()], None).unwrap_err();
+        assert!(err.to_string().contains("bad name"), "{err}");
+    }
 }

@@ -4,6 +4,7 @@
 //! `main.rs` only parses arguments; `lab-coordinator init` is [`init::init`], `serve` is
 //! [`run`]. `labctl dev` embeds the same two functions.
 
+pub mod accept;
 pub mod agent_api;
 pub mod auth;
 pub mod backups;
@@ -15,6 +16,8 @@ pub mod inventory;
 pub mod jobs;
 pub mod metrics;
 pub mod operator_api;
+pub mod operators;
+pub mod ratelimit;
 pub mod schedules;
 pub mod server;
 pub mod session;

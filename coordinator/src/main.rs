@@ -33,6 +33,18 @@ enum Command {
         #[arg(long = "san")]
         sans: Vec<String>,
     },
+    /// Add names (DNS or IP) to the server certificate; restart 'serve' to use it
+    Cert {
+        /// Data directory made by init
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-coordinator")]
+        data_dir: std::path::PathBuf,
+        /// DNS name or IP address to add (repeatable)
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// New address agents and operators dial, HOST:PORT (its host is added too)
+        #[arg(long)]
+        advertise: Option<String>,
+    },
     /// Serve the agent and operator APIs
     Serve {
         /// Data directory made by init
@@ -66,6 +78,17 @@ enum Command {
         /// schedules are refused, so the store never fills the disk; 0 turns the check off
         #[arg(long, env = "LAB_MIN_FREE_MIB", default_value_t = lab_coordinator::store::DEFAULT_MIN_FREE_MIB)]
         min_free_mib: u64,
+        /// A connection without a client certificate is closed after this long without a request
+        #[arg(long, env = "LAB_UNAUTH_IDLE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+        unauth_idle_timeout: Duration,
+        /// Connections without a client certificate open at once (lowered to a quarter of the
+        /// open file limit); agents and operators with certificates are never refused
+        #[arg(long, env = "LAB_MAX_UNAUTH_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+        max_unauth_connections: u32,
+        /// Connections without a client certificate from one source address (TLS handshakes
+        /// are capped separately, at 1024 or a quarter of the open file limit)
+        #[arg(long, env = "LAB_MAX_UNAUTH_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+        max_unauth_per_source: u32,
     },
 }
 
@@ -94,6 +117,22 @@ async fn main() -> ExitCode {
                 );
             })
         }
+        Command::Cert {
+            data_dir,
+            sans,
+            advertise,
+        } => lab_coordinator::init::add_server_names(
+            &DataDir::new(&data_dir),
+            &sans,
+            advertise.as_deref(),
+        )
+        .map(|names| {
+            println!(
+                "server certificate in {} now names {}; restart 'lab-coordinator serve' to use it",
+                data_dir.display(),
+                names.join(", ")
+            );
+        }),
         Command::Serve {
             data_dir,
             listen,
@@ -105,6 +144,9 @@ async fn main() -> ExitCode {
             job_retention_count,
             store_cache_mib,
             min_free_mib,
+            unauth_idle_timeout,
+            max_unauth_connections,
+            max_unauth_per_source,
         } => {
             let metrics = match metrics_listen.as_str() {
                 "off" | "" => Ok(None),
@@ -132,6 +174,12 @@ async fn main() -> ExitCode {
                         },
                         store_cache_bytes: store_cache_mib * 1024 * 1024,
                         min_free_bytes: min_free_mib.saturating_mul(1024 * 1024),
+                        connections: lab_coordinator::accept::ConnectionLimits {
+                            unauth_idle: unauth_idle_timeout,
+                            max_unauth: max_unauth_connections as usize,
+                            max_unauth_per_source: max_unauth_per_source as usize,
+                            ..Default::default()
+                        },
                     };
                     lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
                         .await

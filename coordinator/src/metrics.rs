@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -25,6 +26,18 @@ pub struct Metrics {
     pub renewals: Counter<u64, AtomicU64>,
     /// Sessions opened by agents.
     pub sessions_opened: Counter<u64, AtomicU64>,
+    /// Enrollments refused for a bad, expired or used token.
+    pub enrollment_failures: Counter<u64, AtomicU64>,
+    /// Enrollments refused because their source (or everyone) failed too often.
+    pub enrollments_rate_limited: Counter<u64, AtomicU64>,
+    /// Renewals refused because the node renewed too often.
+    pub renewals_rate_limited: Counter<u64, AtomicU64>,
+    /// Connections without a valid client certificate open now (handshaking ones included).
+    pub unauthenticated_connections: Gauge,
+    /// Connections closed at once, by reason (`per_source`, `total`, `handshakes`).
+    pub connections_refused: Family<Vec<(String, String)>, Counter<u64, AtomicU64>>,
+    /// Connections without a client certificate closed after being idle or too old.
+    pub unauthenticated_closed_idle: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -36,6 +49,12 @@ impl Default for Metrics {
             enrollments: Counter::default(),
             renewals: Counter::default(),
             sessions_opened: Counter::default(),
+            enrollment_failures: Counter::default(),
+            enrollments_rate_limited: Counter::default(),
+            renewals_rate_limited: Counter::default(),
+            unauthenticated_connections: Gauge::default(),
+            connections_refused: Family::default(),
+            unauthenticated_closed_idle: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -62,6 +81,36 @@ impl Default for Metrics {
             "sessions_opened",
             "Agent sessions opened",
             m.sessions_opened.clone(),
+        );
+        registry.register(
+            "enrollment_failures",
+            "Enrollments refused for a bad, expired or used token",
+            m.enrollment_failures.clone(),
+        );
+        registry.register(
+            "enrollments_rate_limited",
+            "Enrollments refused because their source or everyone failed too often",
+            m.enrollments_rate_limited.clone(),
+        );
+        registry.register(
+            "renewals_rate_limited",
+            "Certificate renewals refused because the node renewed too often",
+            m.renewals_rate_limited.clone(),
+        );
+        registry.register(
+            "unauthenticated_connections",
+            "Connections without a valid client certificate, handshaking ones included",
+            m.unauthenticated_connections.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because a limit was reached",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "unauthenticated_connections_closed",
+            "Connections without a client certificate closed after being idle or too old",
+            m.unauthenticated_closed_idle.clone(),
         );
         Metrics { registry, ..m }
     }

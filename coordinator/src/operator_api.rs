@@ -6,29 +6,30 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_proto::identity::{IdentityError, NodeName, UserName};
+use lab_proto::identity::{IdentityError, NodeName};
 use lab_proto::limits::{DEFAULT_TOKEN_TTL, MAX_LABELS, MAX_TOKEN_TTL};
-use lab_proto::store::v1::{CertificateRecord, JobRecord, NodeRecord, TokenRecord, UserRecord};
+use lab_proto::store::v1::{JobRecord, NodeRecord, TokenRecord};
 use lab_proto::token::EnrollToken;
 use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
     CancelJobRequest, CreateScheduleRequest, CreateTokenRequest, CreateTokenResponse,
     CreateUserRequest, CreateUserResponse, DeleteScheduleRequest, DeleteScheduleResponse,
-    GetJobRequest, GetNodeRequest, GetScheduleRequest, JobEvent, JobInfo, LabelNodeRequest,
-    ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse, ListNodesRequest,
-    ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse, ListTokensRequest,
-    ListTokensResponse, ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest,
-    RemoveNodeResponse, RevokeNodeRequest, RevokeNodeResponse, Schedule, SetSchedulePausedRequest,
-    SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest,
-    WhoAmIResponse,
+    DeleteUserRequest, DeleteUserResponse, GetJobRequest, GetNodeRequest, GetScheduleRequest,
+    JobEvent, JobInfo, LabelNodeRequest, ListBackupsRequest, ListBackupsResponse, ListJobsRequest,
+    ListJobsResponse, ListNodesRequest, ListNodesResponse, ListSchedulesRequest,
+    ListSchedulesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
+    ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse, RenewUserRequest,
+    RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse, RevokeTokenRequest,
+    RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest, SubmitJobRequest,
+    SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::agent_api::validate_labels;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::init::OPERATOR_CERT_TTL;
 use crate::inventory::{entry, select, NodeEntry};
+use crate::operators::user_view;
 use crate::sessions::CloseReason;
 use crate::state::{now_ms, Coordinator};
 use lab_proto::selector::{Selector, SelectorError};
@@ -219,42 +220,6 @@ impl OperatorApi {
             expires_unix_ms: expires,
         })
     }
-
-    async fn create_user(&self, req: CreateUserRequest) -> Result<CreateUserResponse, ApiError> {
-        let user: UserName = parse_name(&req.name)?;
-        let role = Role::from_proto(req.role).ok_or_else(|| {
-            ApiError::InvalidArgument("role must be viewer, operator or admin".into())
-        })?;
-        let id = self.coord.operator_id(&user);
-        let issued = self
-            .coord
-            .ca
-            .sign_csr(&id, &req.csr_pem, OPERATOR_CERT_TTL)?;
-        self.coord
-            .store
-            .create_user(UserRecord {
-                name: user.to_string(),
-                role: role.to_proto() as i32,
-                created_unix_ms: now_ms(),
-                ..Default::default()
-            })
-            .await?;
-        self.coord
-            .store
-            .put_certificate(CertificateRecord {
-                serial: issued.info.serial_hex.clone(),
-                identity_uri: id.uri(),
-                not_after_unix_ms: issued.info.not_after_unix_ms,
-                issued_unix_ms: now_ms(),
-                ..Default::default()
-            })
-            .await?;
-        Ok(CreateUserResponse {
-            certificate_pem: issued.cert_pem,
-            ca_pem: self.coord.ca.cert_pem().to_owned(),
-            identity_uri: id.uri(),
-        })
-    }
 }
 
 /// A selector error with the caret line under the offending part.
@@ -262,6 +227,20 @@ pub fn selector_error(e: &SelectorError) -> String {
     match e {
         SelectorError::Syntax { .. } => format!("{e}\n{}", e.caret()),
         _ => e.to_string(),
+    }
+}
+
+/// The wire view of a token (never its secret).
+fn token_info(t: TokenRecord) -> TokenInfo {
+    TokenInfo {
+        token_id: t.token_id,
+        node_name: t.node_name,
+        labels: t.labels,
+        expires_unix_ms: t.expires_unix_ms,
+        used_unix_ms: t.used_unix_ms,
+        used_by: t.used_by,
+        created_by: t.created_by,
+        revoked_unix_ms: t.revoked_unix_ms,
     }
 }
 
@@ -348,18 +327,7 @@ impl OperatorService for OperatorApi {
     ) -> Result<Response<ListTokensResponse>, Status> {
         let tokens = self.coord.store.tokens().map_err(ApiError::from)?;
         Ok(Response::new(ListTokensResponse {
-            tokens: tokens
-                .into_iter()
-                .map(|t| TokenInfo {
-                    token_id: t.token_id,
-                    node_name: t.node_name,
-                    labels: t.labels,
-                    expires_unix_ms: t.expires_unix_ms,
-                    used_unix_ms: t.used_unix_ms,
-                    used_by: t.used_by,
-                    created_by: t.created_by,
-                })
-                .collect(),
+            tokens: tokens.into_iter().map(token_info).collect(),
         }))
     }
 
@@ -368,7 +336,7 @@ impl OperatorService for OperatorApi {
         req: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
         Ok(Response::new(
-            OperatorApi::create_user(self, req.into_inner()).await?,
+            crate::operators::create(&self.coord, req.into_inner()).await?,
         ))
     }
 
@@ -378,15 +346,73 @@ impl OperatorService for OperatorApi {
     ) -> Result<Response<ListUsersResponse>, Status> {
         let users = self.coord.store.users().map_err(ApiError::from)?;
         Ok(Response::new(ListUsersResponse {
-            users: users
-                .into_iter()
-                .map(|u| User {
-                    name: u.name,
-                    role: u.role,
-                    created_unix_ms: u.created_unix_ms,
-                })
-                .collect(),
+            users: users.into_iter().map(user_view).collect(),
         }))
+    }
+
+    async fn delete_user(
+        &self,
+        req: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        let by = caller_name(&req);
+        let (certificates_revoked, streams_closed) =
+            crate::operators::delete(&self.coord, &req.get_ref().name, &by).await?;
+        Ok(Response::new(DeleteUserResponse {
+            certificates_revoked,
+            streams_closed,
+        }))
+    }
+
+    async fn revoke_user(&self, req: Request<RevokeUserRequest>) -> Result<Response<User>, Status> {
+        let by = caller_name(&req);
+        let user = crate::operators::revoke(&self.coord, &req.get_ref().name, &by).await?;
+        Ok(Response::new(user))
+    }
+
+    async fn set_user_role(
+        &self,
+        req: Request<SetUserRoleRequest>,
+    ) -> Result<Response<User>, Status> {
+        let by = caller_name(&req);
+        let SetUserRoleRequest { name, role } = req.into_inner();
+        let user = crate::operators::set_role(&self.coord, &name, role, &by).await?;
+        Ok(Response::new(user))
+    }
+
+    async fn renew_user(
+        &self,
+        req: Request<RenewUserRequest>,
+    ) -> Result<Response<RenewUserResponse>, Status> {
+        let Some(Caller::Operator { user, .. }) = req.extensions().get::<Caller>().cloned() else {
+            return Err(Status::internal("caller was not resolved to an operator"));
+        };
+        let resp = crate::operators::renew(&self.coord, &user, req.into_inner()).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<RevokeTokenRequest>,
+    ) -> Result<Response<TokenInfo>, Status> {
+        let id = &req.get_ref().token_id;
+        let rec = self
+            .coord
+            .store
+            .revoke_token(id, now_ms())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no token with id '{id}'; see 'labctl token list'"))
+            })?;
+        if rec.used_unix_ms != 0 {
+            return Err(ApiError::FailedPrecondition(format!(
+                "token '{id}' was already used by node '{}'; revoke the node instead ('labctl node revoke {}')",
+                rec.used_by, rec.used_by
+            ))
+            .into());
+        }
+        tracing::warn!(token = %id, by = %caller_name(&req), "enrollment token revoked");
+        Ok(Response::new(token_info(rec)))
     }
 
     async fn submit_job(
@@ -434,6 +460,7 @@ impl OperatorService for OperatorApi {
         &self,
         req: Request<WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let by = caller_name(&req);
         let WatchJobRequest {
             job_id,
             from_seq,
@@ -443,6 +470,7 @@ impl OperatorService for OperatorApi {
         self.existing_job(&job_id)?;
         let rx =
             crate::jobs::watch::stream(self.coord.clone(), job_id, from_seq, node, stored_only);
+        let rx = self.coord.operators.guard_stream(&self.coord, &by, rx);
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

@@ -1,4 +1,5 @@
-//! Serving: the mTLS gRPC listener (agent, operator and health services behind the auth layer),
+//! Serving: the mTLS gRPC listener (TLS and connection limits in [`crate::accept`]; agent,
+//! operator and health services behind the auth layer),
 //! the metrics listener, and the background tasks (sweeper, job and schedule tickers), until the
 //! shutdown token fires.
 
@@ -10,9 +11,11 @@ use lab_proto::pem::cert_info_from_pem;
 use lab_proto::v1::agent_service_server::AgentServiceServer;
 use lab_proto::v1::operator_service_server::OperatorServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
 
+use crate::accept::{raise_fd_limit, ConnTracker, ConnectionLimits};
 use crate::agent_api::AgentApi;
 use crate::auth::{AuthLayer, Authorizer};
 use crate::datadir::DataDir;
@@ -22,10 +25,8 @@ use crate::state::{now_ms, Coordinator};
 
 /// The server certificate is re-issued at start when it has less than this left.
 const SERVER_CERT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn tls_config(coord: &Coordinator, dir: &DataDir) -> anyhow::Result<ServerTlsConfig> {
+fn tls_config(coord: &Coordinator, dir: &DataDir) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let read = |p: std::path::PathBuf| {
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
     };
@@ -37,13 +38,44 @@ fn tls_config(coord: &Coordinator, dir: &DataDir) -> anyhow::Result<ServerTlsCon
         chain = read(dir.server_cert())?;
     }
     let key = read(dir.server_key())?;
-    Ok(ServerTlsConfig::new()
-        .identity(Identity::from_pem(chain, key))
-        .client_ca_root(Certificate::from_pem(coord.ca.cert_pem()))
-        // Bootstrap and Enroll are reachable without a client certificate; the auth layer
-        // requires one for everything else.
-        .client_auth_optional(true)
-        .timeout(HANDSHAKE_TIMEOUT))
+    match lab_proto::tls::server_config(&chain, &key, coord.ca.cert_pem()) {
+        Ok(config) => Ok(config),
+        Err(e) => {
+            // E.g. 'lab-coordinator cert' stopped between writing the key and the certificate.
+            tracing::warn!(error = %e, "server key and certificate do not load together; issuing a new certificate");
+            write_server_cert(dir, &coord.ca, &coord.settings.server_names)?;
+            let (chain, key) = (read(dir.server_cert())?, read(dir.server_key())?);
+            Ok(lab_proto::tls::server_config(
+                &chain,
+                &key,
+                coord.ca.cert_pem(),
+            )?)
+        }
+    }
+}
+
+/// The connection limits in force: the configured ones, scaled to the file descriptor limit
+/// after raising its soft limit to the hard one.
+fn connection_limits(coord: &Coordinator) -> ConnectionLimits {
+    let configured = coord.options.connections.clone();
+    let limits = match raise_fd_limit() {
+        Ok(fds) => {
+            let limits = configured.within_fd_limit(fds);
+            tracing::info!(
+                fd_limit = fds,
+                max_unauthenticated = limits.max_unauth,
+                max_unauthenticated_per_source = limits.max_unauth_per_source,
+                unauthenticated_idle_s = limits.unauth_idle.as_secs_f64(),
+                "connection limits"
+            );
+            limits
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open file limit; keeping the configured connection limits");
+            configured
+        }
+    };
+    limits
 }
 
 /// Serves gRPC on `listener` (and metrics on `metrics`) until `coord.shutdown` is cancelled,
@@ -58,6 +90,16 @@ pub async fn serve(
     let authorizer = Arc::new(Authorizer::new(
         coord.store.clone(),
         coord.trust_domain.clone(),
+    ));
+    let tracker = Arc::new(ConnTracker::new(connection_limits(&coord)));
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(32);
+    coord.tasks.spawn(crate::accept::run(
+        coord.clone(),
+        listener,
+        TlsAcceptor::from(tls),
+        authorizer.clone(),
+        tracker.clone(),
+        conn_tx,
     ));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -96,15 +138,14 @@ pub async fn serve(
 
     let shutdown = coord.shutdown.clone();
     let result = Server::builder()
-        .tls_config(tls)?
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_nodelay(true)
-        .layer(AuthLayer::new(authorizer))
+        .layer(AuthLayer::new(authorizer, tracker))
         .add_service(health_service)
         .add_service(agent)
         .add_service(operator)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.cancelled().await
         })
         .await;

@@ -26,6 +26,8 @@ pub struct ServeOptions {
     /// Free space of the data directory below which new jobs, enrollments and schedules are
     /// refused, bytes.
     pub min_free_bytes: u64,
+    /// Limits on connections without a client certificate.
+    pub connections: crate::accept::ConnectionLimits,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +38,7 @@ impl Default for ServeOptions {
             jobs: crate::jobs::JobSettings::default(),
             store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             min_free_bytes: crate::store::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
+            connections: crate::accept::ConnectionLimits::default(),
         }
     }
 }
@@ -66,6 +69,10 @@ pub struct Coordinator {
     pub enroll_lock: tokio::sync::Mutex<()>,
     /// The schedules' in-memory part (the lock serializing changes to schedule records).
     pub schedules: crate::schedules::Schedules,
+    /// How often peers may fail to enroll and renew.
+    pub limits: crate::ratelimit::AccessLimits,
+    /// Operators' open streams and the lock serializing user changes.
+    pub operators: crate::operators::Operators,
 }
 
 impl Coordinator {
@@ -94,6 +101,7 @@ impl Coordinator {
             },
         )?;
         let jobs = crate::jobs::Jobs::new(options.jobs.clone());
+        let limits = crate::ratelimit::AccessLimits::new(options.node_cert_ttl);
         Ok(Coordinator {
             store,
             ca,
@@ -107,6 +115,8 @@ impl Coordinator {
             jobs,
             enroll_lock: tokio::sync::Mutex::new(()),
             schedules: Default::default(),
+            limits,
+            operators: Default::default(),
         })
     }
 
@@ -116,6 +126,23 @@ impl Coordinator {
             trust_domain: self.trust_domain.clone(),
             identity: Identity::Node(name.clone()),
         }
+    }
+
+    /// Records a certificate just issued to `identity_uri` (flushed), so `auth` accepts it.
+    pub async fn record_certificate(
+        &self,
+        identity_uri: String,
+        issued: &crate::ca::Issued,
+    ) -> Result<(), crate::store::StoreError> {
+        self.store
+            .put_certificate(lab_proto::store::v1::CertificateRecord {
+                serial: issued.info.serial_hex.clone(),
+                identity_uri,
+                not_after_unix_ms: issued.info.not_after_unix_ms,
+                issued_unix_ms: now_ms(),
+                ..Default::default()
+            })
+            .await
     }
 
     /// The SPIFFE id of an operator in this trust domain.

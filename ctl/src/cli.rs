@@ -88,6 +88,12 @@ pub enum Command {
     },
     /// Show who this context authenticates as
     Whoami,
+    /// Renew this context's certificate (same as 'labctl user renew')
+    Login {
+        /// Lifetime of the new certificate
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
     /// Run a command on every node the selector matches and stream its output
     ///
     /// While tasks wait for offline nodes, a line on stderr names them and the time left until
@@ -199,6 +205,11 @@ pub enum TokenAction {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
     },
+    /// Make an unused token unusable
+    Revoke {
+        /// Token id (first column of 'labctl token list')
+        id: String,
+    },
 }
 
 /// `labctl user ...`
@@ -211,15 +222,42 @@ pub enum UserAction {
         /// viewer, operator or admin
         #[arg(long)]
         role: String,
-        /// Where to write their config (mode 0600)
+        /// Where to write their config (mode 0600; checked before the user is created)
         #[arg(long)]
         out: PathBuf,
+        /// Lifetime of their certificate (renew with 'labctl user renew')
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        ttl: Duration,
     },
     /// List operators
     List {
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+    },
+    /// Revoke every certificate of a user and remove them (their open streams end)
+    Delete {
+        /// User name
+        name: String,
+    },
+    /// Revoke every certificate of a user (they stay listed; their open streams end)
+    Revoke {
+        /// User name
+        name: String,
+    },
+    /// Change a user's role (effective at once; their open streams end)
+    SetRole {
+        /// User name
+        name: String,
+        /// viewer, operator or admin
+        role: String,
+    },
+    /// Replace this context's certificate with a new one (needs a still-valid certificate);
+    /// the new key and certificate are written into the labctl config
+    Renew {
+        /// Lifetime of the new certificate
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        ttl: Duration,
     },
 }
 

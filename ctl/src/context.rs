@@ -19,14 +19,19 @@ pub fn default_path() -> Option<PathBuf> {
     Some(base.join("labctl").join("config.toml"))
 }
 
-/// Loads the config at `path` (or the default) and returns the wanted context.
-pub fn load(path: Option<&Path>, context: Option<&str>) -> Result<Context, Failure> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
+/// The config file in use: `path`, or the default.
+pub fn config_path(path: Option<&Path>) -> Result<PathBuf, Failure> {
+    match path {
+        Some(p) => Ok(p.to_path_buf()),
         None => default_path().ok_or_else(|| {
             Failure::Usage("no labctl config: pass --config FILE or set LABCTL_CONFIG".into())
-        })?,
-    };
+        }),
+    }
+}
+
+/// Loads the config at `path` (or the default) and returns the wanted context.
+pub fn load(path: Option<&Path>, context: Option<&str>) -> Result<Context, Failure> {
+    let path = config_path(path)?;
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Failure::Usage(format!(
             "cannot read labctl config {}: {e}; pass --config FILE, set LABCTL_CONFIG, or run 'labctl dev'",

@@ -146,6 +146,7 @@ async fn enroll_local(
             coordinator: addr.to_owned(),
             token,
             name: None,
+            default_name: None,
             connect: ConnectOptions::default(),
         },
     )

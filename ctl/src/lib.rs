@@ -82,20 +82,41 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                     cmd::token::create(client, ttl, name, &labels).await
                 }
                 TokenAction::List { output } => cmd::token::list(client, output).await,
+                TokenAction::Revoke { id } => cmd::token::revoke(client, id).await,
             }
         }
         Command::User { action } => {
             let ctx = ctx()?;
             let client = context::dial(&ctx).await?;
             match action {
-                UserAction::Create { name, role, out } => {
+                UserAction::Create {
+                    name,
+                    role,
+                    out,
+                    ttl,
+                } => {
                     let role = cmd::user::parse_role(&role)?;
-                    cmd::user::create(client, &ctx, name, role, &out).await
+                    cmd::user::create(client, &ctx, name, role, &out, ttl).await
                 }
                 UserAction::List { output } => cmd::user::list(client, output).await,
+                UserAction::Delete { name } => cmd::user::delete(client, name).await,
+                UserAction::Revoke { name } => cmd::user::revoke(client, name).await,
+                UserAction::SetRole { name, role } => {
+                    let role = cmd::user::parse_role(&role)?;
+                    cmd::user::set_role(client, name, role).await
+                }
+                UserAction::Renew { ttl } => {
+                    let path = context::config_path(cli.config.as_deref())?;
+                    cmd::user::renew(client, &path, &ctx, ttl).await
+                }
             }
         }
         Command::Whoami => cmd::user::whoami(context::dial(&ctx()?).await?).await,
+        Command::Login { ttl } => {
+            let ctx = ctx()?;
+            let path = context::config_path(cli.config.as_deref())?;
+            cmd::user::renew(context::dial(&ctx).await?, &path, &ctx, ttl).await
+        }
         Command::Run(args) => {
             let selector = cmd::nodes::parse_selector(&args.selector)?;
             // Usage errors (empty command) before the config is read or anything is dialled.

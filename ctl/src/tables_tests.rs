@@ -121,12 +121,15 @@ fn token_and_user_tables_are_aligned() {
         used: None,
         used_by: "n1".into(),
         created_by: "admin".into(),
+        revoked: Some("2026-11-26T11:00:00Z".into()),
     };
     assert_aligned(&cmd::token::table(&[token]).to_string());
     let user = cmd::user::UserView {
         name: "dave".into(),
         role: "operator",
         created: Some("2026-11-26T10:00:00Z".into()),
+        cert_expires: Some("2026-12-26T10:00:00Z".into()),
+        revoked: None,
     };
     assert_aligned(&cmd::user::table(&[user]).to_string());
 }

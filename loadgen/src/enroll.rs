@@ -192,6 +192,7 @@ async fn worker(
                 token: token_text,
                 csr_pem,
                 node_name: name.clone(),
+                default_node_name: String::new(),
             })
             .await
             .map_err(|s| anyhow::anyhow!("Enroll of {name} failed: {}", s.message()))?

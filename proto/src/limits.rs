@@ -37,6 +37,12 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Longest lifetime an enrollment token may be given.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Default lifetime of operator certificates (renewed with `labctl user renew`).
+pub const DEFAULT_OPERATOR_CERT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Longest lifetime an operator certificate may be given.
+pub const MAX_OPERATOR_CERT_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Default gRPC port of the coordinator.
 pub const DEFAULT_GRPC_PORT: u16 = 7443;
 

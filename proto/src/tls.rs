@@ -69,6 +69,32 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// The coordinator's server config: presents `chain_pem` (leaf first, then the CA, so enrolling
+/// agents can check their pin), and verifies client certificates against `client_ca_pem` when
+/// one is presented; a client without one is let through (Bootstrap and Enroll need none, the
+/// coordinator's auth layer requires one for everything else).
+pub fn server_config(
+    chain_pem: &str,
+    key_pem: &str,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs_from_pem(client_ca_pem)? {
+        roots.add(cert)?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs_from_pem(chain_pem)?, key_from_pem(key_pem)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Client config for enrollment: no client certificate, server trusted through the CA pin.
 pub fn pinned_client_config(ca_pin: [u8; 32]) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();

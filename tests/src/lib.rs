@@ -68,6 +68,10 @@ pub struct Coordinator {
     pub metrics_addr: String,
     pub heartbeat: String,
     pub node_cert_ttl: String,
+    /// More `serve` arguments (limits a test wants small).
+    pub extra_args: Vec<String>,
+    /// Open file limit (soft and hard) of the process, set with `prlimit`.
+    pub nofile: Option<u64>,
     logs: PathBuf,
     child: Option<Child>,
 }
@@ -94,6 +98,8 @@ impl Coordinator {
             metrics_addr: format!("127.0.0.1:{}", free_port()),
             heartbeat: "1s".into(),
             node_cert_ttl: "30d".into(),
+            extra_args: Vec::new(),
+            nofile: None,
             logs: root.to_path_buf(),
             child: None,
         }
@@ -135,7 +141,17 @@ impl Coordinator {
 
     /// Starts `serve` with extra arguments and waits until it accepts connections.
     pub fn start_with(&mut self, extra: &[&str]) {
-        let child = Command::new(bin("lab-coordinator"))
+        let mut cmd = match self.nofile {
+            None => Command::new(bin("lab-coordinator")),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(bin("lab-coordinator"));
+                c
+            }
+        };
+        let child = cmd
             .args(["serve", "--data-dir"])
             .arg(&self.dir)
             .args([
@@ -150,6 +166,7 @@ impl Coordinator {
                 "--node-cert-ttl",
                 &self.node_cert_ttl,
             ])
+            .args(&self.extra_args)
             .args(extra)
             .env("LAB_LOG", "info")
             .stdout(Stdio::null())
@@ -282,6 +299,8 @@ pub struct Cluster {
 pub struct ClusterBuilder {
     agents: usize,
     node_cert_ttl: String,
+    coordinator_args: Vec<String>,
+    nofile: Option<u64>,
 }
 
 impl Cluster {
@@ -289,6 +308,8 @@ impl Cluster {
         ClusterBuilder {
             agents: 1,
             node_cert_ttl: "30d".into(),
+            coordinator_args: Vec::new(),
+            nofile: None,
         }
     }
 
@@ -385,11 +406,25 @@ impl ClusterBuilder {
         self
     }
 
+    /// More arguments for `lab-coordinator serve`.
+    pub fn coordinator_args(mut self, args: &[&str]) -> Self {
+        self.coordinator_args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    /// Runs the coordinator with this open file limit (soft and hard).
+    pub fn coordinator_nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
     /// Inits and starts the coordinator, enrolls and starts the agents, waits until all are online.
     pub fn start(self) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut coord = Coordinator::init(tmp.path(), "coordinator", "lab.test");
         coord.node_cert_ttl = self.node_cert_ttl;
+        coord.extra_args = self.coordinator_args;
+        coord.nofile = self.nofile;
         coord.start();
         let mut cluster = Cluster {
             tmp,

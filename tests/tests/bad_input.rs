@@ -119,6 +119,7 @@ fn csr_asking_for_another_identity_is_refused_and_keeps_the_token() {
                 token: token.clone(),
                 csr_pem,
                 node_name: "sneaky".into(),
+                default_node_name: String::new(),
             })
             .await
             .unwrap_err();
@@ -157,6 +158,7 @@ fn oversized_messages_are_refused() {
                 token: token.clone(),
                 csr_pem: "x".repeat(lab_proto::limits::MAX_MESSAGE_BYTES + 1),
                 node_name: "big".into(),
+                default_node_name: String::new(),
             })
             .await
             .expect_err("an oversized Enroll was accepted");
@@ -170,6 +172,7 @@ fn oversized_messages_are_refused() {
                 token: token.clone(),
                 csr_pem: "x".repeat(lab_proto::limits::MAX_MESSAGE_BYTES + 1),
                 node_name: "big".into(),
+                default_node_name: String::new(),
             })
             .await;
         assert!(refused.is_err());
@@ -251,4 +254,32 @@ fn labctl_config_errors_are_usage_errors() {
     std::fs::write(&down, cfg.render()).unwrap();
     let out = labctl(&down, &["nodes"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn a_node_renewing_in_a_loop_is_refused_after_a_few() {
+    let c = Cluster::builder().agents(1).start();
+    rt().block_on(async {
+        let mut node = agent_client(channel(&c, Some(&node_identity(&c))).await);
+        let renew = || {
+            let key = lab_proto::csr::new_key_pem().unwrap();
+            RenewRequest {
+                csr_pem: lab_proto::csr::csr_for_key(&key).unwrap(),
+            }
+        };
+        for _ in 0..3 {
+            node.renew(renew()).await.unwrap();
+        }
+        let err = node.renew(renew()).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        assert!(
+            err.message().contains("renewed its certificate too often"),
+            "{err:?}"
+        );
+    });
+    let metrics = c.coord.metrics();
+    assert!(
+        metrics.contains("labfleet_renewals_rate_limited_total 1"),
+        "{metrics}"
+    );
 }

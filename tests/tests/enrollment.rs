@@ -140,3 +140,129 @@ fn tokens_and_nodes_survive_a_coordinator_restart() {
         .collect();
     assert_eq!(names, vec!["later", "n1"]);
 }
+
+#[test]
+fn a_bound_token_names_the_node_when_enroll_has_no_name() {
+    // The README's flow: `labctl token create --name nas`, then enroll without --name. The
+    // agent offers its hostname as a default, which the bound name overrides.
+    let c = Cluster::builder().agents(0).start();
+    let token = c.token(&["--name", "nas"]);
+    let dir = c.tmp.path().join("agent-nas");
+    let out = std::process::Command::new(lab_tests::bin("lab-agent"))
+        .args(["enroll", "--coordinator", &c.coord.addr, "--token", &token])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("LAB_NODE_NAME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("enrolled as node 'nas'"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(c.node("nas").is_some());
+}
+
+/// An anonymous agent client dialling from `source` (a 127.0.0.x address).
+async fn anonymous_agent(
+    c: &Cluster,
+    source: &str,
+) -> lab_proto::v1::agent_service_client::AgentServiceClient<tonic::transport::Channel> {
+    use lab_proto::client::{agent_client, connect, ConnectOptions};
+    let ca = std::fs::read_to_string(c.coord.dir.join("ca.crt")).unwrap();
+    let tls = lab_proto::tls::client_config(&ca, None).unwrap();
+    let options = ConnectOptions {
+        bind: Some(source.parse().unwrap()),
+    };
+    agent_client(connect(&c.coord.addr, tls, &options).await.unwrap())
+}
+
+fn enroll_request(token: &str, name: &str) -> lab_proto::v1::EnrollRequest {
+    let key = lab_proto::csr::new_key_pem().unwrap();
+    lab_proto::v1::EnrollRequest {
+        token: token.to_owned(),
+        csr_pem: lab_proto::csr::csr_for_key(&key).unwrap(),
+        node_name: name.to_owned(),
+        default_node_name: String::new(),
+    }
+}
+
+/// `token` with its secret replaced.
+fn wrong_secret(token: &str) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[2] = "A".repeat(43);
+    parts.join(".")
+}
+
+#[test]
+fn failed_token_guesses_get_one_answer_and_are_rate_limited_per_source() {
+    let c = Cluster::builder().agents(1).start();
+    let bound = c.token(&["--name", "vault"]);
+    let good = c.token(&[]);
+    let unknown = {
+        let mut parts: Vec<String> = bound.split('.').map(str::to_owned).collect();
+        parts[1] = "0123456789abcdef".into();
+        parts.join(".")
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut guesser = anonymous_agent(&c, "127.0.0.2").await;
+        // A guess at a bound token, at an enrolled name, with an unknown id, and with a CSR that
+        // is garbage: one and the same answer, naming neither the bound name nor the node.
+        let mut garbage_csr = enroll_request(&unknown, "x");
+        garbage_csr.csr_pem = "not a csr".into();
+        let mut answers = Vec::new();
+        for req in [
+            enroll_request(&wrong_secret(&bound), "other"),
+            enroll_request(&wrong_secret(&bound), ""),
+            enroll_request(&unknown, "n1"),
+            garbage_csr,
+        ] {
+            let err = guesser.enroll(req).await.unwrap_err();
+            answers.push((err.code(), err.message().to_owned()));
+        }
+        for (code, message) in &answers {
+            assert_eq!((code, message), (&answers[0].0, &answers[0].1));
+            assert!(
+                !message.contains("vault") && !message.contains("n1"),
+                "{message}"
+            );
+            assert!(
+                message.contains("unknown or its secret is wrong"),
+                "{message}"
+            );
+        }
+        // Ten failures per source are allowed at once; then that source is refused even with a
+        // good token, while another source still enrolls.
+        for _ in answers.len()..10 {
+            let err = guesser
+                .enroll(enroll_request(&unknown, "x"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+        }
+        let err = guesser
+            .enroll(enroll_request(&good, "late"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+        assert!(
+            err.message()
+                .contains("too many failed enrollment attempts"),
+            "{err:?}"
+        );
+        let mut honest = anonymous_agent(&c, "127.0.0.3").await;
+        honest.enroll(enroll_request(&good, "late")).await.unwrap();
+    });
+    let metrics = c.coord.metrics();
+    assert!(
+        metrics.contains("labfleet_enrollment_failures_total 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("labfleet_enrollments_rate_limited_total 1"),
+        "{metrics}"
+    );
+    let log = std::fs::read_to_string(c.tmp.path().join("coordinator.log")).unwrap();
+    assert!(log.contains("enrollment refused"), "{log}");
+}

@@ -318,6 +318,22 @@ impl Store {
         Self::list(&t.users, "users")
     }
 
+    /// Replaces an operator's record.
+    pub async fn put_user(&self, mut rec: UserRecord) -> Result<(), StoreError> {
+        let t = self.w()?;
+        rec.version = RECORD_VERSION;
+        t.users.insert(rec.name.as_bytes(), rec.encode_to_vec())?;
+        self.flush().await
+    }
+
+    /// Removes an operator's record; whether there was one.
+    pub async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let t = self.w()?;
+        let existed = t.users.remove(name.as_bytes())?.is_some();
+        self.flush().await?;
+        Ok(existed)
+    }
+
     /// Creates an operator; fails if one of that name exists.
     pub async fn create_user(&self, mut rec: UserRecord) -> Result<(), StoreError> {
         let t = self.w()?;

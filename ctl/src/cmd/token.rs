@@ -1,10 +1,10 @@
-//! `labctl token create|list`.
+//! `labctl token create|list|revoke`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{CreateTokenRequest, ListTokensRequest};
+use lab_proto::v1::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest};
 use serde::Serialize;
 use tonic::transport::Channel;
 
@@ -55,6 +55,7 @@ pub(crate) struct TokenView {
     pub(crate) used: Option<String>,
     pub(crate) used_by: String,
     pub(crate) created_by: String,
+    pub(crate) revoked: Option<String>,
 }
 
 /// `labctl token list`.
@@ -78,6 +79,7 @@ pub async fn list(
             used: output::time(t.used_unix_ms),
             used_by: t.used_by,
             created_by: t.created_by,
+            revoked: output::time(t.revoked_unix_ms),
         })
         .collect();
     if output::print_structured(format, &views)? {
@@ -88,8 +90,8 @@ pub async fn list(
 }
 
 /// The `labctl token list` table. Pure.
-pub(crate) fn table(tokens: &[TokenView]) -> output::Table<5> {
-    let mut table = output::table(["ID", "NODE", "EXPIRES", "USED BY", "CREATED BY"]);
+pub(crate) fn table(tokens: &[TokenView]) -> output::Table<6> {
+    let mut table = output::table(["ID", "NODE", "EXPIRES", "USED BY", "CREATED BY", "REVOKED"]);
     for t in tokens {
         table.row([
             t.id.clone(),
@@ -97,7 +99,20 @@ pub(crate) fn table(tokens: &[TokenView]) -> output::Table<5> {
             t.expires.clone().unwrap_or_default(),
             t.used_by.clone(),
             t.created_by.clone(),
+            t.revoked.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     table
+}
+
+/// `labctl token revoke ID`.
+pub async fn revoke(mut client: OperatorServiceClient<Channel>, id: String) -> anyhow::Result<()> {
+    client
+        .revoke_token(RevokeTokenRequest {
+            token_id: id.clone(),
+        })
+        .await
+        .map_err(from_status)?;
+    crate::outln!("token {id} revoked")?;
+    Ok(())
 }
