@@ -136,5 +136,9 @@ fn job_ids_are_accepted_by_unique_prefix() {
     assert_eq!(shown["id"], job.as_str());
     let out = c.labctl(&["job", "show", "zz"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no job id starts with 'zz'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no job id starts with 'zz'"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -227,6 +227,14 @@ fn max_failures_stops_the_rollout_before_other_nodes_run() {
         &cmd,
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The tasks the stopped rollout never started are shown as skipped, not cancelled.
+    for node in ["n2", "n3", "n4"] {
+        assert!(
+            stderr(&out).contains(&format!("{node}: skipped")),
+            "{}",
+            stderr(&out)
+        );
+    }
     let ran: Vec<String> = std::fs::read_dir(&marks)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::frame::{Framer, Line, Stream};
 use super::progress::{self, Progress};
 use super::result;
-use super::view::{is_final, state_name, TaskView};
+use super::view::{is_final, task_state_name, TaskView};
 use super::RunFormat;
 use crate::output::{escape, escape_line};
 
@@ -126,7 +126,7 @@ pub fn final_state_line(task: &TaskInfo) -> Option<String> {
     let mut line = format!(
         "{}: {}",
         escape(&task.node),
-        state_name(state).replace('_', " ")
+        task_state_name(task).replace('_', " ")
     );
     if state != TaskState::Succeeded && task.exit_code >= 0 && task.started_unix_ms > 0 {
         line += &format!(" (exit {})", task.exit_code);

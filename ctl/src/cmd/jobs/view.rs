@@ -31,6 +31,15 @@ pub fn state_name(state: TaskState) -> &'static str {
     }
 }
 
+/// The state labctl shows for a task: its [`state_name`], except that a task cancelled before
+/// it started (a cancelled job's or a stopped rollout's untouched tasks) is "skipped": nothing ran.
+pub fn task_state_name(t: &TaskInfo) -> &'static str {
+    match t.state() {
+        TaskState::Cancelled if t.started_unix_ms <= 0 => "skipped",
+        state => state_name(state),
+    }
+}
+
 /// Whether a task in `state` will not change any more.
 pub fn is_final(state: TaskState) -> bool {
     match state {
@@ -53,7 +62,8 @@ pub struct TaskView {
     pub task_id: String,
     /// Node it runs on.
     pub node: String,
-    /// pending, assigned, running, succeeded, failed, cancelled, timed_out, expired, lost.
+    /// pending, assigned, running, succeeded, failed, cancelled, skipped (cancelled before it
+    /// started), timed_out, expired, lost.
     pub state: &'static str,
     /// Exit code once the process exited; null while running or when killed by a signal.
     pub exit_code: Option<i32>,
@@ -81,7 +91,7 @@ impl From<&TaskInfo> for TaskView {
         TaskView {
             task_id: t.task_id.clone(),
             node: t.node.clone(),
-            state: state_name(state),
+            state: task_state_name(t),
             exit_code: (is_final(state) && t.exit_code >= 0).then_some(t.exit_code),
             error: (!t.error.is_empty()).then(|| t.error.clone()),
             started: output::time(t.started_unix_ms),
@@ -410,6 +420,18 @@ mod tests {
     use lab_proto::v1::{ExecTask, JobSpec, TaskSpec};
 
     use super::*;
+
+    #[test]
+    fn tasks_cancelled_before_they_started_are_skipped() {
+        let mut t = task("n1", TaskState::Cancelled, -1);
+        assert_eq!(TaskView::from(&t).state, "cancelled");
+        t.started_unix_ms = 0;
+        assert_eq!(TaskView::from(&t).state, "skipped");
+        assert_eq!(
+            crate::cmd::jobs::events::final_state_line(&t).as_deref(),
+            Some("n1: skipped")
+        );
+    }
 
     fn task(node: &str, state: TaskState, exit: i32) -> TaskInfo {
         TaskInfo {
