@@ -64,7 +64,8 @@ pub enum Command {
     Label {
         /// Node name
         node: String,
-        /// KEY=VALUE to set, KEY- to remove
+        /// KEY=VALUE to set, KEY- to remove (node, hostname, os, os-version, arch and virt are
+        /// derived by the coordinator and cannot be set)
         #[arg(required = true)]
         changes: Vec<String>,
     },
