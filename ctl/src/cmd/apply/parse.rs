@@ -166,14 +166,32 @@ fn path_error(path: &str, inner: &str) -> String {
 }
 
 /// serde's "unknown field `pth`, expected one of `path`, `content`" as
-/// "unknown field 'pth', expected one of path, content".
+/// "unknown field 'pth', expected one of path, content"; labctl's internal type names
+/// ("expected struct ExecDoc", "expected enum StateDoc") become what the user must write.
 pub fn tidy(message: &str) -> String {
     match message.split_once(", expected ") {
         Some((head, tail)) => format!(
             "{}, expected {}",
             head.replace('`', "'"),
-            tail.replace('`', "")
+            without_type_names(&tail.replace('`', ""))
         ),
         None => message.replace('`', "'"),
     }
+}
+
+/// "struct ExecDoc at line 6" → "a mapping (key: value) at line 6"; "enum X" → "one of its names".
+fn without_type_names(expected: &str) -> String {
+    let mut out = expected.to_owned();
+    for (word, instead) in [
+        ("struct ", "a mapping (key: value)"),
+        ("enum ", "one of the names this field accepts"),
+    ] {
+        if let Some(rest) = out.strip_prefix(word) {
+            let name_len = rest
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            out = format!("{instead}{}", &rest[name_len..]);
+        }
+    }
+    out
 }

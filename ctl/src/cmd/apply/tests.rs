@@ -579,3 +579,21 @@ fn a_job_without_selector_is_refused_and_star_means_every_node() {
         );
     }
 }
+
+#[test]
+fn errors_never_show_internal_type_names() {
+    let text = job("    exec: uname\n");
+    let e = error(&text);
+    assert!(!e.contains("ExecDoc") && !e.contains("struct"), "{e}");
+    assert!(
+        e.contains(
+            "spec.task.exec: invalid type: string \"uname\", expected a mapping (key: value)"
+        ),
+        "{e}"
+    );
+    let e = error("apiVersion: labfleet/v1\nkind: Job\nspec: 3\n");
+    assert!(
+        e.contains("spec: invalid type: integer '3', expected a mapping (key: value)"),
+        "{e}"
+    );
+}
