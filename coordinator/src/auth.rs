@@ -273,8 +273,7 @@ impl Authorizer {
 }
 
 fn internal(e: crate::store::StoreError) -> Status {
-    tracing::error!(error = %e, "store failure during authorization");
-    Status::internal("coordinator store failure; see the coordinator log")
+    crate::error::ApiError::from(e).into()
 }
 
 /// The tower layer that runs [`Authorizer::authorize`] before every RPC, and tells the

@@ -70,3 +70,22 @@ impl From<ApiError> for Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_reach_peers_without_their_details() {
+        let e = StoreError::NewerVersion {
+            tree: "facts",
+            found: 9,
+        };
+        let status = Status::from(ApiError::from(e));
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert_eq!(
+            status.message(),
+            "coordinator store failure; see the coordinator log"
+        );
+    }
+}

@@ -104,14 +104,25 @@ pub fn entry(store: &Store, record: NodeRecord) -> Result<NodeEntry, StoreError>
 
 /// Every node the selector matches, by name.
 pub fn select(store: &Store, selector: &Selector) -> Result<Vec<NodeEntry>, StoreError> {
-    let mut out = Vec::new();
-    for record in store.nodes()? {
-        let e = entry(store, record)?;
-        if selector.matches(&e.labels, &e.facts_doc) {
-            out.push(e);
-        }
-    }
-    Ok(out)
+    select_from(store, selector, "")?.collect()
+}
+
+/// The nodes the selector matches, by name, from the name `start` on (inclusive); each entry is
+/// built (facts read and parsed) only when the iterator reaches it, so a page reads no more
+/// fact documents than it needs.
+pub fn select_from<'a>(
+    store: &'a Store,
+    selector: &'a Selector,
+    start: &str,
+) -> Result<impl Iterator<Item = Result<NodeEntry, StoreError>> + 'a, StoreError> {
+    let records = store.nodes()?.into_iter();
+    let start = start.to_owned();
+    Ok(records
+        .filter(move |r| r.name.as_str() >= start.as_str())
+        .filter_map(move |record| match entry(store, record) {
+            Ok(e) => selector.matches(&e.labels, &e.facts_doc).then_some(Ok(e)),
+            Err(err) => Some(Err(err)),
+        }))
 }
 
 /// Whether `selector` can depend on a node's facts: a `facts.*` term, or a label that may be

@@ -8,6 +8,7 @@ pub mod accept;
 pub mod agent_api;
 pub mod auth;
 pub mod backups;
+pub mod budget;
 pub mod ca;
 pub mod datadir;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod operator_api;
 pub mod operators;
+pub mod paging;
 pub mod ratelimit;
 pub mod schedules;
 pub mod server;
@@ -24,6 +26,8 @@ pub mod session;
 pub mod sessions;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

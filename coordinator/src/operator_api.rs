@@ -28,8 +28,11 @@ use tonic::{Request, Response, Status};
 use crate::agent_api::validate_labels;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::inventory::{entry, select, NodeEntry};
+use crate::inventory::{entry, select_from, NodeEntry};
 use crate::operators::user_view;
+use crate::paging::{
+    self, page_size, Page, MAX_JOBS_PAGE, MAX_NODES_PAGE, MAX_TASKS_PAGE, PAGE_BYTES,
+};
 use crate::sessions::CloseReason;
 use crate::state::{now_ms, Coordinator};
 use lab_proto::selector::{Selector, SelectorError};
@@ -90,15 +93,35 @@ impl OperatorApi {
             .ok_or_else(|| ApiError::NotFound(format!("no job '{job_id}'; see 'labctl jobs'")))
     }
 
-    fn job_info(&self, job: JobRecord) -> Result<JobInfo, ApiError> {
-        let tasks = self.coord.store.tasks_of(&job)?;
+    /// `job` with one page of its tasks: from the task `token` names on, at most `page_size`
+    /// tasks and about `budget` bytes of them; `next_page_token` names the first one left out.
+    fn job_info(
+        &self,
+        job: JobRecord,
+        token: &str,
+        page_size: usize,
+        budget: usize,
+    ) -> Result<JobInfo, ApiError> {
+        let ids = self.coord.store.task_ids_of(&job)?;
+        let mut page = Page::new(page_size, budget);
+        let mut next_page_token = String::new();
+        for (i, id) in ids.iter().enumerate().skip(paging::task_index(token)?) {
+            let Some(info) = self.coord.store.task(id)?.and_then(|t| t.info) else {
+                continue;
+            };
+            if page.push(info).is_err() {
+                next_page_token = i.to_string();
+                break;
+            }
+        }
         let mut spec = job.spec;
         // Stored specs hold no secret content; a record from before that rule shows none either.
         if let Some(spec) = spec.as_mut() {
             crate::jobs::secrets::redact(spec);
         }
         Ok(JobInfo {
-            tasks: tasks.into_iter().filter_map(|t| t.info).collect(),
+            tasks: page.into_items(),
+            next_page_token,
             job_id: job.job_id,
             spec,
             submitted_by: job.submitted_by,
@@ -281,9 +304,20 @@ impl OperatorService for OperatorApi {
             .selector
             .parse()
             .map_err(|e: SelectorError| ApiError::InvalidArgument(selector_error(&e)))?;
-        let nodes = select(&self.coord.store, &selector).map_err(ApiError::from)?;
+        let req = req.into_inner();
+        let mut page = Page::new(page_size(req.page_size, MAX_NODES_PAGE), PAGE_BYTES);
+        let mut next_page_token = String::new();
+        for entry in
+            select_from(&self.coord.store, &selector, &req.page_token).map_err(ApiError::from)?
+        {
+            if let Err(left_out) = page.push(self.node_view(entry.map_err(ApiError::from)?)) {
+                next_page_token = left_out.name;
+                break;
+            }
+        }
         Ok(Response::new(ListNodesResponse {
-            nodes: nodes.into_iter().map(|n| self.node_view(n)).collect(),
+            nodes: page.into_items(),
+            next_page_token,
         }))
     }
 
@@ -429,28 +463,59 @@ impl OperatorService for OperatorApi {
     }
 
     async fn get_job(&self, req: Request<GetJobRequest>) -> Result<Response<JobInfo>, Status> {
-        let job = self.existing_job(&req.get_ref().job_id)?;
-        Ok(Response::new(self.job_info(job)?))
+        let GetJobRequest {
+            job_id,
+            page_size: size,
+            page_token,
+        } = req.into_inner();
+        let job = self.existing_job(&job_id)?;
+        let size = page_size(size, MAX_TASKS_PAGE);
+        Ok(Response::new(self.job_info(
+            job,
+            &page_token,
+            size,
+            PAGE_BYTES,
+        )?))
     }
 
     async fn list_jobs(
         &self,
         req: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let limit = match req.get_ref().limit {
+        let req = req.into_inner();
+        let limit = match req.limit {
             0 => 100,
             n => n as usize,
         };
-        let jobs = self
+        let (returned, start) = paging::job_position(&req.page_token)?;
+        let want = limit
+            .saturating_sub(returned)
+            .min(page_size(req.page_size, MAX_JOBS_PAGE));
+        let records = self
             .coord
             .store
-            .jobs_newest_first(limit)
+            .jobs_newest_from(start.as_deref(), want + 1)
             .map_err(ApiError::from)?;
-        let jobs = jobs
-            .into_iter()
-            .map(|j| self.job_info(j))
-            .collect::<Result<_, _>>()?;
-        Ok(Response::new(ListJobsResponse { jobs }))
+        let mut page = Page::new(want, PAGE_BYTES);
+        let mut next_page_token = String::new();
+        for (i, job) in records.into_iter().enumerate() {
+            let id = job.job_id.clone();
+            let left_out = i >= want
+                || page.is_full()
+                || page
+                    .push(self.job_info(job, "", MAX_TASKS_PAGE, page.remaining())?)
+                    .is_err();
+            if left_out {
+                if returned + i < limit {
+                    next_page_token = paging::job_token(returned + i, &id);
+                }
+                break;
+            }
+        }
+        Ok(Response::new(ListJobsResponse {
+            jobs: page.into_items(),
+            next_page_token,
+        }))
     }
 
     type WatchJobStream =
@@ -481,7 +546,12 @@ impl OperatorService for OperatorApi {
         req: Request<CancelJobRequest>,
     ) -> Result<Response<JobInfo>, Status> {
         let job = crate::jobs::cancel(&self.coord, &req.get_ref().job_id).await?;
-        Ok(Response::new(self.job_info(job)?))
+        Ok(Response::new(self.job_info(
+            job,
+            "",
+            MAX_TASKS_PAGE,
+            PAGE_BYTES,
+        )?))
     }
 
     async fn create_schedule(

@@ -13,6 +13,8 @@ use lab_proto::v1::{
 use std::sync::Arc;
 use tonic::{Status, Streaming};
 
+use crate::budget::ByteBudget;
+use crate::error::ApiError;
 use crate::sessions::{CloseReason, Session};
 use crate::state::{now_ms, Coordinator};
 
@@ -67,6 +69,7 @@ async fn serve(
     mut inbound: Streaming<AgentMessage>,
     tx: Outbound,
 ) {
+    let mut facts_budget = facts_budget();
     let ending = loop {
         tokio::select! {
             _ = session.cancel.cancelled() => {
@@ -86,7 +89,7 @@ async fn serve(
             next = inbound.message() => match next {
                 Ok(Some(m)) => {
                     session.touch(now_ms());
-                    if let Err(e) = handle(&coord, &name, m, &tx).await {
+                    if let Err(e) = handle(&coord, &name, m, &tx, &mut facts_budget).await {
                         let _ = tx.send(Err(e)).await;
                         break "protocol error";
                     }
@@ -111,6 +114,7 @@ async fn handle(
     name: &NodeName,
     m: AgentMessage,
     tx: &Outbound,
+    facts_budget: &mut ByteBudget,
 ) -> Result<(), Status> {
     match m.msg {
         Some(AgentMsg::Hello(hello)) => on_hello(coord, name, hello, tx).await,
@@ -119,9 +123,10 @@ async fn handle(
             let _ = tx.try_send(msg(CoordMsg::HeartbeatAck(HeartbeatAck { seq: hb.seq })));
             Ok(())
         }
-        Some(AgentMsg::Facts(f)) => on_facts(coord, name, f, tx).await,
+        Some(AgentMsg::Facts(f)) => on_facts(coord, name, f, tx, facts_budget).await,
         Some(AgentMsg::TaskUpdate(update)) => {
-            if let Some(ack) = crate::jobs::on_update(coord, name.as_str(), update).await? {
+            let ack = crate::jobs::on_update(coord, name.as_str(), update).await?;
+            if let Some(ack) = ack {
                 if tx.send(msg(CoordMsg::Ack(ack))).await.is_err() {
                     return Err(Status::cancelled("agent went away"));
                 }
@@ -153,11 +158,7 @@ async fn on_hello(
             }
         }
         node.last_seen_unix_ms = now_ms();
-        coord
-            .store
-            .put_node(node)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+        coord.store.put_node(node).await.map_err(ApiError::from)?;
     }
     let known = coord
         .store
@@ -172,19 +173,42 @@ async fn on_hello(
     Ok(())
 }
 
+/// Bytes of fact documents one session may have stored at once, and regains a second: a
+/// normal agent stores a document of tens of KiB once a minute; a node that sends megabytes
+/// in a loop is held to a quarter MiB a second (its reports are refused, not stored).
+const FACTS_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
+const FACTS_REFILL_PER_SEC: u64 = 256 * 1024;
+
+/// A fresh per-session budget for storing fact documents.
+fn facts_budget() -> ByteBudget {
+    ByteBudget::new(FACTS_BUDGET_BYTES, FACTS_REFILL_PER_SEC, now_ms())
+}
+
+/// Logs why a fact report is not stored. The session goes on and the previous facts stay; the
+/// agent gets no `FactsAck`, so its next report is again a patch against the document the
+/// coordinator still has.
+fn refuse_facts(name: &NodeName, reason: String) -> Result<(), Status> {
+    tracing::warn!(node = %name, reason = %reason, "fact report refused; the previous facts stay");
+    Ok(())
+}
+
 async fn on_facts(
     coord: &Coordinator,
     name: &NodeName,
     f: Facts,
     tx: &Outbound,
+    budget: &mut ByteBudget,
 ) -> Result<(), Status> {
     let doc = match f.body {
         Some(facts::Body::FullJson(text)) => {
             if text.len() > MAX_FACTS_BYTES {
-                return Err(Status::invalid_argument(format!(
-                    "fact document is {} bytes, over the limit of {MAX_FACTS_BYTES}",
-                    text.len()
-                )));
+                return refuse_facts(
+                    name,
+                    format!(
+                        "fact document is {} bytes, over the limit of {MAX_FACTS_BYTES}",
+                        text.len()
+                    ),
+                );
             }
             let doc: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Status::invalid_argument(format!("facts are not valid JSON: {e}")))?;
@@ -194,17 +218,26 @@ async fn on_facts(
             doc
         }
         Some(facts::Body::Patch(patch)) => {
-            let stored = coord.store.facts(name.as_str()).ok().flatten();
+            let stored = coord.store.facts(name.as_str()).map_err(ApiError::from)?;
             let Some(stored) = stored.filter(|s| s.digest == patch.base_digest) else {
                 // We do not have the base; ask for everything.
                 let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
                 return Ok(());
             };
             if patch.merge_patch_json.len() > MAX_FACTS_BYTES {
-                return Err(Status::invalid_argument("fact patch over the size limit"));
+                return refuse_facts(
+                    name,
+                    format!(
+                        "fact patch is {} bytes, over the limit of {MAX_FACTS_BYTES}",
+                        patch.merge_patch_json.len()
+                    ),
+                );
             }
-            let mut doc: serde_json::Value = serde_json::from_str(&stored.json)
-                .map_err(|e| Status::internal(format!("stored facts corrupt: {e}")))?;
+            let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&stored.json) else {
+                tracing::error!(node = %name, "stored facts are not valid JSON; asking the agent for all of them");
+                let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
+                return Ok(());
+            };
             let p: serde_json::Value =
                 serde_json::from_str(&patch.merge_patch_json).map_err(|e| {
                     Status::invalid_argument(format!("fact patch is not valid JSON: {e}"))
@@ -219,6 +252,26 @@ async fn on_facts(
         let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
         return Ok(());
     }
+    // The cap holds for the document as stored, whatever the patches that built it.
+    let json = doc.to_string();
+    if json.len() > MAX_FACTS_BYTES {
+        return refuse_facts(
+            name,
+            format!(
+                "the fact document would be {} bytes, over the limit of {MAX_FACTS_BYTES}",
+                json.len()
+            ),
+        );
+    }
+    if !budget.take(json.len() as u64, now_ms()) {
+        return refuse_facts(
+            name,
+            format!(
+                "fact reports arrive faster than {} bytes a second",
+                budget.refill_per_sec()
+            ),
+        );
+    }
     for why in crate::inventory::invalid_derived_labels(&doc) {
         tracing::warn!(node = %name, error = %why, "a derived label is left out: its fact value is not a valid label value");
     }
@@ -228,13 +281,13 @@ async fn on_facts(
             name.as_str(),
             FactsRecord {
                 digest: digest.clone(),
-                json: doc.to_string(),
+                json,
                 collected_unix_ms: now_ms(),
                 ..Default::default()
             },
         )
         .await
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(ApiError::from)?;
     let _ = tx.send(msg(CoordMsg::FactsAck(FactsAck { digest }))).await;
     Ok(())
 }

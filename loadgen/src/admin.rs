@@ -10,9 +10,8 @@ use lab_proto::client::{connect, operator_client, ConnectOptions};
 use lab_proto::tls::{client_config, ClientIdentity};
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
 use lab_proto::v1::{
-    job_event, task_spec, CancelJobRequest, CreateTokenRequest, ExecTask, GetJobRequest, JobDone,
-    JobEvent, JobInfo, JobSpec, ListJobsRequest, ListNodesRequest, SubmitJobRequest, TaskSpec,
-    WatchJobRequest,
+    job_event, task_spec, CancelJobRequest, CreateTokenRequest, ExecTask, JobDone, JobEvent,
+    JobInfo, JobSpec, SubmitJobRequest, TaskSpec, WatchJobRequest,
 };
 use tonic::transport::Channel;
 use tonic::Streaming;
@@ -117,31 +116,18 @@ impl Admin {
 
     /// (nodes, online nodes) as `ListNodes` reports them.
     pub async fn node_counts(&self) -> anyhow::Result<(usize, usize)> {
-        let nodes = self
-            .client
-            .clone()
-            .list_nodes(ListNodesRequest {
-                selector: String::new(),
-            })
+        let nodes = lab_proto::pages::all_nodes(&mut self.client.clone(), "")
             .await
-            .map_err(|s| anyhow::anyhow!("ListNodes failed: {}", s.message()))?
-            .into_inner()
-            .nodes;
+            .map_err(|s| anyhow::anyhow!("ListNodes failed: {}", s.message()))?;
         let online = nodes.iter().filter(|n| n.online).count();
         Ok((nodes.len(), online))
     }
 
     /// Tasks of a job: (succeeded, final, all).
     pub async fn progress(&self, job_id: &str) -> anyhow::Result<(usize, usize, usize)> {
-        let job = self
-            .client
-            .clone()
-            .get_job(GetJobRequest {
-                job_id: job_id.to_owned(),
-            })
+        let job = lab_proto::pages::whole_job(&mut self.client.clone(), job_id)
             .await
-            .map_err(|s| anyhow::anyhow!("GetJob failed: {}", s.message()))?
-            .into_inner();
+            .map_err(|s| anyhow::anyhow!("GetJob failed: {}", s.message()))?;
         let state = |t: &lab_proto::v1::TaskInfo| {
             lab_proto::v1::TaskState::try_from(t.state).unwrap_or_default()
         };
@@ -206,14 +192,9 @@ impl Admin {
 
     /// The `limit` newest jobs, with their tasks.
     pub async fn recent_jobs(&self, limit: u32) -> anyhow::Result<Vec<JobInfo>> {
-        Ok(self
-            .client
-            .clone()
-            .list_jobs(ListJobsRequest { limit })
+        lab_proto::pages::recent_jobs(&mut self.client.clone(), limit)
             .await
-            .map_err(|s| anyhow::anyhow!("ListJobs failed: {}", s.message()))?
-            .into_inner()
-            .jobs)
+            .map_err(|s| anyhow::anyhow!("ListJobs failed: {}", s.message()))
     }
 
     /// Submits `job`; returns its id and number of tasks.

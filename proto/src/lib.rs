@@ -14,6 +14,7 @@ pub mod identity;
 pub mod labels;
 pub mod limits;
 pub mod logging;
+pub mod pages;
 pub mod pem;
 pub mod selector;
 pub mod shutdown;

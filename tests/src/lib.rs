@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod rogue;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -266,6 +268,18 @@ impl Agent {
         }
     }
 
+    /// The node certificate and key the agent got at enrollment (from its `node.pem`).
+    pub fn identity(&self) -> lab_proto::tls::ClientIdentity {
+        let both = std::fs::read_to_string(self.dir.join("node.pem")).expect("node.pem");
+        let split = both
+            .find("-----BEGIN PRIVATE KEY-----")
+            .expect("key in node.pem");
+        lab_proto::tls::ClientIdentity {
+            cert_pem: both[..split].into(),
+            key_pem: both[split..].into(),
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -311,6 +325,23 @@ impl Cluster {
             coordinator_args: Vec::new(),
             nofile: None,
         }
+    }
+
+    /// The coordinator's CA certificate (PEM).
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.coord.dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    /// A TLS channel to the coordinator, with a client certificate or without.
+    pub async fn channel(
+        &self,
+        id: Option<&lab_proto::tls::ClientIdentity>,
+    ) -> tonic::transport::Channel {
+        use lab_proto::client::{connect, ConnectOptions};
+        let tls = lab_proto::tls::client_config(&self.ca_pem(), id).expect("TLS config");
+        connect(&self.coord.addr, tls, &ConnectOptions::default())
+            .await
+            .expect("connect to the coordinator")
     }
 
     /// Runs labctl with the admin config.

@@ -2,9 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lab_proto::client::{agent_client, connect, operator_client, ConnectOptions};
+use lab_proto::client::{agent_client, operator_client};
 use lab_proto::ctlconfig::CtlConfig;
-use lab_proto::tls::{client_config, ClientIdentity};
+use lab_proto::tls::ClientIdentity;
 use lab_proto::v1::{
     AgentMessage, BootstrapRequest, EnrollRequest, ListNodesRequest, RenewRequest,
 };
@@ -13,19 +13,6 @@ use tonic::Code;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
-}
-
-fn ca_pem(c: &Cluster) -> String {
-    std::fs::read_to_string(c.coord.dir.join("ca.crt")).unwrap()
-}
-
-fn node_identity(c: &Cluster) -> ClientIdentity {
-    let both = std::fs::read_to_string(c.agents[0].dir.join("node.pem")).unwrap();
-    let split = both.find("-----BEGIN PRIVATE KEY-----").unwrap();
-    ClientIdentity {
-        cert_pem: both[..split].into(),
-        key_pem: both[split..].into(),
-    }
 }
 
 fn admin_identity(c: &Cluster) -> ClientIdentity {
@@ -38,10 +25,7 @@ fn admin_identity(c: &Cluster) -> ClientIdentity {
 }
 
 async fn channel(c: &Cluster, id: Option<&ClientIdentity>) -> tonic::transport::Channel {
-    let tls = client_config(&ca_pem(c), id).unwrap();
-    connect(&c.coord.addr, tls, &ConnectOptions::default())
-        .await
-        .unwrap()
+    c.channel(id).await
 }
 
 #[test]
@@ -84,7 +68,7 @@ fn tokio_stream_once() -> impl tonic::codegen::tokio_stream::Stream<Item = Agent
 fn node_and_operator_certificates_stay_in_their_lanes() {
     let c = Cluster::builder().agents(1).start();
     rt().block_on(async {
-        let node = channel(&c, Some(&node_identity(&c))).await;
+        let node = channel(&c, Some(&c.agents[0].identity())).await;
         let err = operator_client(node)
             .list_nodes(ListNodesRequest::default())
             .await
@@ -188,7 +172,7 @@ fn a_certificate_from_another_ca_is_refused() {
     let mut cfg =
         CtlConfig::parse(&std::fs::read_to_string(other.admin_config()).unwrap()).unwrap();
     // Trust the right CA, but present a certificate the other CA issued.
-    cfg.contexts[0].ca_pem = ca_pem(&c);
+    cfg.contexts[0].ca_pem = c.ca_pem();
     cfg.contexts[0].coordinator = c.coord.addr.clone();
     let path = c.tmp.path().join("foreign.toml");
     std::fs::write(&path, cfg.render()).unwrap();
@@ -260,7 +244,7 @@ fn labctl_config_errors_are_usage_errors() {
 fn a_node_renewing_in_a_loop_is_refused_after_a_few() {
     let c = Cluster::builder().agents(1).start();
     rt().block_on(async {
-        let mut node = agent_client(channel(&c, Some(&node_identity(&c))).await);
+        let mut node = agent_client(channel(&c, Some(&c.agents[0].identity())).await);
         let renew = || {
             let key = lab_proto::csr::new_key_pem().unwrap();
             RenewRequest {

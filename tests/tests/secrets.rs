@@ -100,11 +100,12 @@ fn secret_content_reaches_the_node_and_nothing_else() {
     let get = rt
         .block_on(client.get_job(GetJobRequest {
             job_id: job_id.clone(),
+            ..Default::default()
         }))
         .unwrap()
         .into_inner();
     let list = rt
-        .block_on(client.list_jobs(ListJobsRequest { limit: 0 }))
+        .block_on(client.list_jobs(ListJobsRequest::default()))
         .unwrap()
         .into_inner();
     let mut watch = rt

@@ -204,6 +204,8 @@ impl Finished {
                 error: self.error.clone(),
                 unix_ms: self.unix_ms,
                 result: self.result.clone(),
+                // The outbox adds what it dropped of this task's output.
+                output_dropped_bytes: 0,
             })),
         }
     }

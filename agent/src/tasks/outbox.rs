@@ -23,8 +23,6 @@ struct TaskBox {
     unsent_from: usize,
     /// Bytes of output held.
     output_bytes: usize,
-    /// Output bytes dropped so far to stay within the bound.
-    dropped_bytes: usize,
 }
 
 fn output_len(u: &TaskUpdate) -> Option<usize> {
@@ -43,6 +41,9 @@ fn is_final(u: &TaskUpdate) -> bool {
 pub struct Outbox {
     boxes: BTreeMap<String, TaskBox>,
     max_output_per_task: usize,
+    /// Output bytes dropped per unfinished task (a task's box may empty and go in between);
+    /// reported in the task's `finished` update.
+    dropped: BTreeMap<String, u64>,
 }
 
 impl Outbox {
@@ -51,12 +52,16 @@ impl Outbox {
         Outbox {
             boxes: BTreeMap::new(),
             max_output_per_task,
+            dropped: BTreeMap::new(),
         }
     }
 
     /// Appends `update` (the next of its task) as not yet sent.
-    pub fn push(&mut self, update: TaskUpdate) {
+    pub fn push(&mut self, mut update: TaskUpdate) {
         let max = self.max_output_per_task;
+        if let Some(Body::Finished(f)) = &mut update.body {
+            f.output_dropped_bytes += self.dropped.remove(&update.task_id).unwrap_or(0);
+        }
         let b = self.boxes.entry(update.task_id.clone()).or_default();
         if let Some(n) = output_len(&update) {
             b.output_bytes += n;
@@ -69,10 +74,11 @@ impl Outbox {
             };
             if let Some(n) = b.updates.remove(i).as_ref().and_then(output_len) {
                 b.output_bytes -= n;
-                if b.dropped_bytes == 0 {
+                let dropped = self.dropped.entry(task_id.clone()).or_default();
+                if *dropped == 0 {
                     tracing::warn!(task = %task_id, limit = max, "unacknowledged task output exceeds the limit; dropping its oldest chunks");
                 }
-                b.dropped_bytes += n;
+                *dropped += n as u64;
             }
             if i < b.unsent_from {
                 b.unsent_from -= 1;
@@ -232,6 +238,26 @@ mod tests {
         assert_eq!(
             o.all_unacked().iter().map(|u| u.seq).collect::<Vec<_>>(),
             [1, 5]
+        );
+    }
+
+    #[test]
+    fn the_finished_update_reports_the_output_dropped() {
+        let mut o = Outbox::new(25);
+        o.push(out("a", 1, 20));
+        o.push(out("a", 2, 20)); // drops seq 1
+        assert_eq!(o.ack("a", 2), None); // the box empties and goes
+        o.push(out("a", 3, 20));
+        o.push(out("a", 4, 20)); // drops seq 3
+        o.push(upd("a", 5, Body::Finished(TaskFinished::default())));
+        let finished = o.all_unacked().into_iter().find(|u| u.seq == 5);
+        let Some(Body::Finished(f)) = finished.and_then(|u| u.body) else {
+            panic!("finished update kept");
+        };
+        assert_eq!(f.output_dropped_bytes, 40);
+        assert!(
+            o.dropped.is_empty(),
+            "the count goes with the finished update"
         );
     }
 

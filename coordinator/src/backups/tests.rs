@@ -68,6 +68,7 @@ fn task(node: &str, state: TaskState, at: i64, result: Option<backup_result::Kin
             ..Default::default()
         }),
         last_seq: 1,
+        progress_event_seq: 0,
     }
 }
 

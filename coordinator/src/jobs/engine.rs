@@ -7,17 +7,19 @@ use std::time::Duration;
 use lab_proto::store::v1::{JobRecord, TaskRecord};
 use lab_proto::v1::coordinator_message::Msg as CoordMsg;
 use lab_proto::v1::{
-    job_event, task_spec, task_update, Ack, Assign, CancelTask, CoordinatorMessage, JobDone,
-    JobEvent, JobSpec, TaskInfo, TaskOutput, TaskProgressEvent, TaskSpec, TaskUpdate,
+    job_event, task_update, Ack, CancelTask, CoordinatorMessage, JobDone, JobEvent, JobSpec,
+    TaskInfo, TaskOutput, TaskProgressEvent, TaskUpdate,
 };
 
 use super::rollout::{plan, Action, JobView, Rollout, TaskView};
-use super::secrets::{self, Held, SecretContent};
+use super::secrets::{self, Held};
 use super::state::{TaskEvent, TaskState};
+use super::{assign, bounds};
 use crate::error::ApiError;
 use crate::sessions::CloseReason;
 use crate::state::{now_ms, Coordinator};
 use crate::store::{JobBatch, StoreError};
+use lab_proto::limits::MAX_OUTPUT_CHUNK;
 
 /// How long a message to an agent may wait for room in its queue.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,15 +42,18 @@ fn new_job_id() -> String {
     format!("{:013x}{:06x}", now_ms(), rand::random::<u32>() & 0xff_ffff)
 }
 
-fn push_event(job: &mut JobRecord, batch: &mut JobBatch, body: job_event::Body) {
+/// Appends an event of `job` to `batch`; returns its sequence number.
+fn push_event(job: &mut JobRecord, batch: &mut JobBatch, body: job_event::Body) -> u64 {
     job.next_event_seq = job.next_event_seq.max(1);
+    let seq = job.next_event_seq;
     let event = JobEvent {
-        seq: job.next_event_seq,
+        seq,
         unix_ms: now_ms(),
         body: Some(body),
     };
     job.next_event_seq += 1;
     batch.events.push((job.job_id.clone(), event));
+    seq
 }
 
 fn set_state(job: &mut JobRecord, task: &mut TaskRecord, to: TaskState, batch: &mut JobBatch) {
@@ -90,35 +95,6 @@ fn finish_if_done(job: &mut JobRecord, batch: &mut JobBatch) {
     job.done = true;
     job.finished_unix_ms = now_ms();
     push_event(job, batch, job_event::Body::Done(done));
-}
-
-/// their environment, so one command can behave per node. Secret file content, kept out of
-/// the stored spec, is put back from `secret`.
-fn assign_msg(
-    job: &JobRecord,
-    task_id: &str,
-    node: &str,
-    secret: Option<&SecretContent>,
-) -> CoordMsg {
-    let spec = job.spec.clone().unwrap_or_default();
-    let mut task = spec.task;
-    if let (Some(task), Some(secret)) = (task.as_mut(), secret) {
-        secrets::restore(task, secret);
-    }
-    if let Some(TaskSpec {
-        kind: Some(task_spec::Kind::Exec(exec)),
-    }) = task.as_mut()
-    {
-        exec.env.insert("LAB_NODE".into(), node.to_owned());
-        exec.env.insert("LAB_JOB_ID".into(), job.job_id.clone());
-        exec.env.insert("LAB_TASK_ID".into(), task_id.to_owned());
-    }
-    CoordMsg::Assign(Assign {
-        task_id: task_id.to_owned(),
-        job_id: job.job_id.clone(),
-        spec: task,
-        timeout_ms: spec.timeout_ms,
-    })
 }
 
 /// Writes `batch` under the engine lock (`guard`), releases the lock, waits until the batch is
@@ -388,10 +364,16 @@ fn apply_actions(
                 }
             };
             let info = info_mut(task);
-            outgoing.push((
-                info.node.clone(),
-                assign_msg(job, &info.task_id, &info.node, secret),
-            ));
+            match assign::sendable(job, &info.task_id, &info.node, secret) {
+                Ok(m) => outgoing.push((info.node.clone(), m)),
+                Err(reason) => {
+                    // Sending it would end the agent's session; the task fails instead.
+                    set_state(job, task, to, batch);
+                    fail_unsent(job, task, reason, batch);
+                    changed.push(i);
+                    continue;
+                }
+            }
         }
         set_state(job, task, to, batch);
         changed.push(i);
@@ -405,6 +387,46 @@ fn fail_undelivered(job: &mut JobRecord, task: &mut TaskRecord, batch: &mut JobB
         info_mut(task).error = secrets::LOST.into();
         set_state(job, task, to, batch);
     }
+}
+
+/// Fails an assigned or running `task` whose Assign cannot be sent, with `reason`.
+fn fail_unsent(job: &mut JobRecord, task: &mut TaskRecord, reason: String, batch: &mut JobBatch) {
+    let Ok(to) = state_of(task).on(TaskEvent::Finish(TaskState::Failed)) else {
+        return;
+    };
+    let info = info_mut(task);
+    tracing::error!(job = %job.job_id, task = %info.task_id, node = %info.node, %reason, "task not sent");
+    info.error = reason;
+    set_state(job, task, to, batch);
+}
+
+/// Fails the node's unfinished tasks in `unsent` (task id, reason): their Assign cannot be sent.
+async fn fail_unsendable(
+    coord: &Coordinator,
+    unsent: Vec<(String, String)>,
+) -> Result<(), StoreError> {
+    for (task_id, reason) in unsent {
+        let guard = coord.jobs.lock.lock().await;
+        let Some(mut task) = coord.store.task(&task_id)? else {
+            continue;
+        };
+        let Some(mut job) = coord.store.job(&task.job_id)? else {
+            continue;
+        };
+        let mut batch = JobBatch::default();
+        fail_unsent(&mut job, &mut task, reason, &mut batch);
+        finish_if_done(&mut job, &mut batch);
+        let done = job.done.then_some(job.job_id.clone());
+        let job_id = job.job_id.clone();
+        let waiting = job.pending_tasks > 0 && !job.done;
+        batch.tasks.push(task);
+        batch.jobs.push(job);
+        commit_and_notify(coord, guard, batch, done.as_deref()).await?;
+        if waiting {
+            schedule(coord, &job_id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the planner for one job and carries out its actions.
@@ -446,13 +468,9 @@ pub async fn on_update(
     coord: &Coordinator,
     node: &str,
     update: TaskUpdate,
-) -> Result<Option<Ack>, tonic::Status> {
-    let internal = |e: StoreError| {
-        tracing::error!(error = %e, "store failure applying a task update");
-        tonic::Status::internal("coordinator store failure")
-    };
+) -> Result<Option<Ack>, ApiError> {
     let guard = coord.jobs.lock.lock().await;
-    let Some(mut task) = coord.store.task(&update.task_id).map_err(internal)? else {
+    let Some(mut task) = coord.store.task(&update.task_id)? else {
         tracing::warn!(node, task = %update.task_id, "update for an unknown task; acknowledged and dropped");
         return Ok(Some(Ack {
             task_id: update.task_id,
@@ -474,7 +492,7 @@ pub async fn on_update(
             through_seq: task.last_seq,
         }));
     }
-    let Some(mut job) = coord.store.job(&task.job_id).map_err(internal)? else {
+    let Some(mut job) = coord.store.job(&task.job_id)? else {
         return Ok(None);
     };
     task.last_seq = update.seq;
@@ -487,47 +505,71 @@ pub async fn on_update(
                 set_state(&mut job, &mut task, to, &mut batch);
             }
         }
-        Some(task_update::Body::Output(chunk)) => {
+        Some(task_update::Body::Output(mut chunk)) => {
             let len = chunk.data.len() as u64;
+            let limit = coord.jobs.settings.output_limit_per_task;
+            // A chunk over the per-chunk limit keeps its tail (agents send at most that much).
+            let chunk_limit = MAX_OUTPUT_CHUNK.min(usize::try_from(limit).unwrap_or(usize::MAX));
+            let cut = bounds::keep_tail(&mut chunk.data, chunk_limit);
             let info = info_mut(&mut task);
             info.output_bytes += len;
+            info.output_dropped_bytes += cut;
             let out = TaskOutput {
                 task_id: info.task_id.clone(),
                 node: info.node.clone(),
                 stream: chunk.stream,
                 data: chunk.data,
             };
-            let kept = info.output_bytes - info.output_dropped_bytes;
-            let limit = coord.jobs.settings.output_limit_per_task;
+            let kept = info.output_bytes.saturating_sub(info.output_dropped_bytes);
             if kept > limit {
                 let freed = coord
                     .store
-                    .trim_output(&job.job_id, &update.task_id, kept - limit)
-                    .map_err(internal)?;
+                    .trim_output(&job.job_id, &update.task_id, kept - limit)?;
                 info_mut(&mut task).output_dropped_bytes += freed;
             }
             push_event(&mut job, &mut batch, job_event::Body::Output(out));
         }
-        Some(task_update::Body::Progress(progress)) => {
+        Some(task_update::Body::Progress(mut progress)) => {
+            bounds::bound_progress(&mut progress);
             let info = info_mut(&mut task);
             let event = TaskProgressEvent {
                 task_id: info.task_id.clone(),
                 node: info.node.clone(),
                 progress: Some(progress),
             };
-            push_event(&mut job, &mut batch, job_event::Body::Progress(event));
+            // Watchers get every progress event live; the store keeps the latest per task.
+            if task.progress_event_seq > 0 {
+                batch
+                    .dropped_events
+                    .push((job.job_id.clone(), task.progress_event_seq));
+            }
+            task.progress_event_seq =
+                push_event(&mut job, &mut batch, job_event::Body::Progress(event));
         }
         Some(task_update::Body::Finished(f)) => {
             let to = TaskState::from_wire(f.state).filter(|s| s.is_final());
             match to.map(|to| state_of(&task).on(TaskEvent::Finish(to))) {
                 Some(Ok(to)) => {
+                    let mut result = f.result;
+                    let note = bounds::bound_result(&mut result);
                     let info = info_mut(&mut task);
                     info.exit_code = f.exit_code;
-                    info.error = f.error.chars().take(4096).collect();
-                    info.result = f.result;
+                    info.error = bounds::task_error(&f.error, note.as_deref());
+                    info.result = result;
+                    info.output_bytes += f.output_dropped_bytes;
+                    info.output_dropped_bytes += f.output_dropped_bytes;
+                    if info.output_dropped_bytes > 0 {
+                        tracing::warn!(
+                            node,
+                            task = %info.task_id,
+                            output_bytes = info.output_bytes,
+                            dropped_bytes = info.output_dropped_bytes,
+                            limit_bytes = coord.jobs.settings.output_limit_per_task,
+                            "task output dropped to stay within the limit"
+                        );
+                    }
                     set_state(&mut job, &mut task, to, &mut batch);
-                    crate::backups::on_final(&coord.store, &job, &task, &mut batch)
-                        .map_err(internal)?;
+                    crate::backups::on_final(&coord.store, &job, &task, &mut batch)?;
                     finished = true;
                 }
                 _ => {
@@ -543,14 +585,12 @@ pub async fn on_update(
     let job_id = job.job_id.clone();
     let waiting = job.pending_tasks > 0;
     batch.jobs.push(job);
-    commit_and_notify(coord, guard, batch, done.as_deref())
-        .await
-        .map_err(internal)?;
+    commit_and_notify(coord, guard, batch, done.as_deref()).await?;
     // The agent has the task: it never needs the secret content again.
     coord.jobs.secrets.delivered(&job_id, &update.task_id);
     if finished && done.is_none() && waiting {
         // A slot in the rollout window opened.
-        schedule(coord, &job_id).await.map_err(internal)?;
+        schedule(coord, &job_id).await?;
     }
     Ok(Some(Ack {
         task_id: update.task_id,
@@ -564,6 +604,7 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
         let mut outgoing = Outgoing::new();
         let mut to_schedule = Vec::new();
         let mut undeliverable = Vec::new();
+        let mut unsent = Vec::new();
         for task_id in coord.store.unfinished_tasks_of_node(node)? {
             let Some(task) = coord.store.task(&task_id)? else {
                 continue;
@@ -586,8 +627,10 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
                             continue;
                         }
                     };
-                    let m = assign_msg(&job, &task_id, node, secret.as_deref());
-                    outgoing.push((node.to_owned(), m));
+                    match assign::sendable(&job, &task_id, node, secret.as_deref()) {
+                        Ok(m) => outgoing.push((node.to_owned(), m)),
+                        Err(reason) => unsent.push((task_id, reason)),
+                    }
                 }
                 TaskState::Pending if !to_schedule.contains(&job.job_id) => {
                     to_schedule.push(job.job_id.clone())
@@ -599,6 +642,7 @@ pub async fn on_session_start(coord: &Coordinator, node: &str) {
         for task_id in undeliverable {
             fail_assigned_undelivered(coord, &task_id).await?;
         }
+        fail_unsendable(coord, unsent).await?;
         for job_id in to_schedule {
             schedule(coord, &job_id).await?;
         }

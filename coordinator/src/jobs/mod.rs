@@ -6,6 +6,8 @@
 //! are the pure functions of [`state`] and [`rollout`], recomputed from the store on every
 //! change and every tick, so a coordinator restart is harmless.
 
+mod assign;
+mod bounds;
 pub mod rollout;
 pub mod secrets;
 pub mod spec;
@@ -15,6 +17,8 @@ pub mod state;
 pub mod watch;
 
 mod engine;
+#[cfg(test)]
+mod unsent_tests;
 
 pub use engine::{
     cancel, on_session_start, on_update, run_ticker, schedule, submit, submit_once, Submitted,

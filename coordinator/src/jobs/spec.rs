@@ -51,6 +51,7 @@ pub fn validate(spec: &JobSpec) -> Result<Selector, ApiError> {
             return bad(format!("batch percent {} is over 100", r.batch_percent));
         }
     }
+    super::assign::check_fits(spec)?;
     Ok(selector)
 }
 

@@ -8,6 +8,7 @@ use lab_proto::v1::{job_event, JobEvent};
 use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 
+use crate::error::ApiError;
 use crate::state::Coordinator;
 
 /// Live events kept per job for watchers that are a little behind.
@@ -84,7 +85,7 @@ pub fn stream(
             let stored = match coord.store.events(&job_id, next) {
                 Ok(events) => events,
                 Err(e) => {
-                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                    let _ = tx.send(Err(ApiError::from(e).into())).await;
                     return;
                 }
             };

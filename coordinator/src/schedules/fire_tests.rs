@@ -3,39 +3,16 @@
 //! not written (a crash between submit and record) submits nothing new; missed firings skip
 //! or run once; paused schedules and selectors without nodes.
 
-use lab_proto::store::v1::NodeRecord;
 use lab_proto::v1::{
     task_spec, CreateScheduleRequest, ExecTask, JobSpec, MissedPolicy, ScheduleSpec, TaskSpec,
 };
-use tokio_util::sync::CancellationToken;
 
 use super::fire::step;
 use super::plan::job_id;
-use crate::init::{init, InitOptions};
-use crate::state::{now_ms, Coordinator, ServeOptions};
-use crate::DataDir;
+use crate::state::{now_ms, Coordinator};
 
 async fn coordinator(dir: &std::path::Path) -> Coordinator {
-    let data_dir = DataDir::new(dir.join("coord"));
-    init(&InitOptions {
-        data_dir: data_dir.clone(),
-        advertise: "127.0.0.1:7443".into(),
-        trust_domain: "test.lab".into(),
-        extra_sans: vec![],
-    })
-    .await
-    .unwrap();
-    let coord =
-        Coordinator::open(&data_dir, ServeOptions::default(), CancellationToken::new()).unwrap();
-    coord
-        .store
-        .create_node(NodeRecord {
-            name: "n1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    coord
+    crate::testing::coordinator(dir, &["n1"]).await
 }
 
 async fn create(coord: &Coordinator, name: &str, selector: &str, missed: MissedPolicy) {

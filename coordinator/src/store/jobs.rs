@@ -32,6 +32,9 @@ pub struct JobBatch {
     pub active_remove: Vec<(String, String)>,
     /// Backup index records changed by a task that reached a final state.
     pub backups: Vec<lab_proto::store::v1::BackupRecord>,
+    /// Stored events to delete, with their job id (a task's progress event replaced by a
+    /// newer one).
+    pub dropped_events: Vec<(String, u64)>,
 }
 
 fn event_key(job_id: &str, seq: u64) -> Vec<u8> {
@@ -110,6 +113,9 @@ impl Store {
             t.events.insert(key, rec.encode_to_vec())?;
             written.extend(rec.event.map(|e| (job_id, e)));
         }
+        for (job_id, seq) in batch.dropped_events {
+            t.events.remove(event_key(&job_id, seq))?;
+        }
         for (node, task) in batch.active_add {
             t.node_tasks.insert(pair_key(&node, &task), &[])?;
         }
@@ -139,9 +145,21 @@ impl Store {
 
     /// Up to `limit` jobs, newest first.
     pub fn jobs_newest_first(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.jobs_newest_from(None, limit)
+    }
+
+    /// Up to `limit` jobs, newest first, from job `start` on (inclusive; `None`: the newest).
+    pub fn jobs_newest_from(
+        &self,
+        start: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let t = self.t()?;
-        t.jobs
-            .iter()
+        let range = match start {
+            Some(id) => t.jobs.range(..=id.as_bytes()),
+            None => t.jobs.range::<&[u8], _>(..),
+        };
+        range
             .values()
             .rev()
             .take(limit)

@@ -191,6 +191,7 @@ async fn removing_a_job_removes_its_tasks_events_and_indexes() {
             active_add: vec![("n1".into(), "j1-0000".into())],
             active_remove: vec![],
             backups: vec![],
+            dropped_events: vec![],
         })
         .await
         .unwrap();

@@ -18,8 +18,9 @@ pub mod watch;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
+use lab_proto::pages;
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{CancelJobRequest, GetJobRequest, JobSpec, ListJobsRequest, SubmitJobRequest};
+use lab_proto::v1::{CancelJobRequest, GetJobRequest, JobSpec, SubmitJobRequest};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -184,12 +185,9 @@ pub async fn list(
     mut client: OperatorServiceClient<Channel>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let jobs = client
-        .list_jobs(ListJobsRequest { limit: 0 })
+    let jobs = pages::recent_jobs(&mut client, 0)
         .await
-        .map_err(from_status)?
-        .into_inner()
-        .jobs;
+        .map_err(from_status)?;
     let mut views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
     // The coordinator sends newest first; sort anyway so the promise holds.
     views.sort_by(|a, b| b.submitted.cmp(&a.submitted));
@@ -207,11 +205,9 @@ pub async fn show(
     format: Format,
 ) -> anyhow::Result<()> {
     let job_id = prefix::job_id(&mut client, job_id).await?;
-    let job = client
-        .get_job(GetJobRequest { job_id })
+    let job = pages::whole_job(&mut client, &job_id)
         .await
-        .map_err(from_status)?
-        .into_inner();
+        .map_err(from_status)?;
     let v = JobView::from(&job);
     if !output::print_structured(format, &v)? {
         crate::outln!("{}", view::job_text(&v))?;
@@ -241,6 +237,9 @@ pub async fn logs(
     let job = client
         .get_job(GetJobRequest {
             job_id: job_id.clone(),
+            // Only the job's state and spec are used here, not its tasks.
+            page_size: 1,
+            ..Default::default()
         })
         .await
         .map_err(from_status)?
@@ -304,11 +303,14 @@ pub async fn cancel(
     job_id: String,
 ) -> anyhow::Result<()> {
     let job_id = prefix::job_id(&mut client, job_id).await?;
-    let job = client
+    let mut job = client
         .cancel_job(CancelJobRequest { job_id })
         .await
         .map_err(from_status)?
         .into_inner();
+    pages::complete_tasks(&mut client, &mut job)
+        .await
+        .map_err(from_status)?;
     let v = JobView::from(&job);
     if job.done {
         crate::outln!("job {} is already done ({})", v.id, v.state)?;

@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 
 use lab_proto::selector::{Selector, SelectorError};
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{
-    GetNodeRequest, LabelNodeRequest, ListNodesRequest, Node, RemoveNodeRequest, RevokeNodeRequest,
-};
+use lab_proto::v1::{GetNodeRequest, LabelNodeRequest, Node, RemoveNodeRequest, RevokeNodeRequest};
 use serde::Serialize;
 use serde_json::Value;
 use tonic::transport::Channel;
@@ -148,14 +146,9 @@ pub async fn list(
     selector: &str,
     format: Format,
 ) -> anyhow::Result<()> {
-    let nodes = client
-        .list_nodes(ListNodesRequest {
-            selector: selector.to_owned(),
-        })
+    let nodes = lab_proto::pages::all_nodes(&mut client, selector)
         .await
-        .map_err(from_status)?
-        .into_inner()
-        .nodes;
+        .map_err(from_status)?;
     let views: Vec<NodeView> = nodes.into_iter().map(|n| view(n, false)).collect();
     if output::print_structured(format, &views)? {
         return Ok(());

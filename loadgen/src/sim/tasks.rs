@@ -110,6 +110,7 @@ impl SimTasks {
                 error: error.to_owned(),
                 unix_ms: now_ms(),
                 result: None,
+                output_dropped_bytes: 0,
             }),
         );
         self.stats.note_finished();

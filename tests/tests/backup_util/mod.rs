@@ -115,7 +115,10 @@ fn newest_task(c: &Cluster) -> Option<TaskInfo> {
             .coord
             .admin_client()
             .await
-            .list_jobs(ListJobsRequest { limit: 1 })
+            .list_jobs(ListJobsRequest {
+                limit: 1,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::frame::{Framer, Line, Stream};
 use super::progress::{self, Progress};
 use super::result;
-use super::view::{is_final, task_state_name, TaskView};
+use super::view::{dropped_output_note, is_final, task_state_name, TaskView};
 use super::RunFormat;
 use crate::output::{escape, escape_line};
 
@@ -310,6 +310,11 @@ impl Printer {
                 print_lines(&self.framer.flush_task(&t.task_id), out, err)?;
                 if let Some(view) = result::view(t.result.as_ref()) {
                     out.write_all(result::render(&t.node, &view, self.color).as_bytes())?;
+                }
+                if let Some(note) =
+                    dropped_output_note(&t.node, t.output_bytes, t.output_dropped_bytes)
+                {
+                    writeln!(err, "{note}")?;
                 }
                 writeln!(err, "{state_line}")
             }

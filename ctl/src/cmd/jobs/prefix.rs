@@ -50,15 +50,25 @@ pub async fn job_id(
     if id.len() >= FULL_LEN || id.is_empty() {
         return Ok(id);
     }
-    let ids: Vec<String> = client
-        .list_jobs(ListJobsRequest { limit: SEARCHED })
-        .await
-        .map_err(from_status)?
-        .into_inner()
-        .jobs
-        .into_iter()
-        .map(|j| j.job_id)
-        .collect();
+    // Only the ids are needed: the pages' tasks are not read further.
+    let mut ids: Vec<String> = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_jobs(ListJobsRequest {
+                limit: SEARCHED,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        ids.extend(page.jobs.into_iter().map(|j| j.job_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
     Ok(resolve(&id, &ids)?)
 }
 

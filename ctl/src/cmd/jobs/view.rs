@@ -347,6 +347,20 @@ pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> output::Table<8> {
     table
 }
 
+/// "NODE: 958.0 MiB of 959.0 MiB output dropped (only the last 1.0 MiB is kept)" for a task
+/// whose output was not all kept; `None` when nothing was dropped.
+pub fn dropped_output_note(node: &str, output_bytes: u64, dropped_bytes: u64) -> Option<String> {
+    if dropped_bytes == 0 {
+        return None;
+    }
+    Some(format!(
+        "{node}: {} of {} output dropped (only the last {} is kept)",
+        output::bytes(dropped_bytes),
+        output::bytes(output_bytes),
+        output::bytes(output_bytes.saturating_sub(dropped_bytes)),
+    ))
+}
+
 /// Unix ms of an RFC 3339 time; 0 when absent or unparsable.
 fn ms_of(time: Option<&str>) -> i64 {
     time.and_then(|t| humantime::parse_rfc3339(t).ok())
@@ -380,6 +394,12 @@ pub fn job_text(job: &JobView) -> String {
     }
     text += "\n";
     text += &tasks_table(&job.tasks).to_string();
+    for t in &job.tasks {
+        if let Some(note) = dropped_output_note(&t.node, t.output_bytes, t.output_dropped_bytes) {
+            text += "\n";
+            text += &note;
+        }
+    }
     let results: String = job
         .tasks
         .iter()
@@ -570,5 +590,24 @@ mod tests {
         );
         let yaml = serde_yaml_ng::to_string(&v).unwrap();
         assert!(yaml.contains("result:"), "{yaml}");
+    }
+
+    #[test]
+    fn dropped_output_is_shown_per_task() {
+        assert_eq!(dropped_output_note("n1", 10, 0), None);
+        let gib = 1024 * 1024 * 1024;
+        let kept = 1024 * 1024;
+        assert_eq!(
+            dropped_output_note("n1", gib, gib - kept).as_deref(),
+            Some("n1: 1023.0MiB of 1.0GiB output dropped (only the last 1.0MiB is kept)")
+        );
+        let mut t = task("n1", TaskState::Succeeded, 0);
+        t.output_bytes = gib;
+        t.output_dropped_bytes = gib - kept;
+        let text = job_text(&JobView::from(&job(vec![t], true)));
+        assert!(
+            text.contains("n1: 1023.0MiB of 1.0GiB output dropped"),
+            "{text}"
+        );
     }
 }

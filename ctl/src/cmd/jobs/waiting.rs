@@ -6,8 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use lab_proto::pages;
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{GetJobRequest, JobInfo, ListNodesRequest, TaskState};
+use lab_proto::v1::{JobInfo, TaskState};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -79,24 +80,16 @@ pub async fn watch(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = INTERVAL;
-        let Ok(job) = client
-            .get_job(GetJobRequest {
-                job_id: job_id.clone(),
-            })
-            .await
-        else {
+        let Ok(job) = pages::whole_job(&mut client, &job_id).await else {
             continue;
         };
-        let job = job.into_inner();
         if job.done {
             return;
         }
-        let Ok(nodes) = client.list_nodes(ListNodesRequest::default()).await else {
+        let Ok(nodes) = pages::all_nodes(&mut client, "").await else {
             continue;
         };
         let online: BTreeSet<String> = nodes
-            .into_inner()
-            .nodes
             .into_iter()
             .filter(|n| n.online)
             .map(|n| n.name)

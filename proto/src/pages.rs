@@ -1,0 +1,99 @@
+//! Reading paged lists: `ListNodes`, `ListJobs` and a job's tasks (`GetJob`) answer one page
+//! at a time (the coordinator caps a page's length and size) with a token for the next. These
+//! helpers follow the tokens to the end, so labctl and scripts see whole lists. They only call
+//! RPCs on a client the caller dialled.
+
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::v1::operator_service_client::OperatorServiceClient;
+use crate::v1::{GetJobRequest, JobInfo, ListJobsRequest, ListNodesRequest, Node};
+
+/// Every node `selector` matches, by name.
+pub async fn all_nodes(
+    client: &mut OperatorServiceClient<Channel>,
+    selector: &str,
+) -> Result<Vec<Node>, Status> {
+    let mut nodes = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_nodes(ListNodesRequest {
+                selector: selector.to_owned(),
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        nodes.extend(page.nodes);
+        if page.next_page_token.is_empty() {
+            return Ok(nodes);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Reads the rest of `job`'s tasks when the answer that carried it held only their first page.
+pub async fn complete_tasks(
+    client: &mut OperatorServiceClient<Channel>,
+    job: &mut JobInfo,
+) -> Result<(), Status> {
+    while !job.next_page_token.is_empty() {
+        let page = client
+            .get_job(GetJobRequest {
+                job_id: job.job_id.clone(),
+                page_token: std::mem::take(&mut job.next_page_token),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        job.tasks.extend(page.tasks);
+        job.next_page_token = page.next_page_token;
+    }
+    Ok(())
+}
+
+/// One job with all its tasks.
+pub async fn whole_job(
+    client: &mut OperatorServiceClient<Channel>,
+    job_id: &str,
+) -> Result<JobInfo, Status> {
+    let mut job = client
+        .get_job(GetJobRequest {
+            job_id: job_id.to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    complete_tasks(client, &mut job).await?;
+    Ok(job)
+}
+
+/// The `limit` newest jobs (0 = the server's default of 100), newest first, with all their
+/// tasks.
+pub async fn recent_jobs(
+    client: &mut OperatorServiceClient<Channel>,
+    limit: u32,
+) -> Result<Vec<JobInfo>, Status> {
+    let mut jobs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_jobs(ListJobsRequest {
+                limit,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        jobs.extend(page.jobs);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    for job in &mut jobs {
+        complete_tasks(client, job).await?;
+    }
+    Ok(jobs)
+}
