@@ -112,6 +112,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         "/lab.v1.OperatorService/LabelNode" => Operator(Role::Operator),
         "/lab.v1.OperatorService/RevokeNode"
         | "/lab.v1.OperatorService/RemoveNode"
+        | "/lab.v1.OperatorService/ForgetBackups"
         | "/lab.v1.OperatorService/CreateToken"
         | "/lab.v1.OperatorService/ListTokens"
         | "/lab.v1.OperatorService/CreateUser"

@@ -14,14 +14,15 @@ use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
     CancelJobRequest, CreateScheduleRequest, CreateTokenRequest, CreateTokenResponse,
     CreateUserRequest, CreateUserResponse, DeleteScheduleRequest, DeleteScheduleResponse,
-    DeleteUserRequest, DeleteUserResponse, GetJobRequest, GetNodeRequest, GetScheduleRequest,
-    JobEvent, JobInfo, LabelNodeRequest, ListBackupsRequest, ListBackupsResponse, ListJobsRequest,
-    ListJobsResponse, ListNodesRequest, ListNodesResponse, ListSchedulesRequest,
-    ListSchedulesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
-    ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse, RenewUserRequest,
-    RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse, RevokeTokenRequest,
-    RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest, SubmitJobRequest,
-    SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest, WhoAmIResponse,
+    DeleteUserRequest, DeleteUserResponse, ForgetBackupsRequest, ForgetBackupsResponse,
+    GetJobRequest, GetNodeRequest, GetScheduleRequest, JobEvent, JobInfo, LabelNodeRequest,
+    ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse, ListNodesRequest,
+    ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse, ListTokensRequest,
+    ListTokensResponse, ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest,
+    RemoveNodeResponse, RenewUserRequest, RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse,
+    RevokeTokenRequest, RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest,
+    SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest,
+    WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -608,5 +609,23 @@ impl OperatorService for OperatorApi {
         let backups = crate::backups::list(&self.coord.store, &selector, crate::state::now_ms())
             .map_err(ApiError::from)?;
         Ok(Response::new(ListBackupsResponse { backups }))
+    }
+
+    async fn forget_backups(
+        &self,
+        req: Request<ForgetBackupsRequest>,
+    ) -> Result<Response<ForgetBackupsResponse>, Status> {
+        let req = req.into_inner();
+        let node: NodeName = req.node.parse().map_err(|e: IdentityError| {
+            ApiError::InvalidArgument(format!("node name '{}': {e}", req.node))
+        })?;
+        let name = (!req.name.is_empty()).then_some(req.name.as_str());
+        let forgotten = self
+            .coord
+            .store
+            .forget_backups(node.as_str(), name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ForgetBackupsResponse { forgotten }))
     }
 }

@@ -44,9 +44,12 @@ pub enum Command {
     },
     /// Backup status per node and backup: last success, age, size, snapshot, drill, health
     #[command(
-        after_help = "Examples:\n  labctl backups\n  labctl backups -l role=nas --fail-on-red"
+        after_help = "Examples:\n  labctl backups\n  labctl backups -l role=nas --fail-on-red\n  labctl backups forget n1            # a removed node's records, so it no longer shows red"
     )]
     Backups {
+        /// Instead of listing: forget the backup records of a node
+        #[command(subcommand)]
+        action: Option<BackupsAction>,
         /// Only nodes matching this selector
         #[arg(short = 'l', long = "selector", default_value = "")]
         selector: String,
@@ -179,9 +182,31 @@ pub enum NodeAction {
         name: String,
     },
     /// Revoke and forget a node (it can enroll again with a new token)
+    #[command(
+        after_help = "Its backup records stay (and show red once overdue) unless --forget-backups is given\nor `labctl backups forget NODE` is run later."
+    )]
     Remove {
         /// Node name
         name: String,
+        /// Also forget the node's backup records (`labctl backups forget NODE`)
+        #[arg(long)]
+        forget_backups: bool,
+    },
+}
+
+/// `labctl backups ...`
+#[derive(Debug, Subcommand)]
+pub enum BackupsAction {
+    /// Forget the backup records of a node (all, or backup NAME), e.g. of a removed node, so
+    /// they no longer show red (admin)
+    #[command(
+        after_help = "Examples:\n  labctl backups forget n1\n  labctl backups forget n1 home\n\nExit status 2 when NODE has no such backup records."
+    )]
+    Forget {
+        /// Node name
+        node: String,
+        /// Only the backup of this name
+        name: Option<String>,
     },
 }
 

@@ -18,7 +18,7 @@ mod tables_tests;
 
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, JobAction, NodeAction, TokenAction, UserAction};
+use cli::{BackupsAction, Cli, Command, JobAction, NodeAction, TokenAction, UserAction};
 
 /// Runs one labctl invocation.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -55,6 +55,14 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             cmd::nodes::list(context::dial(&ctx()?).await?, &selector, output).await
         }
         Command::Backups {
+            action: Some(BackupsAction::Forget { node, name }),
+            ..
+        } => {
+            let client = context::dial(&ctx()?).await?;
+            cmd::backups::forget(client, &node, name.as_deref()).await
+        }
+        Command::Backups {
+            action: None,
             selector,
             output,
             fail_on_red,
@@ -72,7 +80,10 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             match action {
                 NodeAction::Show { name, output } => cmd::nodes::show(client, name, output).await,
                 NodeAction::Revoke { name } => cmd::nodes::revoke(client, name).await,
-                NodeAction::Remove { name } => cmd::nodes::remove(client, name).await,
+                NodeAction::Remove {
+                    name,
+                    forget_backups,
+                } => cmd::nodes::remove(client, name, forget_backups).await,
             }
         }
         Command::Token { action } => {

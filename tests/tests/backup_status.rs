@@ -278,3 +278,80 @@ fn a_scheduled_backup_without_a_name_is_listed_under_the_schedule() {
         "{snapshot} is not in the repository"
     );
 }
+
+#[test]
+fn a_removed_nodes_red_backups_are_forgotten_so_fail_on_red_passes_again() {
+    let c = Cluster::builder().agents(2).start();
+    let repo = Repo::init(c.tmp.path());
+    let missing = c.tmp.path().join("no-such-dir");
+    // A backup that never succeeds on n1 and n2: red on both.
+    let spec = backup_spec("db", "db", &repo, &[&missing]).replace("node=n1", "node in (n1,n2)");
+    let (code, _, err) = apply_text(&c, &spec, "db.yaml");
+    assert_eq!(code, Some(1), "{err}");
+    let list = backups(&c, &[]);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(entry(&list, "n2", "db")["health"], "red");
+    assert_eq!(
+        c.labctl(&["backups", "--fail-on-red"]).status.code(),
+        Some(1)
+    );
+
+    // A viewer cannot forget; nothing changes.
+    let viewer_cfg = c.tmp.path().join("viewer.toml");
+    let viewer_cfg = viewer_cfg.to_str().unwrap();
+    let out = c.labctl(&[
+        "user", "create", "vera", "--role", "viewer", "--out", viewer_cfg,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab_tests::labctl(Path::new(viewer_cfg), &["backups", "forget", "n1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has role viewer"), "{}", stderr(&out));
+    assert_eq!(backups(&c, &[]).len(), 2);
+
+    // An unknown node, or a name the node has no record of: exit 2 naming it, nothing changes.
+    let out = c.labctl(&["backups", "forget", "ghost"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no backup records of node 'ghost'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.labctl(&["backups", "forget", "n1", "home"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("backup 'home' of node 'n1'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(backups(&c, &[]).len(), 2);
+
+    // Removing n1 without --forget-backups keeps its records and names the command.
+    let out = c.labctl(&["node", "remove", "n1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("`labctl backups forget n1`"), "{text}");
+    assert_eq!(backups(&c, &[]).len(), 2);
+    let out = c.labctl(&["backups", "forget", "n1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("forgot 1 backup record(s) of node 'n1'"),
+        "{text}"
+    );
+    assert_eq!(
+        c.labctl(&["backups", "--fail-on-red"]).status.code(),
+        Some(1)
+    );
+
+    // Removing n2 with --forget-backups forgets its records: nothing red is left.
+    let out = c.labctl(&["node", "remove", "n2", "--forget-backups"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("forgot 1 backup record(s) of node 'n2'"),
+        "{text}"
+    );
+    assert!(backups(&c, &[]).is_empty());
+    let out = c.labctl(&["backups", "--fail-on-red"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -30,6 +30,31 @@ impl Store {
         Self::list(&self.t()?.backups, TREE)
     }
 
+    /// Deletes the backup records of `node` (only backup `name` when given) and flushes;
+    /// returns how many were deleted.
+    pub async fn forget_backups(&self, node: &str, name: Option<&str>) -> Result<u32, StoreError> {
+        let t = self.w()?;
+        let keys: Vec<Vec<u8>> = match name {
+            Some(name) => vec![key(node, name)],
+            None => t
+                .backups
+                .scan_prefix(key(node, ""))
+                .keys()
+                .map(|k| k.map(|k| k.to_vec()))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut forgotten = 0;
+        for k in keys {
+            if t.backups.remove(k)?.is_some() {
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            self.flush().await?;
+        }
+        Ok(forgotten)
+    }
+
     /// Writes backup records without flushing (part of [`Store::write_jobs`]).
     pub(super) fn write_backups(t: &Trees, records: Vec<BackupRecord>) -> Result<(), StoreError> {
         for mut rec in records {
@@ -97,5 +122,33 @@ mod tests {
         let one = store.backup("n1", "home").unwrap().unwrap();
         assert_eq!(one.last_success.unwrap().snapshot_id, "d");
         assert_eq!(store.backups().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn forget_deletes_one_name_or_every_record_of_exactly_that_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let batch = JobBatch {
+            backups: vec![
+                rec("n1", "home", "a"),
+                rec("n1", "db", "b"),
+                rec("n10", "home", "c"),
+            ],
+            ..Default::default()
+        };
+        store.commit_jobs(batch).await.unwrap();
+        assert_eq!(store.forget_backups("n1", Some("nope")).await.unwrap(), 0);
+        assert_eq!(store.forget_backups("n1", Some("db")).await.unwrap(), 1);
+        assert!(store.backup("n1", "db").unwrap().is_none());
+        assert_eq!(store.forget_backups("n1", None).await.unwrap(), 1);
+        assert_eq!(store.forget_backups("n1", None).await.unwrap(), 0);
+        // n10 shares the prefix "n1" but not the node.
+        let left: Vec<String> = store
+            .backups()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.node)
+            .collect();
+        assert_eq!(left, ["n10"]);
     }
 }

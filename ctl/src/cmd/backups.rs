@@ -6,6 +6,9 @@
 //! Exit status: 0, also when some backups are red; with `--fail-on-red`, 1 when any listed
 //! backup is red (for monitoring scripts).
 //!
+//! `labctl backups forget NODE [NAME]` deletes the backup records of a node (e.g. a removed
+//! one), so they stop showing red; exit 2 when NODE has no such records.
+//!
 //! JSON/YAML (field names are stable): a list of objects with `node`, `name`, `health`
 //! (`green`, `amber`, `red` or `none`), `max_age_seconds`, `last_success` (RFC 3339 or null),
 //! `age_seconds`, `snapshot_id`, `size_bytes`, `added_bytes`, `last_success_job_id`,
@@ -14,7 +17,9 @@
 //! `files_verified`, `bytes_verified`, `problems`); absent values are null.
 
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
-use lab_proto::v1::{BackupHealth, BackupStatus, ListBackupsRequest, TaskState};
+use lab_proto::v1::{
+    BackupHealth, BackupStatus, ForgetBackupsRequest, ListBackupsRequest, TaskState,
+};
 use serde::Serialize;
 use tonic::transport::Channel;
 
@@ -232,6 +237,50 @@ pub async fn list(
         );
     }
     Ok(())
+}
+
+/// `labctl backups forget NODE [NAME]`: prints how many records were forgotten; a usage error
+/// (exit 2) when there were none.
+pub async fn forget(
+    mut client: OperatorServiceClient<Channel>,
+    node: &str,
+    name: Option<&str>,
+) -> anyhow::Result<()> {
+    let forgotten = client
+        .forget_backups(ForgetBackupsRequest {
+            node: node.to_owned(),
+            name: name.unwrap_or_default().to_owned(),
+        })
+        .await
+        .map_err(from_status)?
+        .into_inner()
+        .forgotten;
+    let what = match name {
+        Some(name) => format!("backup '{name}' of node '{node}'"),
+        None => format!("node '{node}'"),
+    };
+    if forgotten == 0 {
+        return Err(Failure::Usage(format!(
+            "no backup records of {what}; `labctl backups` lists node and backup names"
+        ))
+        .into());
+    }
+    crate::outln!("forgot {forgotten} backup record(s) of {what}")?;
+    Ok(())
+}
+
+/// How many backup records `node` has (also after the node itself was removed).
+pub async fn count(
+    client: &mut OperatorServiceClient<Channel>,
+    node: &str,
+) -> anyhow::Result<usize> {
+    let backups = client
+        .list_backups(ListBackupsRequest::default())
+        .await
+        .map_err(from_status)?
+        .into_inner()
+        .backups;
+    Ok(backups.iter().filter(|b| b.node == node).count())
 }
 
 #[cfg(test)]

@@ -254,15 +254,27 @@ pub async fn revoke(
     Ok(())
 }
 
-/// `labctl node remove NAME`.
+/// `labctl node remove NAME [--forget-backups]`: without the flag, a hint names
+/// `labctl backups forget` when the node has backup records (no prompt: scripts use this).
 pub async fn remove(
     mut client: OperatorServiceClient<Channel>,
     name: String,
+    forget_backups: bool,
 ) -> anyhow::Result<()> {
     client
         .remove_node(RemoveNodeRequest { name: name.clone() })
         .await
         .map_err(from_status)?;
     crate::outln!("node '{name}' removed; it can be enrolled again with a new token")?;
+    let records = super::backups::count(&mut client, &name).await?;
+    if records == 0 {
+        return Ok(());
+    }
+    if forget_backups {
+        return super::backups::forget(client, &name, None).await;
+    }
+    crate::outln!(
+        "node '{name}' still has {records} backup record(s); `labctl backups forget {name}` deletes them"
+    )?;
     Ok(())
 }
