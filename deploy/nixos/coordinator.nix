@@ -1,0 +1,195 @@
+# NixOS module for the labfleet coordinator (services.lab-coordinator). Import it directly
+# (imports = [ /path/to/labfleet/deploy/nixos/coordinator.nix ];) or through the flake
+# (labfleet.nixosModules.coordinator).
+#
+# On first start, when dataDir holds no CA yet, the unit runs 'lab-coordinator init' with
+# advertise and trustDomain: CA, server certificate, admin operator and the first admin config,
+# DATADIR/labctl.toml (readable by root and lab-coordinator only). Later starts keep the CA;
+# changing advertise afterwards needs 'lab-coordinator cert --advertise' (see INSTALL.md).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.lab-coordinator;
+  inherit (lib)
+    mkOption
+    mkEnableOption
+    mkIf
+    types
+    escapeShellArg
+    escapeShellArgs
+    ;
+  exe = lib.getExe cfg.package;
+  stateDirectory = lib.removePrefix "/var/lib/" cfg.dataDir;
+  underVarLib = lib.hasPrefix "/var/lib/" cfg.dataDir && stateDirectory != "";
+  # The port of HOST:PORT or [V6]:PORT.
+  listenPort = lib.toInt (lib.last (lib.splitString ":" cfg.listen));
+  initOnce = pkgs.writeShellScript "lab-coordinator-init" ''
+    set -eu
+    if [ -e ${escapeShellArg cfg.dataDir}/ca.key ]; then exit 0; fi
+    exec ${exe} init --data-dir ${escapeShellArg cfg.dataDir} \
+      --advertise ${escapeShellArg cfg.advertise} \
+      --trust-domain ${escapeShellArg cfg.trustDomain}
+  '';
+in
+{
+  options.services.lab-coordinator = {
+    enable = mkEnableOption "the labfleet coordinator (lab-coordinator)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { crate = "lab-coordinator"; };
+      defaultText = lib.literalExpression ''pkgs.callPackage ./package.nix { crate = "lab-coordinator"; }'';
+      description = "The lab-coordinator package.";
+    };
+
+    listen = mkOption {
+      type = types.str;
+      default = "0.0.0.0:7443";
+      example = "[::]:7443";
+      description = "gRPC (mTLS) listen address, ADDR:PORT (LAB_LISTEN).";
+    };
+
+    advertise = mkOption {
+      type = types.str;
+      example = "10.0.0.5:7443";
+      description = ''
+        Address agents and operators dial, HOST:PORT; its host goes into the server certificate.
+        Used by the first start's 'lab-coordinator init' only.
+      '';
+    };
+
+    trustDomain = mkOption {
+      type = types.str;
+      default = "lab.local";
+      example = "home.lab";
+      description = "Trust domain of the CA (identities are spiffe://DOMAIN/...); fixed at init.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the listen port in the firewall (TCP).";
+    };
+
+    storeCacheMiB = mkOption {
+      type = types.ints.between 8 65536;
+      default = 128;
+      description = "Cache size of the embedded store in MiB (LAB_STORE_CACHE_MIB).";
+    };
+
+    dataDir = mkOption {
+      type = types.str;
+      default = "/var/lib/lab-coordinator";
+      description = "CA, server certificate, settings, the store (state/) and the admin labctl.toml.";
+    };
+
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "--metrics-listen"
+        "0.0.0.0:7444"
+      ];
+      description = "Extra arguments for 'lab-coordinator serve' (see lab-coordinator serve --help).";
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "/" cfg.dataDir;
+        message = "services.lab-coordinator.dataDir must be an absolute path";
+      }
+    ];
+
+    environment.systemPackages = [ cfg.package ];
+
+    users.users.lab-coordinator = {
+      isSystemUser = true;
+      group = "lab-coordinator";
+      home = cfg.dataDir;
+      description = "labfleet coordinator";
+    };
+    users.groups.lab-coordinator = { };
+
+    systemd.tmpfiles.rules = lib.optional (
+      !underVarLib
+    ) "d ${cfg.dataDir} 0700 lab-coordinator lab-coordinator - -";
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall listenPort;
+
+    systemd.services.lab-coordinator = {
+      description = "labfleet coordinator";
+      documentation = [ "man:lab-coordinator(8)" ];
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      environment = {
+        LAB_DATA_DIR = cfg.dataDir;
+        LAB_LISTEN = cfg.listen;
+        LAB_STORE_CACHE_MIB = toString cfg.storeCacheMiB;
+      };
+      serviceConfig = {
+        # READY=1 once the store is open and the listener bound.
+        Type = "notify";
+        User = "lab-coordinator";
+        Group = "lab-coordinator";
+        ExecStartPre = initOnce;
+        ExecStart = "${exe} serve --data-dir ${escapeShellArg cfg.dataDir} ${escapeShellArgs cfg.extraArgs}";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        UMask = "0077";
+        LimitNOFILE = 65536;
+        ReadWritePaths = [ cfg.dataDir ];
+
+        # The sandbox of deploy/systemd/lab-coordinator.service: only its state directory, TCP
+        # and its own processes.
+        NoNewPrivileges = true;
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        PrivateUsers = true;
+        PrivateIPC = true;
+        PrivateMounts = true;
+        KeyringMode = "private";
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RemoveIPC = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+        ];
+        SystemCallErrorNumber = "EPERM";
+        DevicePolicy = "closed";
+      } // lib.optionalAttrs underVarLib {
+        StateDirectory = stateDirectory;
+        StateDirectoryMode = "0700";
+      };
+    };
+  };
+}
