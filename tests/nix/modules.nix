@@ -1,0 +1,177 @@
+# Evaluates the NixOS modules in deploy/nixos/ with tests/nix/stub-lib.nix (no nixpkgs offline)
+# for a few configurations and checks what they render: option types and defaults, the units'
+# commands, enrollment through LoadCredential, assertions. Run by deploy/check-nix:
+#   nix-instantiate --eval --strict tests/nix/modules.nix
+# It prints the number of checks passed; a failed check aborts naming it.
+let
+  lib = import ./stub-lib.nix;
+  pkgs = {
+    callPackage = _: args: {
+      outPath = "/nix/store/0000-${args.crate}";
+      meta.mainProgram = args.crate;
+    };
+    writeShellScript = name: text: {
+      outPath = "/nix/store/0000-${name}";
+      inherit text;
+    };
+    formats.toml = _: {
+      generate = name: value: {
+        outPath = "/nix/store/0000-${name}";
+        inherit value;
+      };
+    };
+  };
+
+  # Fills each declared option from `settings` (checked against its type) or its default; a
+  # setting the module does not declare, or of the wrong type, aborts.
+  evalOptions =
+    decls: settings:
+    assert builtins.all (
+      n: decls ? ${n} || throw "setting ${n} is not an option of the module"
+    ) (builtins.attrNames settings);
+    builtins.mapAttrs (
+      name: opt:
+      if settings ? ${name} then
+        if opt.type.check settings.${name} then
+          settings.${name}
+        else
+          throw "option ${name}: value is not of type ${opt.type.name}"
+      else if opt ? default then
+        opt.default
+      else
+        throw "option ${name} has no default and was not set"
+    ) decls;
+
+  # mkIf anywhere in a config: kept when its condition holds, dropped otherwise.
+  resolve =
+    v:
+    if builtins.isAttrs v && (v._type or null) == "if" then
+      (if v.condition then resolve v.content else null)
+    else if builtins.isAttrs v && !(v ? outPath) then
+      let
+        r = builtins.mapAttrs (_: resolve) v;
+      in
+      builtins.removeAttrs r (builtins.filter (n: r.${n} == null) (builtins.attrNames r))
+    else
+      v;
+
+  # Evaluates `module` with services.${svc} = settings; returns its config (mkIf resolved) and
+  # the failed assertions' messages.
+  evalModule =
+    module: svc: settings:
+    let
+      declared = (module { config = { }; inherit lib pkgs; }).options.services.${svc};
+      cfg = evalOptions declared settings;
+      result = module {
+        config.services.${svc} = cfg;
+        inherit lib pkgs;
+      };
+      conf = if result.config.condition then resolve result.config.content else { };
+    in
+    {
+      inherit cfg conf;
+      failed = map (a: a.message) (builtins.filter (a: !a.assertion) (conf.assertions or [ ]));
+    };
+
+  agent = import ../../deploy/nixos/agent.nix;
+  coordinator = import ../../deploy/nixos/coordinator.nix;
+  has = needle: haystack: builtins.match ".*${needle}.*" haystack != null;
+
+  a1 = evalModule agent "lab-agent" {
+    enable = true;
+    coordinator = "10.0.0.5:7443";
+    tokenFile = "/run/secrets/lab token";
+    labels.role = "storage";
+    extraArgs = [ "--max-tasks" "4" ];
+  };
+  a1run = a1.conf.systemd.services.lab-agent;
+  a1enroll = a1.conf.systemd.services.lab-agent-enroll;
+  a2 = evalModule agent "lab-agent" {
+    enable = true;
+    dataDir = "/srv/lab-agent";
+  };
+  a3 = evalModule agent "lab-agent" {
+    enable = true;
+    coordinator = "c:7443";
+    tokenFile = "/nix/store/abc-token";
+  };
+  aOff = evalModule agent "lab-agent" { };
+  # a path literal is refused by tokenFile's type (it would copy the secret into the store)
+  aPath = builtins.tryEval (evalModule agent "lab-agent" {
+    enable = true;
+    coordinator = "c:7443";
+    tokenFile = ./modules.nix;
+  }).cfg.tokenFile;
+
+  c1 = evalModule coordinator "lab-coordinator" {
+    enable = true;
+    advertise = "10.0.0.5:7443";
+    trustDomain = "home.lab";
+    openFirewall = true;
+    listen = "[::]:7443";
+  };
+  c1svc = c1.conf.systemd.services.lab-coordinator;
+  cBadCache = builtins.tryEval (evalModule coordinator "lab-coordinator" {
+    enable = true;
+    advertise = "x:7443";
+    storeCacheMiB = 4;
+  }).cfg.storeCacheMiB;
+
+  checks = {
+    "agent: no assertion fails" = a1.failed == [ ];
+    "agent: disabled renders nothing" = aOff.conf == { };
+    "agent: run command" =
+      a1run.serviceConfig.ExecStart
+      == "/nix/store/0000-lab-agent/bin/lab-agent run --data-dir '/var/lib/lab-agent' '--max-tasks' '4'";
+    "agent: waits for its identity" = a1run.unitConfig.ConditionPathExists == "/var/lib/lab-agent/node.pem";
+    "agent: requires the enroll unit" =
+      a1run.requires == [ "lab-agent-enroll.service" ]
+      && builtins.elem "lab-agent-enroll.service" a1run.after;
+    "agent: no restart on revocation" = a1run.serviceConfig.RestartPreventExitStatus == 4;
+    "agent: state directory" = a1run.serviceConfig.StateDirectory == "lab-agent";
+    "agent: labels file" = a1.conf.environment.etc."lab/agent.toml".source.value == {
+      labels.role = "storage";
+    };
+    "enroll: only without identity" = a1enroll.unitConfig.ConditionPathExists == "!/var/lib/lab-agent/node.pem";
+    "enroll: token by credential, path as given" =
+      a1enroll.serviceConfig.LoadCredential == "token:/run/secrets/lab token";
+    "enroll: oneshot" = a1enroll.serviceConfig.Type == "oneshot";
+    "enroll: script reads the credential" = has "LAB_TOKEN=\\$\\(cat \"\\$token_file\"\\)" a1enroll.serviceConfig.ExecStart.text;
+    "enroll: script enrolls to the coordinator" =
+      has "lab-agent enroll.*--coordinator '10.0.0.5:7443'.*--data-dir '/var/lib/lab-agent'" (
+        builtins.replaceStrings [ "\n" "\\" ] [ " " " " ] a1enroll.serviceConfig.ExecStart.text
+      );
+    "agent: without tokenFile no enroll unit" =
+      !(a2.conf.systemd.services ? lab-agent-enroll) && a2.conf.systemd.services.lab-agent.requires == [ ];
+    "agent: dataDir outside /var/lib via tmpfiles" =
+      a2.conf.systemd.tmpfiles.rules == [ "d /srv/lab-agent 0700 root root - -" ]
+      && !(a2.conf.systemd.services.lab-agent.serviceConfig ? StateDirectory);
+    "agent: tokenFile in the store is refused" = builtins.length a3.failed == 1 && has "Nix store" (builtins.head a3.failed);
+    "agent: tokenFile as a path literal is refused" = !aPath.success;
+
+    "coordinator: no assertion fails" = c1.failed == [ ];
+    "coordinator: own user, notify" =
+      c1svc.serviceConfig.User == "lab-coordinator" && c1svc.serviceConfig.Type == "notify";
+    "coordinator: environment" =
+      c1svc.environment == {
+        LAB_DATA_DIR = "/var/lib/lab-coordinator";
+        LAB_LISTEN = "[::]:7443";
+        LAB_STORE_CACHE_MIB = "128";
+      };
+    "coordinator: firewall port from listen" = c1.conf.networking.firewall.allowedTCPPorts == [ 7443 ];
+    "coordinator: init once" =
+      has "ca.key.*init --data-dir '/var/lib/lab-coordinator'.*--advertise '10.0.0.5:7443'.*--trust-domain 'home.lab'" (
+        builtins.replaceStrings [ "\n" "\\" ] [ " " " " ] c1svc.serviceConfig.ExecStartPre.text
+      );
+    "coordinator: serve" =
+      c1svc.serviceConfig.ExecStart
+      == "/nix/store/0000-lab-coordinator/bin/lab-coordinator serve --data-dir '/var/lib/lab-coordinator' ";
+    "coordinator: system user" = c1.conf.users.users.lab-coordinator.isSystemUser;
+    "coordinator: store cache below 8 MiB is refused" = !cBadCache.success;
+  };
+  failed = builtins.filter (name: !checks.${name}) (builtins.attrNames checks);
+in
+if failed == [ ] then
+  "${toString (builtins.length (builtins.attrNames checks))} module checks passed"
+else
+  throw "NixOS module checks failed: ${builtins.concatStringsSep "; " failed}"
