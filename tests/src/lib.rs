@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod rogue;
+pub mod systemd_fleet;
+pub mod systemd_host;
 
 use std::fs::File;
 use std::net::TcpListener;
