@@ -66,6 +66,11 @@ pub fn summary(p: &TaskProgress) -> String {
     text
 }
 
+/// Whether `p` carries nothing beyond 0 % (no bytes, no files): not worth a plain line. Pure.
+fn knows_nothing(p: &TaskProgress) -> bool {
+    p.percent <= 0.0 && p.bytes_done == 0 && p.bytes_total == 0 && p.files_total == 0
+}
+
 /// "n1: 45% 1.2GiB/2.6GiB, ...". Pure.
 pub fn line(node: &str, p: &TaskProgress) -> String {
     format!("{node}: {}", summary(p))
@@ -124,6 +129,11 @@ impl Progress {
         match self.mode {
             Mode::Off => Ok(()),
             Mode::Lines => {
+                if knows_nothing(p) {
+                    // restic's first status, before it has scanned anything: "n1: 0%" says
+                    // nothing, and would hold back the first real line for LINE_INTERVAL.
+                    return Ok(());
+                }
                 let due = self
                     .last_line
                     .get(&ev.task_id)
@@ -251,6 +261,29 @@ mod tests {
         assert!(lines[2].starts_with("n1: 12% "), "{text}");
         assert_eq!(progress.bars_shown(), 0);
         assert!(progress.active().is_none());
+    }
+
+    #[test]
+    fn a_line_that_knows_nothing_is_skipped_and_does_not_hold_back_the_next() {
+        let mut progress = Progress::new(Mode::Lines);
+        let mut err = Vec::new();
+        let t0 = Instant::now();
+        let empty = TaskProgressEvent {
+            task_id: "a".into(),
+            node: "n1".into(),
+            progress: Some(TaskProgress::default()),
+        };
+        progress.update(&empty, t0, &mut err).unwrap();
+        progress
+            .update(
+                &event("a", "n1", 3.0),
+                t0 + Duration::from_secs(1),
+                &mut err,
+            )
+            .unwrap();
+        let text = String::from_utf8(err).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with("n1: 3% "), "{text}");
     }
 
     #[test]
