@@ -13,6 +13,7 @@ pub mod datadir;
 pub mod enroll;
 pub mod error;
 pub mod facts;
+pub mod process;
 pub mod renewal;
 pub mod resources;
 pub mod safepath;

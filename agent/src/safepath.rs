@@ -82,7 +82,7 @@ pub fn resolve_dir(dir: &Path, allow_unsafe: bool) -> Result<Resolved, DirError>
             DirError::Other(format!(
                 "cannot inspect {}: {}",
                 p.display(),
-                crate::resources::describe(&e)
+                crate::process::describe(&e)
             ))
         }
     };
@@ -168,7 +168,7 @@ pub fn ensure_dir(dir: &Path) -> Result<(PathBuf, bool), DirError> {
                         DirError::Other(format!(
                             "cannot create {}: {}",
                             missing.display(),
-                            crate::resources::describe(&e)
+                            crate::process::describe(&e)
                         ))
                     })?;
                 created = true;

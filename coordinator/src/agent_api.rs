@@ -1,6 +1,5 @@
 //! `AgentService`: bootstrap, enrollment, renewal, and the long-lived `Connect` session.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,9 +17,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::session;
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 
 /// The `AgentService` implementation.
 pub struct AgentApi {
@@ -121,14 +121,13 @@ impl AgentApi {
         // Check the CSR before the token is spent, so a bad request leaves the token usable.
         let issued = self
             .coord
-            .ca
-            .sign_csr(&id, &req.csr_pem, self.coord.options.node_cert_ttl)?;
+            .issue_certificate(&id, &req.csr_pem, self.coord.options.node_cert_ttl)
+            .await?;
         let used = self
             .coord
             .store
             .consume_token(&token.id, &token.secret_sha256(), now_ms(), name.as_str())
             .await?;
-        self.coord.record_certificate(id.uri(), &issued).await?;
         self.coord
             .store
             .create_node(NodeRecord {
@@ -168,9 +167,8 @@ impl AgentApi {
         let id = self.coord.node_id(&name);
         let issued = self
             .coord
-            .ca
-            .sign_csr(&id, &req.csr_pem, self.coord.options.node_cert_ttl)?;
-        self.coord.record_certificate(id.uri(), &issued).await?;
+            .issue_certificate(&id, &req.csr_pem, self.coord.options.node_cert_ttl)
+            .await?;
         if let Some(mut node) = self.coord.store.node(name.as_str())? {
             node.cert_not_after_unix_ms = issued.info.not_after_unix_ms;
             self.coord.store.put_node(node).await?;
@@ -212,12 +210,6 @@ fn too_many_failures(wait: Duration) -> ApiError {
         "too many failed enrollment attempts; try again in {}s with a valid token from 'labctl token create'",
         wait.as_secs().max(1)
     ))
-}
-
-/// Checks labels from a token or an operator (see [`lab_proto::labels::validate`]: reserved
-/// keys such as `node` are refused).
-pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    lab_proto::labels::validate(labels).map_err(|e| ApiError::InvalidArgument(e.to_string()))
 }
 
 fn node_caller<T>(req: &Request<T>) -> Result<NodeName, Status> {

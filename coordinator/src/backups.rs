@@ -19,6 +19,28 @@ use lab_proto::v1::{
 
 use crate::store::{JobBatch, Store, StoreError};
 
+/// Longest backup name.
+const MAX_NAME: usize = 63;
+
+/// The rule for backup names (`[A-Za-z0-9._-]{1,63}`, not "." or ".."); the error says it in
+/// the spec file's terms (`backup.name: ...`).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = (1..=MAX_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "backup.name: '{}' must be 1-{MAX_NAME} characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            name.escape_debug()
+        ))
+    }
+}
+
 /// Past this share of the maximum age (in percent), a backup shows amber.
 const AMBER_PERCENT: u64 = 80;
 
@@ -33,7 +55,7 @@ fn named_backup(job: &JobRecord) -> Option<(&BackupTask, &str)> {
     } else {
         &b.name
     };
-    crate::jobs::spec_backup::backup_name(name).ok()?;
+    check_name(name).ok()?;
     Some((b, name))
 }
 

@@ -1,5 +1,8 @@
 //! The one mapping from coordinator errors to gRPC status codes.
 
+use std::collections::BTreeMap;
+
+use lab_proto::selector::SelectorError;
 use tonic::Status;
 
 use crate::ca::CaError;
@@ -27,6 +30,23 @@ pub enum ApiError {
     /// The store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<SelectorError> for ApiError {
+    /// A selector the caller wrote is wrong: the message, with the caret line under the
+    /// offending part for a syntax error.
+    fn from(e: SelectorError) -> Self {
+        ApiError::InvalidArgument(match &e {
+            SelectorError::Syntax { .. } => format!("{e}\n{}", e.caret()),
+            _ => e.to_string(),
+        })
+    }
+}
+
+/// Checks labels from a token or an operator (see [`lab_proto::labels::validate`]: reserved
+/// keys such as `node` are refused).
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    lab_proto::labels::validate(labels).map_err(|e| ApiError::InvalidArgument(e.to_string()))
 }
 
 impl From<ApiError> for Status {

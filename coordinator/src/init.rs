@@ -8,12 +8,12 @@ use lab_proto::csr::new_key_pem;
 use lab_proto::ctlconfig::{Context, CtlConfig};
 use lab_proto::files::{create_private_dir, write_atomic, PRIVATE, PUBLIC};
 use lab_proto::identity::{validate_name, Identity, SpiffeId, TrustDomain, UserName};
-use lab_proto::store::v1::{CertificateRecord, UserRecord};
+use lab_proto::store::v1::UserRecord;
 
 use crate::auth::Role;
 use crate::ca::Ca;
+use crate::clock::now_ms;
 use crate::datadir::{DataDir, Settings};
-use crate::state::now_ms;
 use crate::store::Store;
 
 /// Lifetime of the coordinator's server certificate; `serve` renews it when it runs low.
@@ -93,16 +93,8 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
     };
     let key_pem = new_key_pem()?;
     let key = rcgen::KeyPair::from_pem(&key_pem)?;
-    let issued = ca.issue_client(&id, &key, OPERATOR_CERT_TTL)?;
-    store
-        .put_certificate(CertificateRecord {
-            serial: issued.info.serial_hex.clone(),
-            identity_uri: id.uri(),
-            not_after_unix_ms: issued.info.not_after_unix_ms,
-            issued_unix_ms: now_ms(),
-            ..Default::default()
-        })
-        .await?;
+    let key_source = crate::certs::PublicKey::Pair(&key);
+    let issued = crate::certs::issue(&ca, &store, &id, key_source, OPERATOR_CERT_TTL).await?;
     let config = CtlConfig::single(Context {
         name: trust_domain.to_string(),
         coordinator: opts.advertise.clone(),

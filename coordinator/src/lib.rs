@@ -10,6 +10,8 @@ pub mod auth;
 pub mod backups;
 pub mod budget;
 pub mod ca;
+pub mod certs;
+pub mod clock;
 pub mod datadir;
 pub mod error;
 pub mod init;

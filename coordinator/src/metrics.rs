@@ -1,7 +1,6 @@
 //! Prometheus metrics, served as text on a separate plain-HTTP listener (default 127.0.0.1:7444).
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -10,8 +9,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-use crate::state::Coordinator;
 
 /// The coordinator's metrics.
 pub struct Metrics {
@@ -117,11 +114,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The text exposition, refreshing the gauges from `coord` first.
-    pub fn render(&self, coord: &Coordinator) -> String {
-        self.nodes_online.set(coord.sessions.count() as i64);
-        if let Ok(nodes) = coord.store.nodes() {
-            self.nodes_known.set(nodes.len() as i64);
+    /// The text exposition, after setting the node gauges: `online` sessions and `known`
+    /// nodes (left as they were when the store could not say).
+    pub fn render(&self, online: usize, known: Option<usize>) -> String {
+        self.nodes_online.set(online as i64);
+        if let Some(known) = known {
+            self.nodes_known.set(known as i64);
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
@@ -131,23 +129,23 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown`.
+/// Serves `GET /metrics` on `listener` until `shutdown`; `render` gives the exposition text.
 pub async fn serve(
     listener: TcpListener,
-    coord: Arc<Coordinator>,
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let coord = coord.clone();
+            let text = render();
             async move {
                 (
                     [(
                         http::header::CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    coord.metrics.render(&coord),
+                    text,
                 )
             }
         }),

@@ -26,8 +26,9 @@ use lab_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::agent_api::validate_labels;
 use crate::auth::Caller;
+use crate::clock::now_ms;
+use crate::error::validate_labels;
 use crate::error::ApiError;
 use crate::inventory::{entry, select_from, NodeEntry};
 use crate::operators::user_view;
@@ -35,8 +36,8 @@ use crate::paging::{
     self, page_size, Page, MAX_JOBS_PAGE, MAX_NODES_PAGE, MAX_TASKS_PAGE, PAGE_BYTES,
 };
 use crate::sessions::CloseReason;
-use crate::state::{now_ms, Coordinator};
-use lab_proto::selector::{Selector, SelectorError};
+use crate::state::Coordinator;
+use lab_proto::selector::Selector;
 
 /// The `OperatorService` implementation.
 pub struct OperatorApi {
@@ -246,14 +247,6 @@ impl OperatorApi {
     }
 }
 
-/// A selector error with the caret line under the offending part.
-pub fn selector_error(e: &SelectorError) -> String {
-    match e {
-        SelectorError::Syntax { .. } => format!("{e}\n{}", e.caret()),
-        _ => e.to_string(),
-    }
-}
-
 /// The wire view of a token (never its secret).
 fn token_info(t: TokenRecord) -> TokenInfo {
     TokenInfo {
@@ -300,11 +293,7 @@ impl OperatorService for OperatorApi {
         &self,
         req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        let selector: Selector = req
-            .get_ref()
-            .selector
-            .parse()
-            .map_err(|e: SelectorError| ApiError::InvalidArgument(selector_error(&e)))?;
+        let selector: Selector = req.get_ref().selector.parse().map_err(ApiError::from)?;
         let req = req.into_inner();
         let mut page = Page::new(page_size(req.page_size, MAX_NODES_PAGE), PAGE_BYTES);
         let mut next_page_token = String::new();
@@ -456,7 +445,7 @@ impl OperatorService for OperatorApi {
     ) -> Result<Response<SubmitJobResponse>, Status> {
         let by = caller_name(&req);
         let spec = req.into_inner().spec.unwrap_or_default();
-        let (job, nodes) = crate::jobs::submit(&self.coord, &by, spec).await?;
+        let (job, nodes) = crate::jobs::submit(&self.coord.job_cx(), &by, spec).await?;
         Ok(Response::new(SubmitJobResponse {
             job_id: job.job_id,
             nodes,
@@ -534,8 +523,15 @@ impl OperatorService for OperatorApi {
             stored_only,
         } = req.into_inner();
         self.existing_job(&job_id)?;
-        let rx =
-            crate::jobs::watch::stream(self.coord.clone(), job_id, from_seq, node, stored_only);
+        let rx = crate::jobs::watch::stream(
+            &self.coord.job_cx(),
+            &self.coord.tasks,
+            &self.coord.shutdown,
+            job_id,
+            from_seq,
+            node,
+            stored_only,
+        );
         let rx = self.coord.operators.guard_stream(&self.coord, &by, rx);
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -546,7 +542,7 @@ impl OperatorService for OperatorApi {
         &self,
         req: Request<CancelJobRequest>,
     ) -> Result<Response<JobInfo>, Status> {
-        let job = crate::jobs::cancel(&self.coord, &req.get_ref().job_id).await?;
+        let job = crate::jobs::cancel(&self.coord.job_cx(), &req.get_ref().job_id).await?;
         Ok(Response::new(self.job_info(
             job,
             "",
@@ -601,12 +597,8 @@ impl OperatorService for OperatorApi {
         &self,
         req: Request<ListBackupsRequest>,
     ) -> Result<Response<ListBackupsResponse>, Status> {
-        let selector: Selector = req
-            .get_ref()
-            .selector
-            .parse()
-            .map_err(|e: SelectorError| ApiError::InvalidArgument(selector_error(&e)))?;
-        let backups = crate::backups::list(&self.coord.store, &selector, crate::state::now_ms())
+        let selector: Selector = req.get_ref().selector.parse().map_err(ApiError::from)?;
+        let backups = crate::backups::list(&self.coord.store, &selector, crate::clock::now_ms())
             .map_err(ApiError::from)?;
         Ok(Response::new(ListBackupsResponse { backups }))
     }

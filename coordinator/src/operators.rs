@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::auth::Role;
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 
 /// Shortest certificate lifetime an operator may ask for.
 const MIN_OPERATOR_CERT_TTL: Duration = Duration::from_secs(60);
@@ -178,8 +179,13 @@ pub async fn create(
     })?;
     let ttl = cert_ttl(req.ttl_seconds)?;
     let id = coord.operator_id(&user);
-    let issued = coord.ca.sign_csr(&id, &req.csr_pem, ttl)?;
     let _guard = coord.operators.lock.lock().await;
+    if coord.store.user(user.as_str())?.is_some() {
+        return Err(ApiError::Store(crate::store::StoreError::Exists(format!(
+            "user '{user}'"
+        ))));
+    }
+    let issued = coord.issue_certificate(&id, &req.csr_pem, ttl).await?;
     coord
         .store
         .create_user(UserRecord {
@@ -190,7 +196,6 @@ pub async fn create(
             ..Default::default()
         })
         .await?;
-    coord.record_certificate(id.uri(), &issued).await?;
     tracing::info!(user = %user, role = role.as_str(), "user created");
     Ok(CreateUserResponse {
         certificate_pem: issued.cert_pem,
@@ -218,7 +223,6 @@ pub async fn renew(
         )));
     }
     let id = coord.operator_id(user);
-    let issued = coord.ca.sign_csr(&id, &req.csr_pem, ttl)?;
     let _guard = coord.operators.lock.lock().await;
     let mut rec = existing(coord, user.as_str())?;
     if rec.revoked_unix_ms != 0 {
@@ -226,7 +230,7 @@ pub async fn renew(
             "user '{user}' has been revoked"
         )));
     }
-    coord.record_certificate(id.uri(), &issued).await?;
+    let issued = coord.issue_certificate(&id, &req.csr_pem, ttl).await?;
     rec.cert_not_after_unix_ms = issued.info.not_after_unix_ms;
     coord.store.put_user(rec).await?;
     tracing::info!(user = %user, serial = %issued.info.serial_hex, "operator certificate renewed");

@@ -18,10 +18,11 @@ use tonic::transport::Server;
 use crate::accept::{raise_fd_limit, ConnTracker, ConnectionLimits};
 use crate::agent_api::AgentApi;
 use crate::auth::{AuthLayer, Authorizer};
+use crate::clock::now_ms;
 use crate::datadir::DataDir;
 use crate::init::write_server_cert;
 use crate::operator_api::OperatorApi;
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 
 /// The server certificate is re-issued at start when it has less than this left.
 const SERVER_CERT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -119,7 +120,10 @@ pub async fn serve(
     coord
         .tasks
         .spawn(crate::session::sweep_silent(coord.clone()));
-    coord.tasks.spawn(crate::jobs::run_ticker(coord.clone()));
+    let c = coord.clone();
+    coord
+        .tasks
+        .spawn(async move { crate::jobs::run_ticker(c.job_cx(), c.shutdown.clone()).await });
     coord.tasks.spawn(crate::store::watch(
         coord.store.clone(),
         coord.shutdown.clone(),
@@ -129,8 +133,12 @@ pub async fn serve(
         .spawn(crate::schedules::run_ticker(coord.clone()));
     if let Some(metrics) = metrics {
         let (c, s) = (coord.clone(), coord.shutdown.clone());
+        let render = move || {
+            let known = c.store.nodes().ok().map(|nodes| nodes.len());
+            c.metrics.render(c.sessions.count(), known)
+        };
         coord.tasks.spawn(async move {
-            if let Err(e) = crate::metrics::serve(metrics, c, s).await {
+            if let Err(e) = crate::metrics::serve(metrics, render, s).await {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         });

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use tonic::{Status, Streaming};
 
 use crate::budget::ByteBudget;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::sessions::{CloseReason, Session};
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 
 /// Messages queued towards one agent. When full, heartbeat acks are dropped (the agent only needs
 /// some of them); everything else waits.
@@ -58,7 +59,7 @@ pub async fn start(
     let (c, n) = (coord.clone(), name.to_string());
     tasks.spawn(serve(coord, name, session, inbound, tx));
     // Re-send what this node still has to do, and start what waited for it.
-    tasks.spawn(async move { crate::jobs::on_session_start(&c, &n).await });
+    tasks.spawn(async move { crate::jobs::on_session_start(&c.job_cx(), &n).await });
     Ok(())
 }
 
@@ -125,7 +126,7 @@ async fn handle(
         }
         Some(AgentMsg::Facts(f)) => on_facts(coord, name, f, tx, facts_budget).await,
         Some(AgentMsg::TaskUpdate(update)) => {
-            let ack = crate::jobs::on_update(coord, name.as_str(), update).await?;
+            let ack = crate::jobs::on_update(&coord.job_cx(), name.as_str(), update).await?;
             if let Some(ack) = ack {
                 if tx.send(msg(CoordMsg::Ack(ack))).await.is_err() {
                     return Err(Status::cancelled("agent went away"));
@@ -151,7 +152,7 @@ async fn on_hello(
             tracing::warn!(node = %name, keys = %reserved.join(","),
                 "ignoring reserved labels in the agent's config: the coordinator derives them");
         }
-        match crate::agent_api::validate_labels(&agent_labels) {
+        match crate::error::validate_labels(&agent_labels) {
             Ok(()) => node.agent_labels = agent_labels.into_iter().collect(),
             Err(e) => {
                 tracing::warn!(node = %name, error = %e, "ignoring the agent's config labels")

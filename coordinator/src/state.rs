@@ -1,6 +1,6 @@
 //! The coordinator's shared state: store, CA, live sessions and settings, loaded once per process.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lab_proto::identity::{Identity, NodeName, SpiffeId, TrustDomain, UserName};
 use tokio_util::sync::CancellationToken;
@@ -120,6 +120,15 @@ impl Coordinator {
         })
     }
 
+    /// What the job engine works with, lent from this coordinator.
+    pub fn job_cx(&self) -> crate::jobs::Cx<'_> {
+        crate::jobs::Cx {
+            store: &self.store,
+            jobs: &self.jobs,
+            sessions: &self.sessions,
+        }
+    }
+
     /// The SPIFFE id of a node in this trust domain.
     pub fn node_id(&self, name: &NodeName) -> SpiffeId {
         SpiffeId {
@@ -128,21 +137,15 @@ impl Coordinator {
         }
     }
 
-    /// Records a certificate just issued to `identity_uri` (flushed), so `auth` accepts it.
-    pub async fn record_certificate(
+    /// Issues and records a certificate for `id` (see [`crate::certs::issue`]).
+    pub async fn issue_certificate(
         &self,
-        identity_uri: String,
-        issued: &crate::ca::Issued,
-    ) -> Result<(), crate::store::StoreError> {
-        self.store
-            .put_certificate(lab_proto::store::v1::CertificateRecord {
-                serial: issued.info.serial_hex.clone(),
-                identity_uri,
-                not_after_unix_ms: issued.info.not_after_unix_ms,
-                issued_unix_ms: now_ms(),
-                ..Default::default()
-            })
-            .await
+        id: &SpiffeId,
+        csr_pem: &str,
+        ttl: Duration,
+    ) -> Result<crate::ca::Issued, crate::error::ApiError> {
+        let key = crate::certs::PublicKey::Csr(csr_pem);
+        crate::certs::issue(&self.ca, &self.store, id, key, ttl).await
     }
 
     /// The SPIFFE id of an operator in this trust domain.
@@ -152,12 +155,4 @@ impl Coordinator {
             identity: Identity::Operator(user.clone()),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

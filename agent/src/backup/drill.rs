@@ -160,9 +160,8 @@ pub async fn run(
     if !ran.success() {
         let reported: Vec<String> = ran
             .main
-            .stderr
-            .iter()
-            .map(|l| l.trim().to_owned())
+            .stderr_lines()
+            .into_iter()
             .filter(|l| l.contains("error") || l.starts_with("Fatal"))
             .collect();
         if reported.is_empty() {

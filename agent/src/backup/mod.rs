@@ -23,6 +23,7 @@ pub mod progress;
 pub mod restic;
 pub mod snapraid;
 
+pub(crate) use crate::process::describe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -170,14 +171,6 @@ pub(crate) async fn prepare_dir(dir: &str, what: &str) -> Result<(PathBuf, bool)
         DirError::Missing(p) => format!("cannot create {what} {dir}: {} vanished", p.display()),
         DirError::Other(message) => format!("cannot use {what} {dir}: {message}"),
     })
-}
-
-/// `errno` text without Rust's " (os error N)" suffix.
-pub(crate) fn describe(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
-        None => e.to_string(),
-    }
 }
 
 /// `snapshot`, or "latest" when empty.

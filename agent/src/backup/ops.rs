@@ -21,7 +21,10 @@ use super::proc::{self, Pipeline, Ran, Step};
 use super::progress::{self, Message};
 use super::restic::{self, LsLine, Repo};
 use super::{snapshot_or_latest, Cx};
-use crate::tasks::model::FinalState;
+use crate::process::FinalState;
+
+/// Lines of a failed check's stderr reported as its errors.
+const STDERR_LINES: usize = 20;
 
 /// Opens `repo` and registers its secrets for redaction.
 pub async fn open(
@@ -306,13 +309,9 @@ pub async fn check(
     })
     .await;
     if !ran.success() {
-        errors.extend(
-            ran.main
-                .stderr
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .cloned(),
-        );
+        // restic's last stderr lines say why the check failed.
+        let lines = ran.main.stderr_lines();
+        errors.extend_from_slice(&lines[lines.len().saturating_sub(STDERR_LINES)..]);
     }
     result.kind = Some(Kind::Check(CheckSummary {
         ok: ran.success(),

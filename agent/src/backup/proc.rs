@@ -1,5 +1,5 @@
 //! Running the backup tools (restic, pg_dump, psql, snapraid): no shell, in their own process
-//! groups (built by the task runner's [`crate::tasks::exec::prepare`], so users and
+//! groups (built by the task runner's [`crate::process::exec::prepare`], so users and
 //! environments work as for exec tasks), stdout read line by line for JSON, stderr lines
 //! streamed to the task's output (with secrets redacted) and their tail kept for messages.
 //!
@@ -25,11 +25,9 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::{describe, Cx};
-use crate::tasks::exec;
-use crate::tasks::model::{ExecSpec, FinalState};
-
-/// Stderr lines kept for messages.
-const TAIL_LINES: usize = 20;
+use crate::process::exec;
+pub use crate::process::Ran;
+use crate::process::{capture, ExecSpec, FinalState};
 
 /// Longest line kept from a tool's output; longer lines are cut (restic's JSON lines are far
 /// shorter, except `snapshots --json`, which is one line; see [`MAX_JSON_LINE`]).
@@ -76,64 +74,6 @@ impl Step {
     /// The program and its arguments as shown in messages.
     pub fn what(&self) -> String {
         self.argv.join(" ")
-    }
-}
-
-/// How a program ended.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    /// What was run.
-    pub what: String,
-    /// Succeeded (exit 0), Failed, or Cancelled when the stop token (or a failed producer)
-    /// ended it.
-    pub state: FinalState,
-    /// Exit code; -1 when killed by a signal or never started.
-    pub exit_code: i32,
-    /// Why it could not run or was killed, empty otherwise.
-    pub error: String,
-    /// Its last stderr lines.
-    pub stderr: Vec<String>,
-}
-
-impl Ran {
-    fn new(what: String) -> Self {
-        Ran {
-            what,
-            state: FinalState::Failed,
-            exit_code: -1,
-            error: String::new(),
-            stderr: Vec::new(),
-        }
-    }
-
-    /// It exited with 0.
-    pub fn success(&self) -> bool {
-        self.state == FinalState::Succeeded
-    }
-
-    /// Why it did not succeed: "'restic backup …' failed (exit code 1): Fatal: wrong password
-    /// or no key found".
-    pub fn failure(&self) -> String {
-        if self.state == FinalState::Cancelled {
-            return format!("'{}' was stopped", self.what);
-        }
-        if !self.error.is_empty() {
-            return self.error.clone();
-        }
-        let mut msg = format!("'{}' failed (exit code {})", self.what, self.exit_code);
-        let tail: Vec<&str> = self
-            .stderr
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| !l.is_empty())
-            .collect();
-        // restic's last line ("Fatal: …") says what was wrong; keep a few before it.
-        let shown = &tail[tail.len().saturating_sub(3)..];
-        if !shown.is_empty() {
-            msg.push_str(": ");
-            msg.push_str(&shown.join("; "));
-        }
-        msg
     }
 }
 
@@ -223,12 +163,7 @@ async fn feed(
     let (copied, text) = tokio::join!(copy, tail);
     let status = child.wait().await;
     drop(group);
-    ran.stderr = String::from_utf8_lossy(&text)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let keep = ran.stderr.len().saturating_sub(TAIL_LINES);
-    ran.stderr.drain(..keep);
+    capture(&mut ran.stderr, &text);
     finish(&mut ran, status, false);
     if let (true, Err(e)) = (ran.success(), copied) {
         ran.state = FinalState::Failed;
@@ -380,10 +315,7 @@ where
                 Some((OutputStream::Stderr, line)) => {
                     let shown = cx.redact(&line);
                     (cx.emit)(super::Out::Output(OutputStream::Stderr, format!("{shown}\n").into_bytes()));
-                    main.stderr.push(shown);
-                    if main.stderr.len() > TAIL_LINES {
-                        main.stderr.remove(0);
-                    }
+                    capture(&mut main.stderr, format!("{shown}\n").as_bytes());
                 }
                 Some((_, line)) => on_stdout(cx, &line),
                 None => open = false,
@@ -402,10 +334,13 @@ where
                 }
                 drop(stdin);
                 // The producer's complaints (pg_dump, restic dump) go to the output too.
-                for line in &mut ran.stderr {
-                    *line = cx.redact(line);
-                    (cx.emit)(super::Out::Output(OutputStream::Stderr, format!("{line}\n").into_bytes()));
+                let mut redacted = Vec::new();
+                for line in String::from_utf8_lossy(&ran.stderr).lines() {
+                    let line = format!("{}\n", cx.redact(line));
+                    (cx.emit)(super::Out::Output(OutputStream::Stderr, line.clone().into_bytes()));
+                    redacted.extend_from_slice(line.as_bytes());
                 }
+                ran.stderr = redacted;
                 producer_ran = Some(ran);
             }
             _ = cx.stop.cancelled(), if !stopped && status.is_none() => {

@@ -17,7 +17,7 @@ use lab_proto::v1::{BackupResult, SnapraidOperation, SnapraidSummary, SnapraidTa
 
 use super::proc::{self, Step};
 use super::Cx;
-use crate::tasks::model::FinalState;
+use crate::process::FinalState;
 
 /// Used when the task names no config file.
 const DEFAULT_CONFIG: &str = "/etc/snapraid.conf";

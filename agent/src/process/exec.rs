@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::model::{ExecSpec, FinalState, Outcome};
+use super::{describe, ExecSpec, FinalState, Outcome};
 
 /// How long output is still read after the program exited, for processes it left behind that
 /// keep its stdout or stderr open.
@@ -56,14 +56,6 @@ pub struct Prepared {
     /// The working directory as given (empty = `/`), named in spawn errors.
     cwd: String,
     cmd: Command,
-}
-
-/// `errno` text without Rust's " (os error N)" suffix.
-fn describe(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
-        None => e.to_string(),
-    }
 }
 
 /// Builds the command for `spec`; fails (with the message to report) on an unknown user or a

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use lab_proto::v1::{FileResource, Presence};
 
-use super::atomic::{set_metadata, write_atomic};
+use super::metadata::set_metadata;
 use super::{absolute_path, describe, diff, template, Cx, Report};
 use crate::accounts::{group_name, lookup_gid, lookup_uid, user_name};
 use crate::safepath::{resolve_dir, DirError};
@@ -390,7 +390,7 @@ fn present(spec: &FileSpec, content: &[u8], check: bool) -> Result<Report, Strin
             let gid = gid.filter(|g| *g != c.gid);
             set_metadata(&c.file, mode, uid, gid, c.mode != mode)
         }
-        _ => write_atomic(&target.path, content, mode, uid, gid),
+        _ => lab_proto::files::write_atomic_owned(&target.path, content, mode, uid, gid),
     };
     written.map_err(|e| format!("cannot write {shown}: {}", describe(&e)))?;
     Ok(report)

@@ -19,10 +19,10 @@
 //! is still checked); once the stop token fires, the running resource's program is stopped
 //! and no further resource starts.
 
-pub mod atomic;
 pub mod command;
 pub mod diff;
 pub mod file;
+pub mod metadata;
 pub mod nixos;
 pub mod package;
 pub mod process;
@@ -33,6 +33,7 @@ pub mod template;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
+pub(crate) use crate::process::describe;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -327,14 +328,6 @@ pub(crate) fn absolute_path(value: &str, what: &str) -> Result<PathBuf, String> 
         return Err(format!("{what} '{shown}' must not contain '..'"));
     }
     Ok(path)
-}
-
-/// `errno` text of an I/O error, without Rust's " (os error N)" suffix.
-pub(crate) fn describe(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
-        None => e.to_string(),
-    }
 }
 
 /// The first line of `message`, for the one-line progress output.

@@ -179,7 +179,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::model::FinalState;
+    use crate::process::FinalState;
 
     const DAY_MS: i64 = 24 * 3600 * 1000;
 

@@ -11,7 +11,6 @@
 //! Architecture invariant: a task's `started` journal record is durable before its process is
 //! spawned, and its `finished` record before its final update enters the outbox.
 
-pub(crate) mod exec;
 mod journal;
 pub(crate) mod model;
 mod outbox;
@@ -29,11 +28,12 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use journal::JournalError;
-pub use model::{FinalState, InvalidTaskId, TaskId, MAX_TASK_ID_LEN};
+pub use model::{InvalidTaskId, TaskId, MAX_TASK_ID_LEN};
 pub use outbox::DEFAULT_MAX_OUTPUT_PER_TASK;
 
+use crate::process::Outcome;
 use journal::{Journal, Record};
-use model::{Finished, Outcome};
+use model::Finished;
 use outbox::Outbox;
 
 /// Tunables of the task runner.

@@ -6,7 +6,7 @@
 //! queued) sends only `finished`, with seq 1. A task found started in the journal but not
 //! running here is reported `lost` with seq `FINAL_SEQ_UNKNOWN`.
 //!
-//! Dispatch: [`TaskKind::Exec`] runs a program ([`super::exec`]); [`TaskKind::Config`] applies
+//! Dispatch: [`TaskKind::Exec`] runs a program ([`crate::process::exec`]); [`TaskKind::Config`] applies
 //! resources ([`crate::resources`]) and [`TaskKind::Container`] calls
 //! [`crate::containers::run_task`], both under [`supervise`], which turns the task's cancel and
 //! timeout into a stop token (config: programs get SIGTERM, then SIGKILL after the grace; no
@@ -29,10 +29,11 @@ use lab_proto::v1::{
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::exec::{self, Event, Limits, Prepared};
 use super::journal::Record;
-use super::model::{FinalState, Finished, Outcome, TaskId, TaskKind};
+use super::model::{Finished, TaskId, TaskKind};
 use super::{now_ms, Inner};
+use crate::process::exec::{self, Event, Limits, Prepared};
+use crate::process::{FinalState, Outcome};
 use crate::resources::{self, ConfigReport, ConfigSpec};
 
 /// After a config or container task is told to stop, how long it may take to wind down on top

@@ -337,7 +337,7 @@ async fn list_filters_by_selector_and_computes_health() {
             .await
             .unwrap();
     }
-    let now = crate::state::now_ms();
+    let now = crate::clock::now_ms();
     for (node, at) in [("n1", now), ("n2", now - 2 * HOUR as i64)] {
         finish(
             &store,

@@ -17,12 +17,17 @@ pub mod state;
 pub mod watch;
 
 mod engine;
+mod records;
+mod submit;
+mod tick;
 #[cfg(test)]
 mod unsent_tests;
+mod update;
 
-pub use engine::{
-    cancel, on_session_start, on_update, run_ticker, schedule, submit, submit_once, Submitted,
-};
+pub use engine::{cancel, on_session_start, schedule};
+pub use submit::{submit, submit_once, Submitted};
+pub use tick::run_ticker;
+pub use update::{apply_update, on_update, Applied};
 pub use watch::subscribe;
 
 use std::collections::HashMap;
@@ -31,6 +36,9 @@ use std::time::Duration;
 
 use lab_proto::v1::JobEvent;
 use tokio::sync::broadcast;
+
+use crate::sessions::Sessions;
+use crate::store::Store;
 
 /// Tunables of the job engine.
 #[derive(Debug, Clone)]
@@ -54,6 +62,18 @@ impl Default for JobSettings {
             retention_count: 1000,
         }
     }
+}
+
+/// What the job engine works with: the store, its own in-memory part and the live sessions
+/// (which nodes are online, and their queues). The coordinator lends it (`Coordinator::job_cx`).
+#[derive(Clone, Copy)]
+pub struct Cx<'a> {
+    /// The store every change is committed to.
+    pub store: &'a Store,
+    /// The engine's lock, settings, secrets and watchers.
+    pub jobs: &'a Jobs,
+    /// Live agent sessions.
+    pub sessions: &'a Sessions,
 }
 
 /// In-memory part of the job engine.

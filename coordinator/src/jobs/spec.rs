@@ -11,10 +11,7 @@ const MAX_ARGS: usize = 4096;
 /// Checks `spec`; returns its parsed selector.
 pub fn validate(spec: &JobSpec) -> Result<Selector, ApiError> {
     let bad = |m: String| Err(ApiError::InvalidArgument(m));
-    let selector: Selector = spec
-        .selector
-        .parse()
-        .map_err(|e| ApiError::InvalidArgument(crate::operator_api::selector_error(&e)))?;
+    let selector: Selector = spec.selector.parse().map_err(ApiError::from)?;
     let Some(task) = &spec.task else {
         return bad("job has no task; give one task kind (exec, ...)".into());
     };

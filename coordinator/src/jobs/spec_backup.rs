@@ -16,13 +16,10 @@ fn bad<T>(m: String) -> Result<T, ApiError> {
     Err(ApiError::InvalidArgument(m))
 }
 
-/// Most characters of a backup name (it is a key of the backup index).
-const MAX_NAME: usize = 63;
-
 /// Checks a backup task: its name, policy and its one operation.
 pub fn validate_backup(b: &BackupTask) -> Result<(), ApiError> {
     if !b.name.is_empty() {
-        backup_name(&b.name)?;
+        crate::backups::check_name(&b.name).map_err(ApiError::InvalidArgument)?;
     }
     if b.retention.as_ref().is_some_and(|r| !keeps_something(r)) {
         return bad("backup.retention keeps nothing; set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly, or leave retention out".into());
@@ -108,24 +105,6 @@ pub fn validate_backup(b: &BackupTask) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// `[A-Za-z0-9._-]{1,63}`, not "." or "..".
-pub(crate) fn backup_name(name: &str) -> Result<(), ApiError> {
-    let ok = (1..=MAX_NAME).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
-        && name != "."
-        && name != "..";
-    if ok {
-        Ok(())
-    } else {
-        bad(format!(
-            "backup.name: '{}' must be 1-{MAX_NAME} characters of A-Z, a-z, 0-9, '.', '_' and '-'",
-            name.escape_debug()
-        ))
-    }
 }
 
 fn has_control(s: &str) -> bool {

@@ -8,8 +8,9 @@ use lab_proto::store::v1::{JobRecord, TaskRecord};
 use lab_proto::v1::{task_spec, ExecTask, JobSpec, TaskInfo, TaskSpec};
 
 use super::state::TaskState;
+use crate::clock::now_ms;
 use crate::sessions::Outbound;
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 use crate::store::JobBatch;
 
 /// Stores a job of one task on n1 in `state`, with a spec too large to send, as a job stored
@@ -80,7 +81,7 @@ async fn an_unsendable_task_fails_when_the_rollout_reaches_it() {
     let task_id = store_oversized_job(&coord, TaskState::Pending).await;
     let (tx, _stream) = Outbound::channel(8);
     let session = coord.sessions.open("n1", now_ms(), tx.clone());
-    super::schedule(&coord, "j1").await.unwrap();
+    super::schedule(&coord.job_cx(), "j1").await.unwrap();
     assert_failed_unsent(&coord, &task_id);
     // Nothing was queued for the agent: the queue still has all its room.
     for _ in 0..8 {
@@ -96,7 +97,7 @@ async fn an_unsendable_assigned_task_fails_when_its_node_reconnects() {
     let task_id = store_oversized_job(&coord, TaskState::Assigned).await;
     let (tx, _stream) = Outbound::channel(8);
     let session = coord.sessions.open("n1", now_ms(), tx.clone());
-    super::on_session_start(&coord, "n1").await;
+    super::on_session_start(&coord.job_cx(), "n1").await;
     assert_failed_unsent(&coord, &task_id);
     for _ in 0..8 {
         tx.try_send(Ok(Default::default())).unwrap();

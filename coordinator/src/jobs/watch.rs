@@ -2,14 +2,15 @@
 //! one broadcast channel per job; a watcher that falls behind re-reads the store, so a slow
 //! watcher never blocks agents or other watchers.
 
-use std::sync::Arc;
-
 use lab_proto::v1::{job_event, JobEvent};
 use tokio::sync::{broadcast, mpsc};
 use tonic::Status;
 
 use crate::error::ApiError;
-use crate::state::Coordinator;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Cx, Jobs};
 
 /// Live events kept per job for watchers that are a little behind.
 const LIVE_CAPACITY: usize = 1024;
@@ -17,30 +18,26 @@ const LIVE_CAPACITY: usize = 1024;
 const WATCHER_QUEUE: usize = 256;
 
 fn watchers(
-    coord: &Coordinator,
+    jobs: &Jobs,
 ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, broadcast::Sender<JobEvent>>> {
-    coord
-        .jobs
-        .watchers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    jobs.watchers.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Sends a committed event to the job's live watchers.
-pub fn publish(coord: &Coordinator, job_id: &str, event: JobEvent) {
-    if let Some(tx) = watchers(coord).get(job_id) {
+pub fn publish(jobs: &Jobs, job_id: &str, event: JobEvent) {
+    if let Some(tx) = watchers(jobs).get(job_id) {
         let _ = tx.send(event);
     }
 }
 
 /// Drops the live channel of a finished job (its watchers read the rest from the store).
-pub fn close(coord: &Coordinator, job_id: &str) {
-    watchers(coord).remove(job_id);
+pub fn close(jobs: &Jobs, job_id: &str) {
+    watchers(jobs).remove(job_id);
 }
 
 /// A receiver of the job's live events.
-pub fn subscribe(coord: &Coordinator, job_id: &str) -> broadcast::Receiver<JobEvent> {
-    watchers(coord)
+pub fn subscribe(jobs: &Jobs, job_id: &str) -> broadcast::Receiver<JobEvent> {
+    watchers(jobs)
         .entry(job_id.to_owned())
         .or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0)
         .subscribe()
@@ -59,9 +56,11 @@ fn wanted(event: &JobEvent, node: &str) -> bool {
 }
 
 /// Streams the events of `job_id` from `from_seq` until its JobDone event; with `stored_only`,
-/// only the events stored so far.
+/// only the events stored so far. The streaming task runs on `tasks` and ends at `shutdown`.
 pub fn stream(
-    coord: Arc<Coordinator>,
+    cx: &Cx<'_>,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
     job_id: String,
     from_seq: u64,
     node: String,
@@ -69,20 +68,15 @@ pub fn stream(
 ) -> mpsc::Receiver<Result<JobEvent, Status>> {
     let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
     // Subscribe before reading the store, so no event falls between the two.
-    let done = stored_only
-        || coord
-            .store
-            .job(&job_id)
-            .ok()
-            .flatten()
-            .is_none_or(|j| j.done);
-    let mut live = (!done).then(|| subscribe(&coord, &job_id));
-    let tasks = coord.tasks.clone();
+    let done = stored_only || cx.store.job(&job_id).ok().flatten().is_none_or(|j| j.done);
+    let mut live = (!done).then(|| subscribe(cx.jobs, &job_id));
+    let store = cx.store.clone();
+    let shutdown = shutdown.clone();
     tasks.spawn(async move {
         let mut next = from_seq.max(1);
         loop {
             // Everything stored from `next` on.
-            let stored = match coord.store.events(&job_id, next) {
+            let stored = match store.events(&job_id, next) {
                 Ok(events) => events,
                 Err(e) => {
                     let _ = tx.send(Err(ApiError::from(e).into())).await;
@@ -105,7 +99,7 @@ pub fn stream(
             };
             loop {
                 tokio::select! {
-                    _ = coord.shutdown.cancelled() => {
+                    _ = shutdown.cancelled() => {
                         let _ = tx.send(Err(Status::unavailable("coordinator is shutting down; resume from the last sequence number"))).await;
                         return;
                     }

@@ -5,8 +5,9 @@ use lab_proto::store::v1::ScheduleRecord;
 use lab_proto::v1::{CreateScheduleRequest, JobDone, Schedule};
 
 use super::plan::jitter;
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 
 fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!(

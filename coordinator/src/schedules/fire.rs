@@ -11,9 +11,10 @@ use lab_proto::store::v1::ScheduleRecord;
 
 use super::api::draw_jitter;
 use super::plan::{self, Decision, Due};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::jobs::Submitted;
-use crate::state::{now_ms, Coordinator};
+use crate::state::Coordinator;
 use crate::store::StoreError;
 
 /// How often the ticker looks; a firing starts at most this late (plus the submit itself).
@@ -121,7 +122,7 @@ async fn fire(coord: &Coordinator, rec: &mut ScheduleRecord, due: i64) -> Result
     let selector = job.selector.clone();
     let job_id = plan::job_id(&spec.name, due);
     let by = format!("schedule:{}", spec.name);
-    let outcome = crate::jobs::submit_once(coord, &by, job, job_id.clone()).await;
+    let outcome = crate::jobs::submit_once(&coord.job_cx(), &by, job, job_id.clone()).await;
     let (last_job_id, last_error) = match outcome {
         Ok(Submitted::Created(..) | Submitted::Existed(_)) => (job_id, String::new()),
         Ok(Submitted::NoNodes(_)) => (

@@ -9,7 +9,8 @@ use lab_proto::v1::{
 
 use super::fire::step;
 use super::plan::job_id;
-use crate::state::{now_ms, Coordinator};
+use crate::clock::now_ms;
+use crate::state::Coordinator;
 
 async fn coordinator(dir: &std::path::Path) -> Coordinator {
     crate::testing::coordinator(dir, &["n1"]).await
