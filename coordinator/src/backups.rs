@@ -204,12 +204,13 @@ pub fn list(
     store: &Store,
     selector: &Selector,
     now_ms: i64,
+    online: crate::inventory::Online,
 ) -> Result<Vec<BackupStatus>, StoreError> {
     let records = store.backups()?;
     let nodes: Option<std::collections::BTreeSet<String>> = if selector.is_empty() {
         None
     } else {
-        let matching = crate::inventory::select(store, selector)?;
+        let matching = crate::inventory::select(store, selector, online)?;
         Some(matching.into_iter().map(|n| n.record.name).collect())
     };
     Ok(records

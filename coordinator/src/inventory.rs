@@ -2,8 +2,9 @@
 //! selector. Jobs resolve their targets through the same [`select`].
 //!
 //! Effective labels are the agent's config labels, then token and operator labels (later ones
-//! winning), then the labels the coordinator derives: `node=<name>` from the certificate and
-//! `os`, `hostname`, … from the facts. Derived labels always win, and reserved keys
+//! winning), then the labels the coordinator derives: `node=<name>` from the certificate,
+//! `status=online|offline|revoked` from the record and whether the node has a live session now
+//! (the caller says, see [`Online`]), and `os`, `hostname`, … from the facts. Derived labels always win, and reserved keys
 //! ([`lab_proto::labels::RESERVED_KEYS`]) from any other source are left out, so a node cannot
 //! claim another node's identity label.
 
@@ -24,6 +25,21 @@ pub const DERIVED_LABELS: [(&str, &str); 5] = [
     (labels::VIRT, "/platform/virtualization"),
     (labels::HOSTNAME, "/platform/hostname"),
 ];
+
+/// Whether a node has a live session now (the coordinator's sessions answer; tests pass a
+/// closure). Decides the derived `status` label.
+pub type Online<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// The derived `status` label of a node: revoked, else online or offline.
+pub fn status(record: &NodeRecord, online: bool) -> &'static str {
+    if record.revoked {
+        labels::STATUS_REVOKED
+    } else if online {
+        labels::STATUS_ONLINE
+    } else {
+        labels::STATUS_OFFLINE
+    }
+}
 
 /// One node with its facts and effective labels.
 #[derive(Debug, Clone)]
@@ -72,8 +88,13 @@ pub fn invalid_derived_labels(facts: &Value) -> Vec<String> {
 }
 
 /// Agent-config, then token/operator labels (later sources win), without reserved keys; then
-/// the derived labels (`node`, the node's name, and those from facts), which always win.
-pub fn effective_labels(record: &NodeRecord, facts: &Value) -> BTreeMap<String, String> {
+/// the derived labels (`node`, the node's name; `status` from `online`; those from facts), which
+/// always win.
+pub fn effective_labels(
+    record: &NodeRecord,
+    facts: &Value,
+    online: bool,
+) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = record
         .agent_labels
         .iter()
@@ -83,17 +104,18 @@ pub fn effective_labels(record: &NodeRecord, facts: &Value) -> BTreeMap<String, 
         .collect();
     out.extend(derived_labels(facts));
     out.insert(labels::NODE.into(), record.name.clone());
+    out.insert(labels::STATUS.into(), status(record, online).into());
     out
 }
 
 /// Builds the entry of one stored node.
-pub fn entry(store: &Store, record: NodeRecord) -> Result<NodeEntry, StoreError> {
+pub fn entry(store: &Store, record: NodeRecord, online: Online) -> Result<NodeEntry, StoreError> {
     let facts = store.facts(&record.name)?;
     let facts_doc = facts
         .as_ref()
         .and_then(|f| serde_json::from_str(&f.json).ok())
         .unwrap_or(Value::Null);
-    let labels = effective_labels(&record, &facts_doc);
+    let labels = effective_labels(&record, &facts_doc, online(&record.name));
     Ok(NodeEntry {
         record,
         facts,
@@ -103,8 +125,12 @@ pub fn entry(store: &Store, record: NodeRecord) -> Result<NodeEntry, StoreError>
 }
 
 /// Every node the selector matches, by name.
-pub fn select(store: &Store, selector: &Selector) -> Result<Vec<NodeEntry>, StoreError> {
-    select_from(store, selector, "")?.collect()
+pub fn select(
+    store: &Store,
+    selector: &Selector,
+    online: Online,
+) -> Result<Vec<NodeEntry>, StoreError> {
+    select_from(store, selector, "", online)?.collect()
 }
 
 /// The nodes the selector matches, by name, from the name `start` on (inclusive); each entry is
@@ -114,12 +140,13 @@ pub fn select_from<'a>(
     store: &'a Store,
     selector: &'a Selector,
     start: &str,
+    online: Online<'a>,
 ) -> Result<impl Iterator<Item = Result<NodeEntry, StoreError>> + 'a, StoreError> {
     let records = store.nodes()?.into_iter();
     let start = start.to_owned();
     Ok(records
         .filter(move |r| r.name.as_str() >= start.as_str())
-        .filter_map(move |record| match entry(store, record) {
+        .filter_map(move |record| match entry(store, record, online) {
             Ok(e) => selector.matches(&e.labels, &e.facts_doc).then_some(Ok(e)),
             Err(err) => Some(Err(err)),
         }))
@@ -137,7 +164,11 @@ pub fn needs_facts(selector: &Selector) -> bool {
 /// The names of the nodes `selector` matches that are not revoked, by name. Facts are read and
 /// parsed only when the selector can depend on them ([`needs_facts`]); otherwise the node
 /// records alone decide (a job to 10,000 nodes no longer parses 10,000 fact documents).
-pub fn select_names(store: &Store, selector: &Selector) -> Result<Vec<String>, StoreError> {
+pub fn select_names(
+    store: &Store,
+    selector: &Selector,
+    online: Online,
+) -> Result<Vec<String>, StoreError> {
     let with_facts = needs_facts(selector);
     let mut out = Vec::new();
     for record in store.nodes()? {
@@ -145,12 +176,12 @@ pub fn select_names(store: &Store, selector: &Selector) -> Result<Vec<String>, S
             continue;
         }
         let matched = if with_facts {
-            let e = entry(store, record)?;
+            let e = entry(store, record, online)?;
             selector
                 .matches(&e.labels, &e.facts_doc)
                 .then_some(e.record.name)
         } else {
-            let labels = || effective_labels(&record, &Value::Null);
+            let labels = || effective_labels(&record, &Value::Null, online(&record.name));
             (selector.is_empty() || selector.matches(&labels(), &Value::Null))
                 .then_some(record.name)
         };
@@ -178,7 +209,12 @@ mod tests {
             labels: [("role".into(), "k3s".into())].into(),
             ..Default::default()
         };
-        let labels = effective_labels(&record, &facts);
+        let labels = effective_labels(&record, &facts, true);
+        assert_eq!(labels["status"], "online");
+        assert_eq!(
+            effective_labels(&record, &facts, false)["status"],
+            "offline"
+        );
         assert_eq!(labels["os"], "debian");
         assert_eq!(labels["os-version"], "12");
         assert_eq!(labels["virt"], "kvm");
@@ -200,24 +236,39 @@ mod tests {
                 ("hostname".into(), "n2".into()),
             ]
             .into(),
-            labels: [("node".into(), "n3".into()), ("arch".into(), "arm".into())].into(),
+            labels: [
+                ("node".into(), "n3".into()),
+                ("arch".into(), "arm".into()),
+                ("status".into(), "online".into()),
+            ]
+            .into(),
             ..Default::default()
         };
         for facts in [Value::Null, json!({"platform": {"os": "debian"}})] {
-            let labels = effective_labels(&record, &facts);
+            let labels = effective_labels(&record, &facts, false);
             assert_eq!(labels["node"], "n1", "{facts}");
+            assert_eq!(labels["status"], "offline", "{facts}");
             assert!(!labels.contains_key("hostname"), "{labels:?}");
             assert!(!labels.contains_key("arch"), "{labels:?}");
             assert_ne!(labels.get("os").map(String::as_str), Some("custom"));
         }
         let sel: Selector = "node=n2".parse().unwrap();
-        assert!(!sel.matches(&effective_labels(&record, &Value::Null), &Value::Null));
+        assert!(!sel.matches(
+            &effective_labels(&record, &Value::Null, false),
+            &Value::Null
+        ));
+        let sel: Selector = "status=online".parse().unwrap();
+        assert!(!sel.matches(
+            &effective_labels(&record, &Value::Null, false),
+            &Value::Null
+        ));
     }
 
     #[test]
     fn every_reserved_key_is_derived_and_every_derived_key_reserved() {
         let mut derived: Vec<&str> = DERIVED_LABELS.iter().map(|(k, _)| *k).collect();
         derived.push(labels::NODE);
+        derived.push(labels::STATUS);
         derived.sort_unstable();
         let mut reserved = labels::RESERVED_KEYS.to_vec();
         reserved.sort_unstable();
@@ -260,6 +311,7 @@ mod tests {
         store.put_node(node("a", "db", false)).await.unwrap();
         store.put_node(node("b", "web", false)).await.unwrap();
         store.put_node(node("c", "db", true)).await.unwrap();
+        let online = |name: &str| name == "a";
         let facts = json!({"platform": {"os": "debian"}, "memory": {"total_bytes": 32}});
         let rec = FactsRecord {
             json: facts.to_string(),
@@ -274,10 +326,13 @@ mod tests {
             ("!os", vec!["b"]),
             ("facts.memory.total_bytes>=16", vec!["a"]),
             ("node in (b,c)", vec!["b"]),
+            ("status=online", vec!["a"]),
+            ("status!=online", vec!["b"]),
+            ("role=db,status=offline", vec![]),
         ] {
             let selector: Selector = text.parse().unwrap();
-            let names = select_names(&store, &selector).unwrap();
-            let full: Vec<String> = select(&store, &selector)
+            let names = select_names(&store, &selector, &online).unwrap();
+            let full: Vec<String> = select(&store, &selector, &online)
                 .unwrap()
                 .into_iter()
                 .filter(|e| !e.record.revoked)

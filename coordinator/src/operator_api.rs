@@ -50,6 +50,11 @@ impl OperatorApi {
         OperatorApi { coord }
     }
 
+    /// Whether a node has a live session now, for the derived `status` label.
+    fn online(&self) -> impl Fn(&str) -> bool + Sync + '_ {
+        |node: &str| self.coord.sessions.is_online(node)
+    }
+
     fn node_view(&self, entry: NodeEntry) -> Node {
         let NodeEntry {
             record: rec,
@@ -159,7 +164,7 @@ impl OperatorApi {
             ));
         }
         self.coord.store.put_node(node.clone()).await?;
-        Ok(self.node_view(entry(&self.coord.store, node)?))
+        Ok(self.node_view(entry(&self.coord.store, node, &self.online())?))
     }
 
     async fn revoke(&self, name: &str) -> Result<RevokeNodeResponse, ApiError> {
@@ -297,8 +302,9 @@ impl OperatorService for OperatorApi {
         let req = req.into_inner();
         let mut page = Page::new(page_size(req.page_size, MAX_NODES_PAGE), PAGE_BYTES);
         let mut next_page_token = String::new();
-        for entry in
-            select_from(&self.coord.store, &selector, &req.page_token).map_err(ApiError::from)?
+        let online = self.online();
+        for entry in select_from(&self.coord.store, &selector, &req.page_token, &online)
+            .map_err(ApiError::from)?
         {
             if let Err(left_out) = page.push(self.node_view(entry.map_err(ApiError::from)?)) {
                 next_page_token = left_out.name;
@@ -313,7 +319,7 @@ impl OperatorService for OperatorApi {
 
     async fn get_node(&self, req: Request<GetNodeRequest>) -> Result<Response<Node>, Status> {
         let rec = self.existing_node(&req.get_ref().name)?;
-        let e = entry(&self.coord.store, rec).map_err(ApiError::from)?;
+        let e = entry(&self.coord.store, rec, &self.online()).map_err(ApiError::from)?;
         Ok(Response::new(self.node_view(e)))
     }
 
@@ -598,7 +604,8 @@ impl OperatorService for OperatorApi {
         req: Request<ListBackupsRequest>,
     ) -> Result<Response<ListBackupsResponse>, Status> {
         let selector: Selector = req.get_ref().selector.parse().map_err(ApiError::from)?;
-        let backups = crate::backups::list(&self.coord.store, &selector, crate::clock::now_ms())
+        let now = crate::clock::now_ms();
+        let backups = crate::backups::list(&self.coord.store, &selector, now, &self.online())
             .map_err(ApiError::from)?;
         Ok(Response::new(ListBackupsResponse { backups }))
     }

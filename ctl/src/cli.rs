@@ -31,8 +31,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List nodes
+    ///
+    /// The table fits 80 columns (long label lists end in '…'); -o wide adds the OS version,
+    /// virtualization, last contact and agent version and shows every label; -o name prints
+    /// only the names. STATUS is the derived label 'status' (online, offline, revoked), so
+    /// '-l status=offline' lists the nodes that are down.
     #[command(
-        after_help = "Examples:\n  labctl nodes\n  labctl nodes -l 'os=debian,role in (storage,k3s)'\n  labctl nodes -o json | jq -r '.[] | select(.online | not) | .name'"
+        after_help = "Examples:\n  labctl nodes\n  labctl nodes -l 'os=debian,role in (storage,k3s)' -o wide\n  labctl nodes -l status=offline -o name\n  labctl nodes -w                      # redraw on change, Ctrl-C to stop"
     )]
     Nodes {
         /// Selector, e.g. 'os=debian,role in (storage,k3s),facts.hardware.memory.total_bytes>=16e9'
@@ -41,6 +46,9 @@ pub enum Command {
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        /// Keep watching: print again when a node's status, labels or version change (every 2s)
+        #[arg(short, long)]
+        watch: bool,
     },
     /// Backup status per node and backup: last success, age, size, snapshot, drill, health
     #[command(
@@ -67,8 +75,8 @@ pub enum Command {
     Label {
         /// Node name
         node: String,
-        /// KEY=VALUE to set, KEY- to remove (node, hostname, os, os-version, arch and virt are
-        /// derived by the coordinator and cannot be set)
+        /// KEY=VALUE to set, KEY- to remove (node, status, hostname, os, os-version, arch and
+        /// virt are derived by the coordinator and cannot be set)
         #[arg(required = true)]
         changes: Vec<String>,
     },
@@ -106,7 +114,7 @@ pub enum Command {
     /// Exit status: 0 all tasks succeeded, 1 any task did not succeed (or no node matched),
     /// 2 usage error, 3 coordinator unreachable, 130 interrupted (the job keeps running).
     #[command(
-        after_help = "Examples:\n  labctl run -- uptime\n  labctl run -l role=nas --batch 25% --max-failures 1 -- sh -c 'apt-get -y upgrade'\n  labctl run --detach --timeout 10m -l node=n1 -- restic check"
+        after_help = "Examples:\n  labctl run -- uptime\n  labctl run -l role=nas --batch 25% --max-failures 1 -- sh -c 'apt-get -y upgrade'\n  labctl run --detach --timeout 10m -l node=n1 -- restic check\n  labctl run --online-only -l role=nas -- df -h /srv      # skip the nodes that are offline now"
     )]
     Run(RunArgs),
     /// Submit the jobs of a spec file (YAML, DESIGN §5a) and follow them one after another
@@ -114,15 +122,26 @@ pub enum Command {
     /// Exit status: 0 all tasks of all jobs succeeded, 1 any task did not succeed, 2 usage error
     /// or a bad spec file (nothing is submitted), 3 coordinator unreachable, 130 interrupted.
     #[command(
-        after_help = "Examples:\n  labctl apply -f site.yaml\n  labctl apply -f site.yaml --check\n  cat job.yaml | labctl apply -f - -o json"
+        after_help = "Examples:\n  labctl apply -f site.yaml\n  labctl apply -f site.yaml --check\n  labctl apply -f site.yaml -l site=attic   # only the nodes of both selectors\n  cat job.yaml | labctl apply -f - -o json"
     )]
     Apply(ApplyArgs),
     /// List jobs, newest first
-    #[command(after_help = "Examples:\n  labctl jobs\n  labctl jobs -o json | jq -r '.[0].id'")]
+    ///
+    /// The table fits 80 columns (a long command ends in '…'); -o wide adds who submitted it
+    /// and its selector and shows the whole command; -o name prints only the ids.
+    #[command(
+        after_help = "Examples:\n  labctl jobs\n  labctl jobs -l role=nas              # jobs with a task on a node matching role=nas\n  labctl jobs -w                       # redraw on change, Ctrl-C to stop\n  labctl jobs -o name | head -1"
+    )]
     Jobs {
+        /// Only jobs with a task on a node this selector matches now
+        #[arg(short = 'l', long = "selector", default_value = "")]
+        selector: String,
         /// Output format
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        /// Keep watching: print again when a job's state or task counts change (every 2s)
+        #[arg(short, long)]
+        watch: bool,
     },
     /// One job: show, logs, cancel
     Job {
@@ -293,6 +312,10 @@ pub struct RunArgs {
     /// Selector of the target nodes (empty = every node)
     #[arg(short = 'l', long = "selector", default_value = "")]
     pub selector: String,
+    /// Target only the nodes online at submit (adds 'status=online' to the selector), so the
+    /// job does not wait for offline nodes
+    #[arg(long, env = "LAB_RUN_ONLINE_ONLY")]
+    pub online_only: bool,
     /// Tasks in flight at once: N nodes or P% of the matched nodes (default: all at once)
     #[arg(long, value_name = "N|P%", env = "LAB_RUN_BATCH", value_parser = parse_batch)]
     pub batch: Option<Batch>,
@@ -356,6 +379,15 @@ pub struct ApplyArgs {
     /// Output: text (lines prefixed with the node, then per-resource results) or json (NDJSON)
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: RunFormat,
+    /// Narrow every document's selector (Jobs and the jobs of Schedules): a node must match
+    /// both, e.g. -l site=attic to roll a site-wide spec out to one site first
+    #[arg(
+        short = 'l',
+        long = "selector",
+        default_value = "",
+        env = "LAB_APPLY_SELECTOR"
+    )]
+    pub selector: String,
 }
 
 /// `labctl job ...`

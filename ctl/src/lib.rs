@@ -50,9 +50,14 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Nodes { selector, output } => {
+        Command::Nodes {
+            selector,
+            output,
+            watch,
+        } => {
             let selector = cmd::nodes::parse_selector(&selector)?;
-            cmd::nodes::list(context::dial(&ctx()?).await?, &selector, output).await
+            let watch = watch.then_some(shutdown);
+            cmd::nodes::list(context::dial(&ctx()?).await?, &selector, output, watch).await
         }
         Command::Backups {
             action: Some(BackupsAction::Forget { node, name }),
@@ -129,7 +134,10 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             cmd::user::renew(context::dial(&ctx).await?, &path, &ctx, ttl).await
         }
         Command::Run(args) => {
-            let selector = cmd::nodes::parse_selector(&args.selector)?;
+            let mut selector = cmd::nodes::parse_selector(&args.selector)?;
+            if args.online_only {
+                selector = cmd::nodes::intersect(&selector, "status=online");
+            }
             // Usage errors (empty command) before the config is read or anything is dialled.
             cmd::jobs::spec::build(&args, selector.clone())?;
             let client = context::dial(&ctx()?).await?;
@@ -145,7 +153,15 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             let client = context::dial(&ctx()?).await?;
             cmd::apply::run(client, jobs, &args, shutdown).await
         }
-        Command::Jobs { output } => cmd::jobs::list(context::dial(&ctx()?).await?, output).await,
+        Command::Jobs {
+            selector,
+            output,
+            watch,
+        } => {
+            let selector = cmd::nodes::parse_selector(&selector)?;
+            let watch = watch.then_some(shutdown);
+            cmd::jobs::list(context::dial(&ctx()?).await?, &selector, output, watch).await
+        }
         Command::Job { action } => {
             let client = context::dial(&ctx()?).await?;
             match action {

@@ -1,5 +1,7 @@
-//! Every table labctl prints, rendered from sample data: each row's cells start where the
-//! header's titles start (a value without a title, or a title without a value, shifts them).
+//! Every table labctl prints, rendered from sample data, in the default and the `-o wide` form
+//! and coloured: each row's cells start where the header's titles start (a value without a
+//! title, or a title without a value, shifts them); default tables fit 80 columns; `-o name`
+//! prints one name per item.
 
 use lab_proto::v1::{
     task_spec, BackupHealth, BackupStatus, ExecTask, JobInfo, JobSpec, Node, Schedule,
@@ -7,7 +9,45 @@ use lab_proto::v1::{
 };
 
 use crate::cmd;
-use crate::output::assert_aligned;
+use crate::output::{assert_aligned, names, Format};
+
+/// Every form of a table: default, wide, and both coloured (colours must not shift columns);
+/// the default fits 80 columns.
+fn assert_every_form(render: impl Fn(Format, bool) -> String) {
+    for color in [false, true] {
+        for format in [Format::Table, Format::Wide] {
+            let rendered = render(format, color);
+            let plain = strip_ansi(&rendered);
+            assert_aligned(&plain);
+            if format == Format::Table {
+                for line in plain.lines() {
+                    assert!(
+                        line.chars().count() <= 80,
+                        "wider than 80 columns: {line:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `text` without ANSI SGR sequences.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 const NOW: i64 = 1_795_687_200_000;
 
@@ -24,8 +64,33 @@ fn nodes_table_is_aligned() {
             .into(),
         ..Default::default()
     };
-    let views = [cmd::nodes::view(node, false)];
-    assert_aligned(&cmd::nodes::table(&views, NOW).to_string());
+    let mut long = node.clone();
+    long.name = "storage-node-long-17".into();
+    long.online = false;
+    long.labels = (0..20)
+        .map(|i| (format!("label-{i}"), format!("value-{i}")))
+        .collect();
+    let views = [cmd::nodes::view(node, false), cmd::nodes::view(long, false)];
+    assert_every_form(|format, color| cmd::nodes::table(&views, NOW, format, color));
+    // Long label lists end in '…' in the table; -o wide shows them all.
+    let table = cmd::nodes::table(&views, NOW, Format::Table, false);
+    assert!(
+        table.contains('…') && !table.contains("label-19"),
+        "{table}"
+    );
+    let wide = cmd::nodes::table(&views, NOW, Format::Wide, false);
+    assert!(
+        wide.contains("label-19=value-19") && !wide.contains('…'),
+        "{wide}"
+    );
+    assert!(
+        table.contains("offline") && table.contains("online"),
+        "{table}"
+    );
+    assert_eq!(
+        names(&views, |v| v.name.clone()),
+        "n1\nstorage-node-long-17\n"
+    );
 }
 
 fn job() -> JobInfo {
@@ -59,8 +124,23 @@ fn job() -> JobInfo {
 #[test]
 fn jobs_and_job_show_tables_are_aligned() {
     let view = cmd::jobs::view::JobView::from(&job());
-    assert_aligned(&cmd::jobs::view::jobs_table(std::slice::from_ref(&view), NOW).to_string());
-    assert_aligned(&cmd::jobs::view::tasks_table(&view.tasks).to_string());
+    let mut long = job();
+    long.job_id = "19a1f0c2e3b4d5e6f70".into();
+    if let Some(task_spec::Kind::Exec(e)) = long
+        .spec
+        .as_mut()
+        .and_then(|s| s.task.as_mut())
+        .and_then(|t| t.kind.as_mut())
+    {
+        e.argv = vec!["sh".into(), "-c".into(), "x ".repeat(80)];
+    }
+    let views = [view.clone(), cmd::jobs::view::JobView::from(&long)];
+    assert_every_form(|format, color| cmd::jobs::view::jobs_table(&views, NOW, format, color));
+    assert_every_form(|_, color| cmd::jobs::view::tasks_table(&view.tasks, color).to_string());
+    assert_eq!(
+        names(&views, |v| v.id.clone()),
+        "j-1\n19a1f0c2e3b4d5e6f70\n"
+    );
 }
 
 #[test]
@@ -77,7 +157,11 @@ fn backups_table_is_aligned() {
         ..Default::default()
     };
     let views = [cmd::backups::view(status, NOW)];
-    assert_aligned(&cmd::backups::table(&views, NOW, false));
+    assert_every_form(|_, color| cmd::backups::table(&views, NOW, color));
+    assert_eq!(
+        names(&views, |v| format!("{}/{}", v.node, v.name)),
+        "n1/home\n"
+    );
 }
 
 #[test]
@@ -108,7 +192,12 @@ fn schedules_table_is_aligned() {
         ..Default::default()
     };
     let views = [cmd::schedule::view::ScheduleView::from(&schedule)];
-    assert_aligned(&cmd::schedule::view::table(&views, NOW).to_string());
+    assert_every_form(|format, _| {
+        cmd::schedule::view::table(&views, NOW)
+            .fit(format.fit())
+            .to_string()
+    });
+    assert_eq!(names(&views, |v| v.name.clone()), "nightly\n");
 }
 
 #[test]
@@ -123,7 +212,9 @@ fn token_and_user_tables_are_aligned() {
         created_by: "admin".into(),
         revoked: Some("2026-11-26T11:00:00Z".into()),
     };
-    assert_aligned(&cmd::token::table(&[token]).to_string());
+    let tokens = [token];
+    assert_every_form(|format, _| cmd::token::table(&tokens).fit(format.fit()).to_string());
+    assert_eq!(names(&tokens, |v| v.id.clone()), "tok-1\n");
     let user = cmd::user::UserView {
         name: "dave".into(),
         role: "operator",
@@ -131,7 +222,9 @@ fn token_and_user_tables_are_aligned() {
         cert_expires: Some("2026-12-26T10:00:00Z".into()),
         revoked: None,
     };
-    assert_aligned(&cmd::user::table(&[user]).to_string());
+    let users = [user];
+    assert_every_form(|format, _| cmd::user::table(&users).fit(format.fit()).to_string());
+    assert_eq!(names(&users, |v| v.name.clone()), "dave\n");
 }
 
 /// A node reporting a hostname/OS with a colour escape and a right-to-left override.
@@ -161,9 +254,10 @@ fn hostile_facts_labels_and_task_text_are_escaped() {
         ..Default::default()
     };
     let views = [cmd::nodes::view(node, false)];
-    let rendered = cmd::nodes::table(&views, NOW).to_string();
+    let rendered = cmd::nodes::table(&views, NOW, Format::Wide, false);
     assert_escaped(&rendered);
     assert_aligned(&rendered);
+    assert_escaped(&names(&views, |_| HOSTILE.to_owned()));
 
     let mut job = job();
     job.tasks[0].node = HOSTILE.into();

@@ -1,7 +1,8 @@
 //! Label rules both ends agree on: the syntax of keys and values, and the reserved keys.
 //!
-//! Reserved keys name a node's identity or facts the coordinator derives itself (`node=<name>`
-//! from the certificate, `os`, `hostname`, … from the fact document). Nothing else may set them:
+//! Reserved keys name a node's identity, presence or facts the coordinator derives itself
+//! (`node=<name>` from the certificate, `status=online|offline|revoked` from its session, `os`,
+//! `hostname`, … from the fact document). Nothing else may set them:
 //! the coordinator ignores them in an agent's config labels, refuses them from operators and
 //! tokens, and its derived values always win, so a node cannot pose as another one in a
 //! selector such as `node=n2`.
@@ -23,8 +24,18 @@ pub const ARCH: &str = "arch";
 /// `platform.virtualization` of the node's facts.
 pub const VIRT: &str = "virt";
 
-/// Keys only the coordinator sets (derived from the node's identity and facts).
-pub const RESERVED_KEYS: [&str; 6] = [NODE, HOSTNAME, OS, OS_VERSION, ARCH, VIRT];
+/// The node's presence: [`STATUS_ONLINE`] (a live session now), [`STATUS_OFFLINE`] or
+/// [`STATUS_REVOKED`]; `labctl run --online-only` adds `status=online` to its selector.
+pub const STATUS: &str = "status";
+/// [`STATUS`] of a node with a live session.
+pub const STATUS_ONLINE: &str = "online";
+/// [`STATUS`] of an enrolled node without a live session.
+pub const STATUS_OFFLINE: &str = "offline";
+/// [`STATUS`] of a revoked node.
+pub const STATUS_REVOKED: &str = "revoked";
+
+/// Keys only the coordinator sets (derived from the node's identity, presence and facts).
+pub const RESERVED_KEYS: [&str; 7] = [NODE, STATUS, HOSTNAME, OS, OS_VERSION, ARCH, VIRT];
 
 /// Whether `key` is one the coordinator derives and nobody else may set.
 pub fn is_reserved(key: &str) -> bool {

@@ -142,3 +142,195 @@ fn job_ids_are_accepted_by_unique_prefix() {
         stderr(&out)
     );
 }
+
+/// A labctl child with stdout and stderr read line by line on threads.
+struct Lines {
+    child: std::process::Child,
+    out: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn spawn(c: &Cluster, args: &[&str]) -> Lines {
+        let mut child = Command::new(bin("labctl"))
+            .arg("--config")
+            .arg(c.coord.admin_config())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Lines {
+            child,
+            out: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn wait_for(&mut self, what: &str, cond: impl Fn(&[String]) -> bool) {
+        wait_until(
+            || {
+                self.seen.extend(self.out.try_iter());
+                cond(&self.seen)
+            },
+            Duration::from_secs(30),
+            what,
+        );
+    }
+}
+
+#[test]
+fn run_online_only_targets_only_the_nodes_online_at_submit() {
+    let mut c = Cluster::builder().agents(2).start();
+    c.agents[1].stop(false);
+    c.wait_online("n2", false, Duration::from_secs(20));
+    // The derived status label selects, and nobody can set it.
+    let out = c.labctl(&["nodes", "-l", "status=offline", "-o", "name"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n2\n");
+    let out = c.labctl(&["nodes", "-l", "status=online", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n1\n");
+    let out = c.labctl(&["label", "n1", "status=offline"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("label 'status' is reserved"),
+        "{}",
+        stderr(&out)
+    );
+    // Without waiting for n2 (its deadline is an hour away).
+    let started = std::time::Instant::now();
+    let out = c.labctl(&["run", "--online-only", "--", "echo", "hi"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n1: hi\n");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // The job's selector says what it targeted.
+    let out = c.labctl(&["jobs", "-o", "json"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jobs[0]["selector"], "status=online");
+    let out = c.labctl(&["run", "--online-only", "-l", "node=n2", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no node matches selector 'node=n2,status=online'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn nodes_watch_prints_a_new_table_per_change_and_ctrl_c_exits_0() {
+    let mut c = Cluster::builder().agents(2).start();
+    let mut watch = Lines::spawn(&c, &["nodes", "-w", "-o", "name"]);
+    watch.wait_for("the first listing", |seen| seen == ["n1", "n2"]);
+    let mut table = Lines::spawn(&c, &["nodes", "--watch"]);
+    table.wait_for("the first table", |seen| {
+        seen.iter().filter(|l| l.contains(" online ")).count() == 2
+    });
+    c.agents[1].stop(false);
+    // A pipe gets a new table (after a blank line) once n2 is offline.
+    table.wait_for("a second table with n2 offline", |seen| {
+        seen.iter().any(|l| l.is_empty())
+            && seen
+                .iter()
+                .any(|l| l.starts_with("n2 ") && l.contains(" offline "))
+    });
+    assert_eq!(
+        table.seen.iter().filter(|l| l.starts_with("NAME")).count(),
+        2
+    );
+    for mut w in [watch, table] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(w.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let mut status = None;
+        wait_until(
+            || {
+                status = w.child.try_wait().unwrap();
+                status.is_some()
+            },
+            Duration::from_secs(10),
+            "labctl nodes -w ends on Ctrl-C",
+        );
+        assert_eq!(status.and_then(|s| s.code()), Some(0));
+        w.seen.extend(w.out.try_iter());
+        if w.seen[0] == "n1" {
+            // -o name: the names did not change, so nothing more was printed.
+            assert_eq!(w.seen, ["n1", "n2"]);
+        }
+    }
+}
+
+#[test]
+fn jobs_and_apply_narrow_by_selector() {
+    let c = Cluster::builder().agents(2).start();
+    let on = |node: &str| {
+        let out = c.labctl(&["run", "-l", &format!("node={node}"), "--", "true"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    on("n1");
+    on("n2");
+    let out = c.labctl(&["jobs", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let ids = |selector: &str| {
+        let out = c.labctl(&["jobs", "-l", selector, "-o", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["selector"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("node=n2"), ["node=n2"]);
+    assert_eq!(ids("node in (n1,n2)"), ["node=n2", "node=n1"]);
+    let out = c.labctl(&["jobs", "-l", "node in ("]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // apply -l: a spec for every node runs only where both selectors match.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("all.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: labfleet/v1\nkind: Job\nmetadata: {name: hello}\nspec:\n  selector: \"*\"\n  task:\n    exec: {argv: [echo, hello]}\n",
+    )
+    .unwrap();
+    let out = c.labctl(&["apply", "-f", spec.to_str().unwrap(), "-l", "node=n2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n2: hello\n");
+}
+
+#[test]
+fn tables_fit_80_columns_and_wide_shows_everything() {
+    let c = Cluster::builder().agents(1).start();
+    let labels: Vec<String> = (0..12).map(|i| format!("label-{i}=value-{i}")).collect();
+    let mut args = vec!["label", "n1"];
+    args.extend(labels.iter().map(String::as_str));
+    let out = c.labctl(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = c.labctl(&["run", "--", "sh", "-c", &"echo long; ".repeat(20)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for cmd in ["nodes", "jobs"] {
+        let out = c.labctl(&[cmd]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains('\x1b'), "colour on a pipe: {text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{cmd}: {line:?}");
+        }
+        assert!(text.contains('…'), "{cmd}: {text}");
+        let wide = c.labctl(&[cmd, "-o", "wide"]);
+        let wide = String::from_utf8(wide.stdout).unwrap();
+        assert!(!wide.contains('…'), "{cmd} -o wide: {wide}");
+    }
+    let wide = String::from_utf8(c.labctl(&["nodes", "-o", "wide"]).stdout).unwrap();
+    assert!(wide.contains("label-9=value-9"), "{wide}");
+}

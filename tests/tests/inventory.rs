@@ -258,7 +258,7 @@ fn a_node_cannot_take_another_nodes_identity_label() {
     let config = c.tmp.path().join("n1-agent.toml");
     std::fs::write(
         &config,
-        "[labels]\nnode = \"n2\"\nhostname = \"n2\"\nrole = \"web\"\n",
+        "[labels]\nnode = \"n2\"\nhostname = \"n2\"\nstatus = \"offline\"\nrole = \"web\"\n",
     )
     .unwrap();
     n1.start_with(&["--config", config.to_str().unwrap()]);
@@ -282,6 +282,9 @@ fn a_node_cannot_take_another_nodes_identity_label() {
     assert_eq!(n1_labels["node"], "n1", "{n1_labels}");
     assert_ne!(n1_labels["hostname"], "n2", "{n1_labels}");
     assert_eq!(n1_labels["role"], "web", "{n1_labels}");
+    // `status` is derived from the session, whatever the agent's config says.
+    assert_eq!(n1_labels["status"], "online", "{n1_labels}");
+    assert_eq!(names(&c, "status=offline"), Vec::<String>::new());
 
     // A job for n2 runs on n2 alone.
     let out = c.labctl(&[

@@ -322,7 +322,7 @@ fn apply_creates_and_replaces_and_a_selector_without_nodes_fires_no_job() {
         "{s}"
     );
     assert!(fired(&c, "nomatch").is_empty());
-    let table = ok(&c, &["schedule", "list"]);
+    let table = ok(&c, &["schedule", "list", "-o", "wide"]);
     assert!(
         table.contains("error: selector 'role=nothing' matched no node"),
         "{table}"
@@ -334,14 +334,14 @@ fn bad_input_is_exit_2_naming_the_problem_and_creates_nothing() {
     let c = Cluster::builder().agents(0).start();
     let file = job_file(c.tmp.path(), "job", &c.tmp.path().join("runs"));
     let f = file.to_str().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["bad", "--cron", "*/3 * * *"],
             "cron expression '*/3 * * *': has 4 field(s)",
         ),
         (
             &["bad", "--cron", "70 * * * *"],
-            "cron expression '70 * * * *': ",
+            "cron expression '70 * * * *': minute field '70' is not valid",
         ),
         (
             &["bad", "--cron", "30 2 * * *", "--tz", "Mars/Olympus"],
@@ -353,7 +353,11 @@ fn bad_input_is_exit_2_naming_the_problem_and_creates_nothing() {
         ),
         (
             &["bad", "--cron", "* * * * *", "--jitter", "48h"],
-            "jitter 172800s is longer than the maximum",
+            "jitter 2d is longer than the maximum of 1d",
+        ),
+        (
+            &["bad", "--cron", "0 * * * *", "--jitter", "90m"],
+            "jitter 1h 30m is longer than the 1h between firings of '0 * * * *'",
         ),
         (
             &["Bad_Name", "--cron", "* * * * *"],

@@ -11,6 +11,9 @@ use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
+/// How many firings [`CronTime::shortest_gap_ms`] looks at.
+pub const GAP_FIRINGS: usize = 64;
+
 /// A parsed cron expression with its time zone.
 #[derive(Debug, Clone)]
 pub struct CronTime {
@@ -38,6 +41,49 @@ fn tidy(message: &str) -> String {
     }
 }
 
+fn parse_cron(expr: &str) -> Result<Cron, croner::errors::CronError> {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+}
+
+/// The names and ranges of the fields of a 5-field expression (a 6-field one has seconds
+/// first).
+const FIELDS: [(&str, &str); 5] = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-7 or sun-sat"),
+];
+
+/// Which field of a refused expression is wrong, in the user's terms ("hour field '25' is not
+/// valid; hours are 0-23"): each field is tried alone, the others `*`. `None` when every field
+/// passes alone (e.g. an alias such as `@often`).
+fn culprit(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let names: Vec<(&str, &str)> = match fields.len() {
+        5 => FIELDS.to_vec(),
+        6 => std::iter::once(("second", "0-59")).chain(FIELDS).collect(),
+        _ => return None,
+    };
+    (0..fields.len()).find_map(|i| {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|j| if i == j { fields[i] } else { "*" })
+            .collect();
+        parse_cron(&alone.join(" ")).err().map(|e| {
+            let (name, range) = names[i];
+            format!(
+                "{name} field '{}' is not valid ({}); {name} values are {range}",
+                fields[i],
+                tidy(&e.to_string())
+            )
+        })
+    })
+}
+
 impl CronTime {
     /// Parses `expr` in `timezone`. Errors start with "cron expression 'EXPR': " or name the
     /// time zone.
@@ -49,16 +95,30 @@ impl CronTime {
                 "cron expression '{expr}': has {fields} field(s); write 5 (minute hour day month weekday) or 6 (seconds first)"
             ));
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .build()
-            .parse(trimmed)
-            .map_err(|e| format!("cron expression '{expr}': {}", tidy(&e.to_string())))?;
+        let cron = parse_cron(trimmed).map_err(|e| match culprit(trimmed) {
+            Some(field) => format!("cron expression '{expr}': {field}"),
+            None => format!("cron expression '{expr}': {}", tidy(&e.to_string())),
+        })?;
         Ok(CronTime {
             cron,
             tz: parse_timezone(timezone)?,
         })
+    }
+
+    /// The shortest time between two consecutive firings among the next [`GAP_FIRINGS`] after
+    /// `after_ms`, in ms; `None` when it fires fewer than twice.
+    pub fn shortest_gap_ms(&self, after_ms: i64) -> Option<i64> {
+        let mut previous = self.next_after(after_ms)?;
+        let mut shortest = None;
+        for _ in 1..GAP_FIRINGS {
+            let Some(next) = self.next_after(previous) else {
+                break;
+            };
+            let gap = next - previous;
+            shortest = Some(shortest.map_or(gap, |s: i64| s.min(gap)));
+            previous = next;
+        }
+        shortest
     }
 
     /// The first firing strictly after `after_ms` (Unix ms); `None` when there is none.

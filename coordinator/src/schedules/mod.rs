@@ -60,6 +60,58 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A duration for people, in the units they wrote: "90m", "1h", "1d 2h", "30s".
+fn human_ms(ms: u64) -> String {
+    let secs = ms.div_ceil(1000);
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Refuses a jitter above [`MAX_JITTER_MS`] or not shorter than the shortest time between two
+/// firings of `cron` (from `now_ms` on): a firing could then slide past the next one. Errors
+/// give durations as people write them ("jitter 90m is longer than the 1h between firings").
+pub fn check_jitter(
+    expr: &str,
+    cron: &CronTime,
+    jitter_ms: u64,
+    now_ms: i64,
+) -> Result<(), String> {
+    if jitter_ms > MAX_JITTER_MS {
+        return Err(format!(
+            "jitter {} is longer than the maximum of {}; give a shorter jitter",
+            human_ms(jitter_ms),
+            human_ms(MAX_JITTER_MS)
+        ));
+    }
+    let Some(gap) = cron.shortest_gap_ms(now_ms) else {
+        return Ok(());
+    };
+    let gap = u64::try_from(gap).unwrap_or(0);
+    if jitter_ms > 0 && jitter_ms >= gap {
+        let relation = if jitter_ms == gap {
+            "as long as"
+        } else {
+            "longer than"
+        };
+        return Err(format!(
+            "jitter {} is {relation} the {} between firings of '{expr}'; give a jitter below {}",
+            human_ms(jitter_ms),
+            human_ms(gap),
+            human_ms(gap)
+        ));
+    }
+    Ok(())
+}
+
 /// The missed policy of the wire enum value.
 pub fn missed_policy(value: i32) -> Result<Missed, String> {
     match MissedPolicy::try_from(value) {
@@ -77,13 +129,7 @@ pub fn validate(spec: &ScheduleSpec) -> Result<Checked, ApiError> {
     let bad = ApiError::InvalidArgument;
     validate_name(&spec.name).map_err(bad)?;
     let cron = CronTime::parse(&spec.cron, &spec.timezone).map_err(bad)?;
-    if spec.jitter_ms > MAX_JITTER_MS {
-        return Err(bad(format!(
-            "jitter {}s is longer than the maximum of {}s",
-            spec.jitter_ms / 1000,
-            MAX_JITTER_MS / 1000
-        )));
-    }
+    check_jitter(&spec.cron, &cron, spec.jitter_ms, crate::clock::now_ms()).map_err(bad)?;
     let missed = missed_policy(spec.missed).map_err(bad)?;
     let Some(job) = &spec.job else {
         return Err(bad(format!(

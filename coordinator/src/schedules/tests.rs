@@ -185,7 +185,10 @@ fn validation_names_the_problem() {
     assert!(refusal(|s| s.name.clear()).contains("schedule name is empty"));
     assert!(refusal(|s| s.cron = "every day".into()).starts_with("cron expression 'every day'"));
     assert!(refusal(|s| s.timezone = "Berlin".into()).contains("unknown time zone 'Berlin'"));
-    assert!(refusal(|s| s.jitter_ms = MAX_JITTER_MS + 1).contains("jitter"));
+    assert_eq!(
+        refusal(|s| s.jitter_ms = MAX_JITTER_MS + 1000),
+        "jitter 1d 1s is longer than the maximum of 1d; give a shorter jitter"
+    );
     assert!(refusal(|s| s.missed = 9).contains("missed policy 9"));
     assert!(refusal(|s| s.job = None).contains("has no job"));
     assert!(refusal(|s| s.job.as_mut().unwrap().selector = "a in (".into()).starts_with("job: "));
@@ -198,4 +201,64 @@ fn an_expression_that_never_fires_has_no_next_time() {
     let started = std::time::Instant::now();
     assert_eq!(cron("0 0 30 2 *").next_after(T0), None);
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn jitter_errors_say_what_is_wrong_in_the_users_units() {
+    let hourly = |jitter_ms| {
+        refusal(|s| {
+            s.cron = "0 * * * *".into();
+            s.jitter_ms = jitter_ms;
+        })
+    };
+    assert_eq!(
+        hourly(90 * 60_000),
+        "jitter 1h 30m is longer than the 1h between firings of '0 * * * *'; give a jitter below 1h"
+    );
+    assert!(hourly(3_600_000).contains("jitter 1h is as long as the 1h between firings"));
+    let ok = |cron: &str, jitter_ms| {
+        let mut s = spec();
+        s.cron = cron.into();
+        s.jitter_ms = jitter_ms;
+        validate(&s).is_ok()
+    };
+    assert!(ok("0 * * * *", 59 * 60_000));
+    // Weekdays at 03:00: the shortest gap is one day (not the weekend's three).
+    assert!(!ok("0 3 * * 1-5", 25 * 3_600_000));
+    assert!(ok("0 3 * * 1-5", 12 * 3_600_000));
+    // Every 30 seconds: a 45s jitter would overtake the next firing.
+    assert!(refusal(|s| {
+        s.cron = "*/30 * * * * *".into();
+        s.jitter_ms = 45_000;
+    })
+    .starts_with("jitter 45s is longer than the 30s between firings"));
+    // Fires at most once: no gap to exceed.
+    assert!(ok("0 0 29 2 *", MAX_JITTER_MS));
+}
+
+#[test]
+fn cron_errors_name_the_field_and_its_range() {
+    let bad = |cron: &str| {
+        refusal(|s| {
+            s.cron = cron.into();
+        })
+    };
+    let e = bad("0 25 * * *");
+    assert!(
+        e.starts_with("cron expression '0 25 * * *': hour field '25' is not valid (")
+            && e.ends_with("); hour values are 0-23"),
+        "{e}"
+    );
+    assert!(
+        bad("61 * * * * *").contains("second field '61'"),
+        "{}",
+        bad("61 * * * * *")
+    );
+    assert!(
+        bad("0 3 * 13 *").contains("month field '13'"),
+        "{}",
+        bad("0 3 * 13 *")
+    );
+    assert!(bad("0 3 * * funday").contains("day of week field 'funday'"));
+    assert!(bad("0 3 * *").contains("has 4 field(s)"));
 }

@@ -223,7 +223,7 @@ pub async fn list(
         .backups;
     let now = output::now_ms();
     let views: Vec<BackupView> = backups.into_iter().map(|b| view(b, now)).collect();
-    if !output::print_structured(format, &views)? {
+    if !output::print_list(format, &views, |v| format!("{}/{}", v.node, v.name))? {
         crate::out!("{}", table(&views, now, use_color()))?;
     }
     let red: Vec<String> = views

@@ -124,6 +124,7 @@ pub async fn submit_and_follow(
     };
     let mut printer = Printer::new(format)
         .with_color(result::use_color())
+        .with_stderr_color(output::use_color_stderr())
         .with_results_only(config)
         .with_progress(progress::Mode::detect());
     // Text mode says what it waits for when nodes are offline (JSON scripts get task events).
@@ -180,22 +181,68 @@ fn conclude(
     }
 }
 
-/// `labctl jobs`.
+/// `labctl jobs [-l SELECTOR] [-w]`: newest first; with a selector only the jobs with a task on
+/// a node it matches now; with `watch`, again whenever a job's state or task counts change.
 pub async fn list(
     mut client: OperatorServiceClient<Channel>,
+    selector: &str,
     format: Format,
+    watch: Option<CancellationToken>,
 ) -> anyhow::Result<()> {
-    let jobs = pages::recent_jobs(&mut client, 0)
-        .await
-        .map_err(from_status)?;
+    let Some(shutdown) = watch else {
+        let views = fetch_jobs(&mut client, selector).await?;
+        if output::print_list(format, &views, |v| v.id.clone())? {
+            return Ok(());
+        }
+        let table = view::jobs_table(&views, output::now_ms(), format, output::use_color());
+        crate::outln!("{table}")?;
+        return Ok(());
+    };
+    super::watch::run(shutdown, || {
+        let mut client = client.clone();
+        async move {
+            let views = fetch_jobs(&mut client, selector).await?;
+            let mut key: String = views
+                .iter()
+                .map(|v| format!("{} {} {} {}\n", v.id, v.state, v.succeeded, v.failed))
+                .collect();
+            let text = match format {
+                Format::Table | Format::Wide => {
+                    view::jobs_table(&views, output::now_ms(), format, output::use_color())
+                }
+                Format::Name => output::names(&views, |v| v.id.clone()),
+                Format::Json => serde_json::to_string_pretty(&views)?,
+                Format::Yaml => serde_yaml_ng::to_string(&views)?,
+            };
+            if format == Format::Name {
+                key.clone_from(&text);
+            }
+            Ok((key, text))
+        }
+    })
+    .await
+}
+
+/// The jobs, newest first; with a non-empty `selector` only those with a task on a node it
+/// matches now ([`view::on_nodes`]).
+async fn fetch_jobs(
+    client: &mut OperatorServiceClient<Channel>,
+    selector: &str,
+) -> anyhow::Result<Vec<JobView>> {
+    let jobs = pages::recent_jobs(client, 0).await.map_err(from_status)?;
     let mut views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
     // The coordinator sends newest first; sort anyway so the promise holds.
     views.sort_by(|a, b| b.submitted.cmp(&a.submitted));
-    if output::print_structured(format, &views)? {
-        return Ok(());
+    if selector.is_empty() {
+        return Ok(views);
     }
-    crate::outln!("{}", view::jobs_table(&views, output::now_ms()))?;
-    Ok(())
+    let nodes: std::collections::BTreeSet<String> = pages::all_nodes(client, selector)
+        .await
+        .map_err(from_status)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    Ok(view::on_nodes(views, &nodes))
 }
 
 /// `labctl job show ID`.
@@ -209,7 +256,9 @@ pub async fn show(
         .await
         .map_err(from_status)?;
     let v = JobView::from(&job);
-    if !output::print_structured(format, &v)? {
+    if format == Format::Name {
+        crate::outln!("{}", output::escape(&v.id))?;
+    } else if !output::print_structured(format, &v)? {
         crate::outln!("{}", view::job_text(&v))?;
     }
     Ok(())
@@ -263,6 +312,7 @@ pub async fn logs(
     };
     let mut printer = Printer::new(options.format)
         .with_color(result::use_color())
+        .with_stderr_color(output::use_color_stderr())
         .with_results_only(config)
         .with_progress(progress);
     let ending = watch::follow(&mut client, &target, &mut printer, until, &shutdown).await?;

@@ -8,3 +8,4 @@ pub mod nodes;
 pub mod schedule;
 pub mod token;
 pub mod user;
+pub mod watch;

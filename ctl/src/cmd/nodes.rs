@@ -12,8 +12,17 @@ use tonic::transport::Channel;
 use crate::failure::{from_status, Failure};
 use crate::output::{self, Format};
 
-/// Labels derived from facts; the table shows them as columns, not in LABELS.
-const DERIVED: [&str; 6] = ["node", "os", "os-version", "arch", "virt", "hostname"];
+/// Labels the coordinator derives; the table shows them as columns (`status` as STATUS, `node`
+/// as NAME), not in LABELS.
+const DERIVED: [&str; 7] = [
+    "node",
+    "status",
+    "os",
+    "os-version",
+    "arch",
+    "virt",
+    "hostname",
+];
 
 /// A node as labctl prints it (JSON field names are stable).
 #[derive(Debug, Serialize)]
@@ -75,6 +84,16 @@ pub(crate) fn view(node: Node, with_facts: bool) -> NodeView {
         revoked: node.revoked,
         agent_version: node.agent_version,
         cert_expires: output::time(node.cert_not_after_unix_ms),
+    }
+}
+
+/// The selector matching the nodes both `a` and `b` match (all requirements must hold, so the
+/// intersection is the two joined by ','; an empty one matches every node). Pure.
+pub fn intersect(a: &str, b: &str) -> String {
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, _) => b.trim().to_owned(),
+        (_, true) => a.trim().to_owned(),
+        _ => format!("{},{}", a.trim(), b.trim()),
     }
 }
 
@@ -140,46 +159,92 @@ pub async fn label(
     Ok(())
 }
 
-/// `labctl nodes`.
+/// `labctl nodes [-w]`: JSON/YAML, names, or the table (fitted to 80 columns unless wide);
+/// with `watch`, again whenever a node's status, labels or version change (see
+/// [`crate::cmd::watch`]).
 pub async fn list(
     mut client: OperatorServiceClient<Channel>,
     selector: &str,
     format: Format,
+    watch: Option<tokio_util::sync::CancellationToken>,
 ) -> anyhow::Result<()> {
-    let nodes = lab_proto::pages::all_nodes(&mut client, selector)
-        .await
-        .map_err(from_status)?;
-    let views: Vec<NodeView> = nodes.into_iter().map(|n| view(n, false)).collect();
-    if output::print_structured(format, &views)? {
+    let Some(shutdown) = watch else {
+        let views = fetch(&mut client, selector).await?;
+        if output::print_list(format, &views, |v| v.name.clone())? {
+            return Ok(());
+        }
+        crate::outln!(
+            "{}",
+            table(&views, output::now_ms(), format, output::use_color())
+        )?;
         return Ok(());
-    }
-    crate::outln!("{}", table(&views, output::now_ms()))?;
-    Ok(())
+    };
+    super::watch::run(shutdown, || {
+        let mut client = client.clone();
+        async move {
+            let views = fetch(&mut client, selector).await?;
+            let mut key = change_key(&views);
+            let text = match format {
+                Format::Table | Format::Wide => {
+                    table(&views, output::now_ms(), format, output::use_color())
+                }
+                Format::Name => output::names(&views, |v| v.name.clone()),
+                Format::Json => serde_json::to_string_pretty(&views)?,
+                Format::Yaml => serde_yaml_ng::to_string(&views)?,
+            };
+            if format == Format::Name {
+                key.clone_from(&text);
+            }
+            Ok((key, text))
+        }
+    })
+    .await
 }
 
-/// The `labctl nodes` table. Pure.
-pub fn table(views: &[NodeView], now_ms: i64) -> output::Table<11> {
-    let mut table = output::table([
-        "NAME",
-        "ONLINE",
-        "OS",
-        "VERSION",
-        "ARCH",
-        "VIRT",
-        "CPU",
-        "MEMORY",
-        "UPTIME",
-        "LAST SEEN",
-        "LABELS",
-    ]);
-    for v in views {
-        let online = if v.revoked {
-            "revoked"
-        } else if v.online {
-            "yes"
-        } else {
-            "no"
-        };
+async fn fetch(
+    client: &mut OperatorServiceClient<Channel>,
+    selector: &str,
+) -> anyhow::Result<Vec<NodeView>> {
+    let nodes = lab_proto::pages::all_nodes(client, selector)
+        .await
+        .map_err(from_status)?;
+    Ok(nodes.into_iter().map(|n| view(n, false)).collect())
+}
+
+/// What `--watch` compares: name, status, labels and agent version of every node (not the
+/// times, which change with every heartbeat).
+fn change_key(views: &[NodeView]) -> String {
+    views
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {} {:?} {}\n",
+                v.name,
+                status(v),
+                v.labels,
+                v.agent_version
+            )
+        })
+        .collect()
+}
+
+/// The `status` label's value: revoked, online or offline.
+fn status(v: &NodeView) -> &'static str {
+    if v.revoked {
+        "revoked"
+    } else if v.online {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
+/// The `labctl nodes` table: fitted to 80 columns (long label lists end in `…`), or with
+/// `-o wide` also the OS version, virtualization, last contact and agent version and every
+/// label. Pure.
+pub fn table(views: &[NodeView], now_ms: i64, format: Format, color: bool) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows = views.iter().map(|v| {
         let uptime = v
             .boot_time_unix
             .map(|b| output::human_secs((now_ms / 1000).saturating_sub(b as i64).max(0) as u64))
@@ -198,23 +263,83 @@ pub fn table(views: &[NodeView], now_ms: i64) -> output::Table<11> {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        table.row([
-            v.name.clone(),
-            online.to_owned(),
-            v.os.clone().unwrap_or_else(|| "-".into()),
-            v.os_version.clone().unwrap_or_else(|| "-".into()),
-            v.arch.clone().unwrap_or_else(|| "-".into()),
-            v.virt.clone().unwrap_or_else(|| "-".into()),
-            v.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            v.memory_bytes
-                .map(output::bytes)
-                .unwrap_or_else(|| "-".into()),
+        let cpus = v.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        let memory = v
+            .memory_bytes
+            .map(output::bytes)
+            .unwrap_or_else(|| "-".into());
+        (
+            v,
             uptime,
-            output::age(last_seen_ms, now_ms),
             labels,
+            output::age(last_seen_ms, now_ms),
+            cpus,
+            memory,
+        )
+    });
+    if format.is_wide() {
+        let mut t = output::table([
+            "NAME",
+            "STATUS",
+            "OS",
+            "VERSION",
+            "ARCH",
+            "VIRT",
+            "CPU",
+            "MEMORY",
+            "UPTIME",
+            "LAST SEEN",
+            "AGENT",
+            "LABELS",
         ]);
+        for (v, uptime, labels, seen, cpus, memory) in rows {
+            let mut styles = [""; 12];
+            styles[1] = output::state_style(status(v));
+            let cells = [
+                v.name.clone(),
+                status(v).into(),
+                dash(&v.os),
+                dash(&v.os_version),
+                dash(&v.arch),
+                dash(&v.virt),
+                cpus,
+                memory,
+                uptime,
+                seen,
+                if v.agent_version.is_empty() {
+                    "-".into()
+                } else {
+                    v.agent_version.clone()
+                },
+                labels,
+            ];
+            t.row_styled(cells, styles, color);
+        }
+        return t.to_string();
     }
-    table
+    let mut t = output::table([
+        "NAME", "STATUS", "OS", "ARCH", "CPU", "MEMORY", "UPTIME", "LABELS",
+    ]);
+    for (v, uptime, labels, _, cpus, memory) in rows {
+        let os = match (&v.os, &v.os_version) {
+            (Some(os), Some(version)) => format!("{os} {version}"),
+            (os, _) => dash(os),
+        };
+        let mut styles = [""; 8];
+        styles[1] = output::state_style(status(v));
+        let cells = [
+            v.name.clone(),
+            status(v).into(),
+            os,
+            dash(&v.arch),
+            cpus,
+            memory,
+            uptime,
+            labels,
+        ];
+        t.row_styled(cells, styles, color);
+    }
+    t.fit(format.fit()).to_string()
 }
 
 /// `labctl node show NAME`.
@@ -229,7 +354,7 @@ pub async fn show(
         .map_err(from_status)?
         .into_inner();
     let v = view(node, true);
-    output::print_detail(format, &v)
+    output::print_detail(format, &v, &v.name)
 }
 
 /// `labctl node revoke NAME`.
@@ -277,4 +402,31 @@ pub async fn remove(
         "node '{name}' still has {records} backup record(s); `labctl backups forget {name}` deletes them"
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intersect_joins_requirements_and_keeps_every_node_neutral() {
+        assert_eq!(intersect("", "status=online"), "status=online");
+        assert_eq!(intersect(" role=nas ", ""), "role=nas");
+        assert_eq!(intersect("", ""), "");
+        assert_eq!(
+            intersect("role in (a,b)", "status=online"),
+            "role in (a,b),status=online"
+        );
+        let both: Selector = intersect("role=nas", "site=attic").parse().unwrap();
+        let labels = |role: &str, site: &str| {
+            [
+                ("role".to_owned(), role.to_owned()),
+                ("site".to_owned(), site.to_owned()),
+            ]
+            .into()
+        };
+        assert!(both.matches(&labels("nas", "attic"), &Value::Null));
+        assert!(!both.matches(&labels("nas", "cellar"), &Value::Null));
+        assert!(!both.matches(&labels("web", "attic"), &Value::Null));
+    }
 }

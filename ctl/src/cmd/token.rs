@@ -82,10 +82,10 @@ pub async fn list(
             revoked: output::time(t.revoked_unix_ms),
         })
         .collect();
-    if output::print_structured(format, &views)? {
+    if output::print_list(format, &views, |v| v.id.clone())? {
         return Ok(());
     }
-    crate::outln!("{}", table(&views))?;
+    crate::outln!("{}", table(&views).fit(format.fit()))?;
     Ok(())
 }
 

@@ -152,10 +152,10 @@ pub async fn list(
             name: u.name,
         })
         .collect();
-    if output::print_structured(format, &views)? {
+    if output::print_list(format, &views, |v| v.name.clone())? {
         return Ok(());
     }
-    crate::outln!("{}", table(&views))?;
+    crate::outln!("{}", table(&views).fit(format.fit()))?;
     Ok(())
 }
 

@@ -1,14 +1,16 @@
-//! Output for people (tables) and scripts (JSON, YAML): one `-o` flag on every read command;
+//! Output for people (tables, `-o wide`, `-o name`) and scripts (JSON, YAML): one `-o` flag on
+//! every read command;
 //! writing to stdout without panicking on a closed pipe; escaping for terminals (`escape`).
 
 mod color;
 mod escape;
+mod table;
 
-pub use color::{paint, use_color};
+pub use color::{paint, state_style, use_color, use_color_stderr};
 pub use escape::{escape, escape_line, escape_text};
+pub use table::{table, truncate, Table, WIDTH};
 
 use clap::ValueEnum;
-use comfy_table::presets::NOTHING;
 use serde::Serialize;
 
 /// `print!` for labctl's stdout that returns the write error instead of panicking: a closed pipe
@@ -55,73 +57,75 @@ pub fn write_stderr(args: std::fmt::Arguments<'_>) {
 /// `-o` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Aligned columns for people.
+    /// Aligned columns for people, fitted to 80 columns (long cells end in `…`).
     Table,
+    /// The table with more columns and nothing truncated.
+    Wide,
+    /// Only the names (ids), one per line, for scripts and `xargs`.
+    Name,
     /// Pretty JSON (stable field names).
     Json,
     /// YAML.
     Yaml,
 }
 
-/// Prints `value` as JSON or YAML; returns false for `Table` so the caller prints a table.
+impl Format {
+    /// The width a table fits: [`WIDTH`] for `table`, nothing for `wide`.
+    pub fn fit(self) -> Option<usize> {
+        (self != Format::Wide).then_some(WIDTH)
+    }
+
+    /// Whether the table shows its extra columns (`-o wide`).
+    pub fn is_wide(self) -> bool {
+        self == Format::Wide
+    }
+}
+
+/// Prints `value` as JSON or YAML; returns false for `table`, `wide` and `name` so the caller
+/// prints a table (or the names).
 pub fn print_structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<bool> {
     match format {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value)?)?,
         Format::Yaml => crate::out!("{}", serde_yaml_ng::to_string(value)?)?,
-        Format::Table => return Ok(false),
+        Format::Table | Format::Wide | Format::Name => return Ok(false),
     }
     Ok(true)
 }
 
-/// Prints one object for `show` commands: `-o json|yaml` as data, the default (`table`) as YAML
-/// for people, escaped for the terminal ([`escape_text`]).
-pub fn print_detail<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
-    if format == Format::Table {
+/// Prints a list as JSON or YAML, or with `-o name` the name of each item (escaped), one per
+/// line; returns false for `table` and `wide` so the caller prints its table.
+pub fn print_list<T: Serialize>(
+    format: Format,
+    items: &[T],
+    name: impl Fn(&T) -> String,
+) -> anyhow::Result<bool> {
+    if format == Format::Name {
+        crate::out!("{}", names(items, name))?;
+        return Ok(true);
+    }
+    print_structured(format, &items)
+}
+
+/// The `-o name` output of a list: each item's name, escaped, one per line. Pure.
+pub fn names<T>(items: &[T], name: impl Fn(&T) -> String) -> String {
+    items
+        .iter()
+        .map(|item| format!("{}\n", escape(&name(item))))
+        .collect()
+}
+
+/// Prints one object for `show` commands: `-o json|yaml` as data, `-o name` its `name`, the
+/// default (`table`, `wide`) as YAML for people, escaped for the terminal ([`escape_text`]).
+pub fn print_detail<T: Serialize>(format: Format, value: &T, name: &str) -> anyhow::Result<()> {
+    if format == Format::Name {
+        crate::outln!("{}", escape(name))?;
+    } else if matches!(format, Format::Table | Format::Wide) {
         let yaml = serde_yaml_ng::to_string(value)?;
         crate::out!("{}", escape_text(&yaml))?;
     } else {
         print_structured(format, value)?;
     }
     Ok(())
-}
-
-/// A borderless table for people with `N` columns: every row has exactly as many cells as the
-/// header (the compiler checks it), so no value can sit under another column's title; every cell
-/// is escaped ([`escape`]).
-pub struct Table<const N: usize> {
-    inner: comfy_table::Table,
-}
-
-/// A table with `header` as its titles.
-pub fn table<const N: usize>(header: [&str; N]) -> Table<N> {
-    let mut inner = comfy_table::Table::new();
-    inner.load_preset(NOTHING);
-    inner.set_header(header);
-    Table { inner }
-}
-
-impl<const N: usize> Table<N> {
-    /// Appends one row of `N` cells.
-    pub fn row(&mut self, cells: [String; N]) {
-        self.inner.add_row(cells.map(|c| escape(&c).into_owned()));
-    }
-
-    /// Appends one row whose cells are painted in `styles` (ANSI SGR, "" for none) when
-    /// `color`; the text is escaped first, so only labctl's own styles reach the terminal.
-    pub fn row_styled(&mut self, cells: [String; N], styles: [&str; N], color: bool) {
-        let mut i = 0;
-        self.inner.add_row(cells.map(|c| {
-            let cell = paint(&escape(&c), styles[i], color);
-            i += 1;
-            cell
-        }));
-    }
-}
-
-impl<const N: usize> std::fmt::Display for Table<N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.inner.fmt(f)
-    }
 }
 
 /// RFC 3339 UTC time of Unix milliseconds; `None` for 0.

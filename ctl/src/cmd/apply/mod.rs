@@ -85,6 +85,8 @@ pub fn load(args: &ApplyArgs) -> Result<Loaded, Failure> {
             }
         }
     }
+    let narrow = crate::cmd::nodes::parse_selector(&args.selector)?;
+    narrow_selectors(&mut loaded, &narrow);
     if let (true, Some(s)) = (args.check, loaded.schedules.first()) {
         return Err(Failure::Usage(format!(
             "--check works only for config jobs, but {} is a Schedule; drop --check",
@@ -102,6 +104,20 @@ pub fn load(args: &ApplyArgs) -> Result<Loaded, Failure> {
             .map_err(|e| Failure::Usage(format!("{}: {e}", s.origin)))?;
     }
     Ok(loaded)
+}
+
+/// `apply -l`: narrows the selector of every job and every schedule's job to the nodes that
+/// also match `narrow` (the intersection); an empty `narrow` changes nothing.
+pub fn narrow_selectors(loaded: &mut Loaded, narrow: &str) {
+    let specs = loaded.jobs.iter_mut().map(|j| &mut j.spec).chain(
+        loaded
+            .schedules
+            .iter_mut()
+            .filter_map(|s| s.spec.job.as_mut()),
+    );
+    for spec in specs {
+        spec.selector = crate::cmd::nodes::intersect(&spec.selector, narrow);
+    }
 }
 
 /// Reads the one Job document of `labctl schedule create -f FILE`.

@@ -507,8 +507,26 @@ fn load_reads_files_checks_and_preflights() {
         check,
         detach: false,
         output: crate::cmd::jobs::RunFormat::Text,
+        selector: String::new(),
     };
     let jobs = load(&args(&[&good, &good], true)).unwrap().jobs;
+    assert_eq!(jobs[0].spec.selector, "os=debian");
+    // -l narrows every document's selector; a bad one is a usage error naming it.
+    let narrowed = ApplyArgs {
+        selector: "site=attic".into(),
+        ..args(&[&good], false)
+    };
+    assert_eq!(
+        load(&narrowed).unwrap().jobs[0].spec.selector,
+        "os=debian,site=attic"
+    );
+    let typo = ApplyArgs {
+        selector: "site in (".into(),
+        ..args(&[&good], false)
+    };
+    let e = load(&typo).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("selector \"site in (\""), "{e}");
     assert_eq!(jobs.len(), 2);
     assert!(jobs
         .iter()
@@ -595,5 +613,22 @@ fn errors_never_show_internal_type_names() {
     assert!(
         e.contains("spec: invalid type: integer '3', expected a mapping (key: value)"),
         "{e}"
+    );
+}
+
+#[test]
+fn narrowing_reaches_the_jobs_of_schedules_and_keeps_star() {
+    let text = "apiVersion: labfleet/v1\nkind: Schedule\nmetadata: {name: n}\nspec:\n  cron: \"0 3 * * *\"\n  job:\n    selector: \"*\"\n    task:\n      exec: {argv: [true]}\n";
+    let mut loaded = Loaded::default();
+    for doc in parse::parse_documents("s.yaml", text).unwrap() {
+        match doc {
+            Document::Schedule(s) => loaded.schedules.push(s),
+            Document::Job(j) => loaded.jobs.push(j),
+        }
+    }
+    narrow_selectors(&mut loaded, "role=nas");
+    assert_eq!(
+        loaded.schedules[0].spec.job.as_ref().unwrap().selector,
+        "role=nas"
     );
 }

@@ -163,6 +163,7 @@ pub fn summary_line(done: &JobDone, elapsed: Duration, job_id: &str, check: bool
 pub struct Printer {
     format: RunFormat,
     color: bool,
+    color_err: bool,
     framer: Framer,
     last_seq: u64,
     done: Option<JobDone>,
@@ -176,6 +177,7 @@ impl Printer {
         Printer {
             format,
             color: false,
+            color_err: false,
             framer: Framer::default(),
             last_seq: 0,
             done: None,
@@ -200,6 +202,13 @@ impl Printer {
     /// Colors task results in text mode (see [`result::use_color`]).
     pub fn with_color(mut self, color: bool) -> Self {
         self.color = color;
+        self
+    }
+
+    /// Colors the final state line of each task on stderr in text mode (green succeeded, red
+    /// failed, ...; see [`crate::output::state_style`]).
+    pub fn with_stderr_color(mut self, color: bool) -> Self {
+        self.color_err = color;
         self
     }
 
@@ -309,14 +318,23 @@ impl Printer {
                 };
                 print_lines(&self.framer.flush_task(&t.task_id), out, err)?;
                 if let Some(view) = result::view(t.result.as_ref()) {
-                    out.write_all(result::render(&t.node, &view, self.color).as_bytes())?;
+                    out.write_all(
+                        result::render(
+                            &t.node,
+                            &view,
+                            t.state() == TaskState::Succeeded,
+                            self.color,
+                        )
+                        .as_bytes(),
+                    )?;
                 }
                 if let Some(note) =
                     dropped_output_note(&t.node, t.output_bytes, t.output_dropped_bytes)
                 {
                     writeln!(err, "{note}")?;
                 }
-                writeln!(err, "{state_line}")
+                let style = crate::output::state_style(task_state_name(t));
+                writeln!(err, "{}", result::paint(&state_line, style, self.color_err))
             }
             // Shown by `self.progress` before this is called.
             job_event::Body::Progress(_) => Ok(()),

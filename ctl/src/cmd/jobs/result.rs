@@ -180,8 +180,10 @@ pub(super) fn entry(
     }
 }
 
-/// The text lines of a result of a task on `node`, each ending in a newline.
-pub fn render(node: &str, result: &ResultView, color: bool) -> String {
+/// The text lines of a result of a task on `node`, each ending in a newline. `succeeded` is
+/// whether the task succeeded: a backup without a summary says "done" only then (a failed one
+/// prints nothing here; its state line says why).
+pub fn render(node: &str, result: &ResultView, succeeded: bool, color: bool) -> String {
     let mut out = String::new();
     match result {
         ResultView::Config(c) => {
@@ -218,7 +220,7 @@ pub fn render(node: &str, result: &ResultView, color: bool) -> String {
                 color,
             );
         }
-        ResultView::Backup(b) => result_backup::render(&mut out, node, b, color),
+        ResultView::Backup(b) => result_backup::render(&mut out, node, b, succeeded, color),
     }
     out
 }
@@ -267,7 +269,7 @@ mod tests {
         );
         let v = view(Some(&result)).unwrap();
         assert_eq!(
-            render("n1", &v, false),
+            render("n1", &v, true, false),
             "n1: file /etc/motd: changed\n    --- /etc/motd\n    +++ /etc/motd\n    @@ -1 +1 @@\n    -old\n    +hi n1\n\
              n1: package htop: unchanged (installed)\n\
              n1: command seed: failed: exit status 1\n    no such file\n\
@@ -291,10 +293,10 @@ mod tests {
         );
         let v = view(Some(&result)).unwrap();
         assert_eq!(
-            render("n1", &v, true),
+            render("n1", &v, true, true),
             "n1: file /x: \x1b[33mwould change\x1b[0m\n    \x1b[31m-a\x1b[0m\n    \x1b[32m+b\x1b[0m\n"
         );
-        assert!(!render("n1", &v, false).contains('\x1b'));
+        assert!(!render("n1", &v, true, false).contains('\x1b'));
     }
 
     #[test]
@@ -308,7 +310,7 @@ mod tests {
                 "",
             )],
         );
-        let text = render("n1", &view(Some(&result)).unwrap(), false);
+        let text = render("n1", &view(Some(&result)).unwrap(), true, false);
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
     }
 
@@ -324,7 +326,7 @@ mod tests {
         };
         let v = view(Some(&result)).unwrap();
         assert_eq!(
-            render("n1", &v, false),
+            render("n1", &v, true, false),
             "n1: container web: changed (recreated)\n"
         );
         assert_eq!(

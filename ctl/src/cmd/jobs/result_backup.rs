@@ -325,8 +325,9 @@ fn forget_text(f: &ForgetView) -> String {
     format!("kept {}, removed {} snapshot(s){pruned}", f.kept, f.removed)
 }
 
-/// The text lines of a backup result of a task on `node`, each ending in a newline.
-pub fn render(out: &mut String, node: &str, b: &BackupResultView, color: bool) {
+/// The text lines of a backup result of a task on `node`, each ending in a newline; without a
+/// summary, "done" only when the task `succeeded` (else nothing: never "done" before "failed").
+pub fn render(out: &mut String, node: &str, b: &BackupResultView, succeeded: bool, color: bool) {
     let what = |op: &str| {
         if b.name.is_empty() {
             op.to_owned()
@@ -335,7 +336,8 @@ pub fn render(out: &mut String, node: &str, b: &BackupResultView, color: bool) {
         }
     };
     match &b.summary {
-        None => entry(out, node, &what("backup"), "done", None, None, color),
+        None if succeeded => entry(out, node, &what("backup"), "done", None, None, color),
+        None => {}
         Some(SummaryView::Backup(s)) => {
             let _ = writeln!(
                 out,

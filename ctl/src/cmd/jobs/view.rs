@@ -1,7 +1,7 @@
 //! Jobs and tasks as labctl prints them: the stable JSON/YAML views, the state names and the
 //! tables of `labctl jobs` and `labctl job show`. Pure; converts wire types at this one edge.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lab_proto::v1::{
     backup_task, container_task, task_spec, BackupTask, JobInfo, JobSpec, SnapraidOperation,
@@ -10,10 +10,7 @@ use lab_proto::v1::{
 use serde::Serialize;
 
 use super::result::{self, ResultView};
-use crate::output;
-
-/// Longest COMMAND shown in the jobs table.
-const COMMAND_WIDTH: usize = 60;
+use crate::output::{self, Format};
 
 /// The lowercase name of a task state (`timed_out`, ...), as in JSON output.
 pub fn state_name(state: TaskState) -> &'static str {
@@ -311,40 +308,77 @@ pub fn command_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Cuts `text` to `width` characters, marking the cut with "...".
-fn ellipsize(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(width.saturating_sub(3)).collect();
-    kept + "..."
+/// The jobs with at least one task on one of `nodes` (`labctl jobs -l`: the nodes a selector
+/// matches now), in the same order. Pure.
+pub fn on_nodes(jobs: Vec<JobView>, nodes: &BTreeSet<String>) -> Vec<JobView> {
+    jobs.into_iter()
+        .filter(|j| j.tasks.iter().any(|t| nodes.contains(&t.node)))
+        .collect()
 }
 
-/// The `labctl jobs` table.
-pub fn jobs_table(jobs: &[JobView], now_ms: i64) -> output::Table<8> {
-    let mut table = output::table([
+/// The `labctl jobs` table: fitted to 80 columns (a long command ends in `…`), or with `-o
+/// wide` also who submitted it and its selector, and the whole command. STATE is coloured
+/// when `color`. Pure.
+pub fn jobs_table(jobs: &[JobView], now_ms: i64, format: Format, color: bool) -> String {
+    if format.is_wide() {
+        let mut t = output::table([
+            "ID",
+            "SUBMITTED",
+            "BY",
+            "STATE",
+            "TASKS",
+            "OK",
+            "FAILED",
+            "SELECTOR",
+            "COMMAND",
+        ]);
+        for j in jobs {
+            let mut styles = [""; 9];
+            styles[3] = output::state_style(j.state);
+            let selector = if j.selector.is_empty() {
+                "*".to_owned()
+            } else {
+                j.selector.clone()
+            };
+            let cells = [
+                j.id.clone(),
+                output::age(ms_of(j.submitted.as_deref()), now_ms),
+                j.submitted_by.clone(),
+                j.state.to_owned(),
+                j.tasks.len().to_string(),
+                j.succeeded.to_string(),
+                j.failed.to_string(),
+                selector,
+                j.description.clone(),
+            ];
+            t.row_styled(cells, styles, color);
+        }
+        return t.to_string();
+    }
+    let mut t = output::table([
         "ID",
         "SUBMITTED",
-        "BY",
+        "STATE",
         "TASKS",
         "OK",
         "FAILED",
-        "STATE",
         "COMMAND",
     ]);
     for j in jobs {
-        table.row([
+        let mut styles = [""; 7];
+        styles[2] = output::state_style(j.state);
+        let cells = [
             j.id.clone(),
             output::age(ms_of(j.submitted.as_deref()), now_ms),
-            j.submitted_by.clone(),
+            j.state.to_owned(),
             j.tasks.len().to_string(),
             j.succeeded.to_string(),
             j.failed.to_string(),
-            j.state.to_owned(),
-            ellipsize(&j.description, COMMAND_WIDTH),
-        ]);
+            j.description.clone(),
+        ];
+        t.row_styled(cells, styles, color);
     }
-    table
+    t.fit(format.fit()).to_string()
 }
 
 /// "NODE: 958.0 MiB of 959.0 MiB output dropped (only the last 1.0 MiB is kept)" for a task
@@ -393,7 +427,7 @@ pub fn job_text(job: &JobView) -> String {
         text += &format!("finished:  {finished}\n");
     }
     text += "\n";
-    text += &tasks_table(&job.tasks).to_string();
+    text += &tasks_table(&job.tasks, false).to_string();
     for t in &job.tasks {
         if let Some(note) = dropped_output_note(&t.node, t.output_bytes, t.output_dropped_bytes) {
             text += "\n";
@@ -403,7 +437,12 @@ pub fn job_text(job: &JobView) -> String {
     let results: String = job
         .tasks
         .iter()
-        .filter_map(|t| t.result.as_ref().map(|r| result::render(&t.node, r, false)))
+        .filter_map(|t| {
+            let succeeded = t.state == "succeeded";
+            t.result
+                .as_ref()
+                .map(|r| result::render(&t.node, r, succeeded, false))
+        })
         .collect();
     if !results.is_empty() {
         if job.check {
@@ -415,22 +454,28 @@ pub fn job_text(job: &JobView) -> String {
     output::escape_text(&text).into_owned()
 }
 
-/// The per-task table of `labctl job show`. Pure.
-pub fn tasks_table(tasks: &[TaskView]) -> output::Table<6> {
+/// The per-task table of `labctl job show`; STATE coloured when `color`. Pure.
+pub fn tasks_table(tasks: &[TaskView], color: bool) -> output::Table<6> {
     let mut table = output::table(["NODE", "STATE", "EXIT", "STARTED", "DURATION", "ERROR"]);
     for t in tasks {
-        table.row([
-            t.node.clone(),
-            t.state.to_owned(),
-            t.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            t.started.clone().unwrap_or_else(|| "-".into()),
-            t.duration_ms
-                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-                .unwrap_or_else(|| "-".into()),
-            t.error.clone().unwrap_or_default(),
-        ]);
+        let mut styles = [""; 6];
+        styles[1] = output::state_style(t.state);
+        table.row_styled(
+            [
+                t.node.clone(),
+                t.state.to_owned(),
+                t.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                t.started.clone().unwrap_or_else(|| "-".into()),
+                t.duration_ms
+                    .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                    .unwrap_or_else(|| "-".into()),
+                t.error.clone().unwrap_or_default(),
+            ],
+            styles,
+            color,
+        );
     }
     table
 }
@@ -523,16 +568,20 @@ mod tests {
     fn command_lines() {
         let argv: Vec<String> = ["sh", "-c", "echo 'hi' there", ""].map(String::from).into();
         assert_eq!(command_line(&argv), r"sh -c 'echo '\''hi'\'' there' ''");
-        assert_eq!(ellipsize("abcdef", 5), "ab...");
-        assert_eq!(ellipsize("abc", 5), "abc");
     }
 
     #[test]
     fn tables() {
         let v = JobView::from(&job(vec![task("n1", TaskState::Failed, 2)], true));
-        let list = jobs_table(std::slice::from_ref(&v), 61_000).to_string();
+        let list = jobs_table(std::slice::from_ref(&v), 61_000, Format::Table, false);
         assert!(list.contains("1m ago"), "{list}");
         assert!(list.contains("failed"), "{list}");
+        let red = jobs_table(std::slice::from_ref(&v), 61_000, Format::Table, true);
+        assert!(red.contains("\x1b[31mfailed\x1b[0m"), "{red}");
+        // -l: only the jobs with a task on one of the matching nodes.
+        let nodes = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(on_nodes(vec![v.clone()], &nodes(&["n2", "n1"])).len(), 1);
+        assert!(on_nodes(vec![v.clone()], &nodes(&["n2"])).is_empty());
         let show = job_text(&v);
         assert!(show.contains("state:     failed"), "{show}");
         assert!(show.contains("1.5s"), "{show}");

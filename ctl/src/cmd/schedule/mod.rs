@@ -121,10 +121,11 @@ pub async fn list(mut client: Client, format: Format) -> anyhow::Result<()> {
         .into_inner()
         .schedules;
     let views: Vec<ScheduleView> = schedules.iter().map(ScheduleView::from).collect();
-    if output::print_structured(format, &views)? {
+    if output::print_list(format, &views, |v| v.name.clone())? {
         return Ok(());
     }
-    crate::outln!("{}", view::table(&views, output::now_ms()))?;
+    let table = view::table(&views, output::now_ms()).fit(format.fit());
+    crate::outln!("{table}")?;
     Ok(())
 }
 
@@ -136,7 +137,7 @@ pub async fn show(mut client: Client, name: String, format: Format) -> anyhow::R
         .map_err(from_status)?
         .into_inner();
     let v = ScheduleView::from(&schedule);
-    output::print_detail(format, &v)
+    output::print_detail(format, &v, &v.name)
 }
 
 /// `labctl schedule pause|resume NAME`.

@@ -338,3 +338,51 @@ fn bars_are_gone_before_the_result_is_printed() {
     assert_eq!(printer.progress.bars_shown(), 0);
     assert_eq!(String::from_utf8(out).unwrap(), "n1: x\n");
 }
+
+#[test]
+fn a_failed_backup_never_prints_done_first() {
+    use lab_proto::v1::{task_result, BackupResult, TaskResult};
+    let with_result = |seq: u64, state: TaskState, error: &str| {
+        let mut ev = task(seq, "t1", "n1", state, 1, error);
+        if let Some(job_event::Body::Task(t)) = &mut ev.body {
+            t.result = Some(TaskResult {
+                kind: Some(task_result::Kind::Backup(BackupResult {
+                    name: "home".into(),
+                    ..Default::default()
+                })),
+            });
+        }
+        ev
+    };
+    let (out, err, _) = render(
+        RunFormat::Text,
+        &[with_result(
+            1,
+            TaskState::Failed,
+            "restic: repository locked",
+        )],
+    );
+    assert!(!out.contains("done"), "{out}");
+    assert_eq!(err, "n1: failed (exit 1): restic: repository locked\n");
+    let (out, _, _) = render(RunFormat::Text, &[with_result(1, TaskState::Succeeded, "")]);
+    assert_eq!(out, "n1: backup home: done\n");
+}
+
+#[test]
+fn state_lines_are_coloured_only_when_asked() {
+    let events = [
+        task(1, "t1", "n1", TaskState::Failed, 2, ""),
+        task(2, "t2", "n2", TaskState::Succeeded, 0, ""),
+    ];
+    let mut printer = Printer::new(RunFormat::Text).with_stderr_color(true);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for ev in &events {
+        printer.event(ev, &mut out, &mut err).unwrap();
+    }
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        "\x1b[31mn1: failed (exit 2)\x1b[0m\n\x1b[32mn2: succeeded\x1b[0m\n"
+    );
+    let (_, plain, _) = render(RunFormat::Text, &events);
+    assert!(!plain.contains('\x1b'), "{plain}");
+}

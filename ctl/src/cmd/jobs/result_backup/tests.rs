@@ -20,7 +20,7 @@ fn result(name: &str, kind: Kind, retention: Option<ForgetSummary>) -> TaskResul
 }
 
 fn text(r: &TaskResult) -> String {
-    result::render("n1", &result::view(Some(r)).unwrap(), false)
+    result::render("n1", &result::view(Some(r)).unwrap(), true, false)
 }
 
 fn json_of(r: &TaskResult) -> serde_json::Value {
