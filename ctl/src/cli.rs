@@ -117,7 +117,10 @@ pub enum Command {
         after_help = "Examples:\n  labctl run -- uptime\n  labctl run -l role=nas --batch 25% --max-failures 1 -- sh -c 'apt-get -y upgrade'\n  labctl run --detach --timeout 10m -l node=n1 -- restic check\n  labctl run --online-only -l role=nas -- df -h /srv      # skip the nodes that are offline now"
     )]
     Run(RunArgs),
-    /// Submit the jobs of a spec file (YAML, DESIGN §5a) and follow them one after another
+    /// Apply spec files (YAML jobs and schedules) and follow the jobs one after another
+    ///
+    /// Spec format: docs/spec.md in the labfleet repository (every document kind and field, with
+    /// types, defaults and complete examples).
     ///
     /// Exit status: 0 all tasks of all jobs succeeded, 1 any task did not succeed, 2 usage error
     /// or a bad spec file (nothing is submitted), 3 coordinator unreachable, 130 interrupted.

@@ -287,6 +287,8 @@ fn with_note(err: anyhow::Error, note: &str) -> anyhow::Error {
 }
 
 #[cfg(test)]
+mod spec_doc_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_backup;
