@@ -28,7 +28,9 @@ pub fn parse_batch(text: &str) -> Result<Batch, String> {
     } else {
         match text.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(Batch::Size(n)),
-            Ok(_) => Err("batch size must be at least 1; omit --batch to run all at once".into()),
+            Ok(_) => {
+                Err("batch size must be at least 1; without a batch, all tasks run at once".into())
+            }
             Err(_) => Err("expected a node count (e.g. 2) or a percentage (e.g. 25%)".into()),
         }
     }
