@@ -73,7 +73,7 @@ pub enum LabelError {
     #[error("invalid value for label '{0}': at most {MAX_LABEL_LEN} printable characters, without control, direction-changing or invisible characters")]
     BadValue(String),
     /// The key is reserved.
-    #[error("label '{0}' is reserved: the coordinator derives it from the node's identity and facts (reserved: {keys}); choose another key", keys = RESERVED_KEYS.join(", "))]
+    #[error("label '{0}' is reserved: the coordinator derives it from the node's identity, presence and facts (reserved: {keys}); choose another key", keys = RESERVED_KEYS.join(", "))]
     Reserved(String),
 }
 

@@ -292,6 +292,16 @@ fn jobs_and_apply_narrow_by_selector() {
     };
     assert_eq!(ids("node=n2"), ["node=n2"]);
     assert_eq!(ids("node in (n1,n2)"), ["node=n2", "node=n1"]);
+    // An empty list says why on stderr (a typo in a key matches nothing).
+    let out = c.labctl(&["jobs", "-l", "nod=n1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no job has a task on a node that selector 'nod=n1' matches now"));
+    let out = c.labctl(&["nodes", "-l", "nod=n1"]);
+    assert!(
+        stderr(&out).contains("no node matches selector 'nod=n1'"),
+        "{}",
+        stderr(&out)
+    );
     let out = c.labctl(&["jobs", "-l", "node in ("]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 

@@ -60,7 +60,7 @@ const FIELDS: [(&str, &str); 5] = [
 ];
 
 /// Which field of a refused expression is wrong, in the user's terms ("hour field '25' is not
-/// valid; hours are 0-23"): each field is tried alone, the others `*`. `None` when every field
+/// valid; hour values are 0-23"): each field is tried alone, the others `*`. `None` when every field
 /// passes alone (e.g. an alias such as `@often`).
 fn culprit(expr: &str) -> Option<String> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
@@ -73,12 +73,11 @@ fn culprit(expr: &str) -> Option<String> {
         let alone: Vec<&str> = (0..fields.len())
             .map(|j| if i == j { fields[i] } else { "*" })
             .collect();
-        parse_cron(&alone.join(" ")).err().map(|e| {
+        parse_cron(&alone.join(" ")).err().map(|_| {
             let (name, range) = names[i];
             format!(
-                "{name} field '{}' is not valid ({}); {name} values are {range}",
-                fields[i],
-                tidy(&e.to_string())
+                "{name} field '{}' is not valid; {name} values are {range}",
+                fields[i]
             )
         })
     })

@@ -196,6 +196,9 @@ pub async fn list(
         }
         let table = view::jobs_table(&views, output::now_ms(), format, output::use_color());
         crate::outln!("{table}")?;
+        if views.is_empty() && !selector.is_empty() {
+            crate::errln!("no job has a task on a node that selector '{selector}' matches now");
+        }
         return Ok(());
     };
     super::watch::run(shutdown, || {

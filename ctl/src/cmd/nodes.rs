@@ -146,11 +146,9 @@ pub async fn label(
         .await
         .map_err(from_status)?
         .into_inner();
-    let labels: Vec<String> = node
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    // Sorted, as in `labctl nodes` (the wire map has no order).
+    let sorted: BTreeMap<&String, &String> = node.labels.iter().collect();
+    let labels: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
     crate::outln!(
         "{}: {}",
         output::escape(&node.name),
@@ -173,10 +171,13 @@ pub async fn list(
         if output::print_list(format, &views, |v| v.name.clone())? {
             return Ok(());
         }
-        crate::outln!(
-            "{}",
-            table(&views, output::now_ms(), format, output::use_color())
-        )?;
+        let table = table(&views, output::now_ms(), format, output::use_color());
+        crate::outln!("{table}")?;
+        if views.is_empty() && !selector.is_empty() {
+            crate::errln!(
+                "no node matches selector '{selector}'; 'labctl nodes -o wide' shows every label"
+            );
+        }
         return Ok(());
     };
     super::watch::run(shutdown, || {
