@@ -1,4 +1,5 @@
-//! A linear pre-scan of a spec file's nesting depth, before the YAML parser sees it.
+//! A linear pre-scan of a spec file, before the YAML parser sees it: its nesting depth, and
+//! file modes that YAML would misread.
 //!
 //! The YAML parser reads a whole document into events before serde's recursion limit applies,
 //! and its cost grows faster than the input with the nesting depth (100,000 nested flow
@@ -6,7 +7,10 @@
 //! (`[`, `{`) outside quotes and comments, plus block levels (indentation and compact `- `/`? `
 //! indicators) — and refuses a file far deeper than any spec, naming the line. Block scalar
 //! content (`|`, `>`) and quoted text are skipped, so brackets in a file's content do not count.
-//! Pure.
+//!
+//! A mode written `mode: 0o644` or `mode: 0x1a4` is a number to YAML (420), which the parser
+//! cannot tell from `mode: 420` and would apply as 0420; such a line is refused with the quoted
+//! form to write instead (`mode: 0644` and `mode: "0644"` are fine). Pure.
 
 /// Deepest nesting a spec file may have; a real spec needs about a dozen levels.
 pub const MAX_SPEC_DEPTH: usize = 100;
@@ -19,6 +23,13 @@ pub fn check(text: &str) -> Result<(), String> {
             return Err(format!(
                 "nesting is deeper than {MAX_SPEC_DEPTH} levels at line {} (at least {depth}); a spec needs far fewer, check the file",
                 i + 1
+            ));
+        }
+        if let Some(mode) = scan.radix_mode.take() {
+            return Err(format!(
+                "line {}: 'mode: {mode}' is read by YAML as the number {}, not as octal digits; write the mode quoted, e.g. mode: \"0644\"",
+                i + 1,
+                radix_value(&mode).map_or_else(|| "?".to_owned(), |v| v.to_string())
             ));
         }
     }
@@ -35,6 +46,8 @@ struct Scan {
     quote: Option<char>,
     /// Inside a block scalar whose content is indented more than this column.
     block_scalar: Option<usize>,
+    /// The value of a `mode:` key written with a 0o/0x prefix, seen on the last line.
+    radix_mode: Option<String>,
 }
 
 impl Scan {
@@ -66,6 +79,7 @@ impl Scan {
                 rest = &after[spaces..];
                 self.blocks.push(column);
             }
+            self.radix_mode = radix_mode(rest);
         }
         let mut deepest = self.blocks.len() + self.flow;
         let mut prev = ' ';
@@ -105,6 +119,24 @@ impl Scan {
     }
 }
 
+/// The value of `mode: 0o…` / `mode: 0x…` (a plain scalar YAML reads as a number) at the start
+/// of `rest`, a line's content after its indentation and `- ` indicators.
+fn radix_mode(rest: &str) -> Option<String> {
+    let value = rest.strip_prefix("mode:")?.trim_start();
+    let value = value.split([' ', '\t', '#']).next().unwrap_or("");
+    radix_value(value).map(|_| value.to_owned())
+}
+
+/// The number YAML reads from `0o…` or `0x…`.
+fn radix_value(text: &str) -> Option<u64> {
+    let (digits, radix) = match text.get(..2)? {
+        "0o" | "0O" => (&text[2..], 8),
+        "0x" | "0X" => (&text[2..], 16),
+        _ => return None,
+    };
+    u64::from_str_radix(digits, radix).ok()
+}
+
 /// Whether a line (comment removed or not) ends with a block scalar header: `|`, `>`, with
 /// optional chomping and indentation indicators (`|-`, `>+2`).
 fn is_block_scalar_header(rest: &str) -> bool {
@@ -121,6 +153,26 @@ fn is_block_scalar_header(rest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mode_yaml_reads_as_a_number_is_refused_with_the_quoted_form() {
+        let spec = "resources:\n  - file:\n      path: /etc/x\n      mode: 0o644\n";
+        let err = check(spec).unwrap_err();
+        assert_eq!(
+            err,
+            "line 4: 'mode: 0o644' is read by YAML as the number 420, not as octal digits; write the mode quoted, e.g. mode: \"0644\""
+        );
+        assert!(check("- file: {path: /x}\n  mode: 0x1a4 # hex\n").is_err());
+        for fine in [
+            "mode: 0644\n",
+            "mode: \"0o644\"\n",
+            "mode: '0x1a4'\n",
+            "content: |\n  mode: 0o644\nmode: \"0644\"\n",
+            "name: mode: 0o644\n",
+        ] {
+            assert_eq!(check(fine), Ok(()), "{fine}");
+        }
+    }
 
     #[test]
     fn real_specs_pass() {
