@@ -110,18 +110,26 @@ fn task(t: doc::TaskDoc) -> Result<TaskSpec, String> {
 }
 
 /// Names a converted job after its document's `metadata.name`: sets `JobSpec.name` and the
-/// name of a backup task that has none (so `labctl backups` reports it under that name).
-pub fn with_name(mut spec: JobSpec, name: &str) -> JobSpec {
+/// name of a backup task that has none (so `labctl backups` reports it under that name). A
+/// name that cannot name a backup is refused here, in the terms the user wrote.
+pub fn with_name(mut spec: JobSpec, name: &str) -> Result<JobSpec, String> {
     if name.is_empty() {
-        return spec;
+        return Ok(spec);
     }
     spec.name = name.to_owned();
     if let Some(task_spec::Kind::Backup(b)) = spec.task.as_mut().and_then(|t| t.kind.as_mut()) {
         if b.name.is_empty() {
+            lab_coordinator::backups::check_name(name).map_err(|rule| {
+                format!(
+                    "metadata.name '{}' also names the backup (spec.task.backup.name is not set), but {}; set spec.task.backup.name or rename the job",
+                    name.escape_debug(),
+                    rule.trim_start_matches("backup.name: ")
+                )
+            })?;
             b.name = name.to_owned();
         }
     }
-    spec
+    Ok(spec)
 }
 
 fn config_task(c: doc::ConfigDoc) -> Result<ConfigTask, String> {

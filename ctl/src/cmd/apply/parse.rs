@@ -81,7 +81,7 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Failure>
                 })?;
                 let name = job.metadata.name.unwrap_or_default();
                 let spec = convert::job_spec(job.spec).map_err(|m| bad(n, m))?;
-                let spec = convert::with_name(spec, &name);
+                let spec = convert::with_name(spec, &name).map_err(|m| bad(n, m))?;
                 docs.push(Document::Job(SpecJob {
                     origin,
                     name: Some(name).filter(|s| !s.is_empty()),

@@ -90,6 +90,26 @@ fn restic_backup_with_policy() {
 }
 
 #[test]
+fn a_job_name_that_cannot_name_its_backup_is_refused_in_the_users_terms() {
+    let text = doc(
+        "\"nightly home\"",
+        &format!("{{restic: {{{REPO}, paths: [/home]}}}}"),
+    );
+    let err = parse::parse("b.yaml", &text).unwrap_err().to_string();
+    assert!(
+        err.contains("metadata.name 'nightly home' also names the backup (spec.task.backup.name is not set), but '")
+            && err.ends_with("set spec.task.backup.name or rename the job"),
+        "{err}"
+    );
+    // With a backup name of its own, the job's name may be anything.
+    let text = doc(
+        "\"nightly home\"",
+        &format!("{{name: home, restic: {{{REPO}, paths: [/home]}}}}"),
+    );
+    assert_eq!(backup_of(&parse_one(&text)).name, "home");
+}
+
+#[test]
 fn name_defaults_to_metadata_name() {
     let job = parse_one(&doc(
         "home",
@@ -257,8 +277,8 @@ fn coordinator_checks_run_before_submitting() {
     let e = preflight(&job).unwrap_err().to_string();
     assert!(e.contains("backup.forget: needs a retention policy"), "{e}");
     let job = parse_one(&doc(
-        "bad name",
-        &format!("{{restic: {{{REPO}, paths: [/a]}}}}"),
+        "b",
+        &format!("{{name: \"bad name\", restic: {{{REPO}, paths: [/a]}}}}"),
     ));
     let e = preflight(&job).unwrap_err().to_string();
     assert!(e.contains("backup.name: 'bad name'"), "{e}");
