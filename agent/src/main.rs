@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use lab_agent::config::AgentConfig;
 use lab_agent::enroll::{enroll, EnrollOptions};
 use lab_agent::session::{run, Refused, RunOptions};
@@ -69,6 +69,19 @@ enum Command {
         /// Output format
         #[arg(short, long, value_enum, default_value = "json")]
         output: Output,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(hide = true)]
+    Completion {
+        /// Shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (lab-agent.8 and one per command) into a directory, for packaging
+    #[command(hide = true)]
+    Man {
+        /// Directory to write into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -149,6 +162,18 @@ async fn main() -> ExitCode {
             "--root {} is not a directory; give the root of a mounted system, or leave it out for /",
             root.display()
         ))),
+        Command::Completion { shell } => {
+            let script = lab_proto::clidocs::completion(Cli::command(), "lab-agent", shell);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map_err(|e| AgentError::Failed(format!("cannot write the script: {e}")))
+        }
+        Command::Man { out } => lab_proto::clidocs::write_man_pages(Cli::command(), "8", &out)
+            .map(|pages| {
+                for page in pages {
+                    println!("{}", out.join(page).display());
+                }
+            })
+            .map_err(|e| AgentError::Failed(e.to_string())),
         Command::Facts { root, output } => {
             let facts = lab_agent::facts::collect(&root);
             match output {
@@ -167,5 +192,40 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings `/etc/default/lab-agent` (deploy/debian) shows, commented out.
+    fn default_file_settings() -> Vec<String> {
+        include_str!("../../deploy/debian/lab-agent/default")
+            .lines()
+            .filter_map(|l| l.trim_start_matches('#').split_once('='))
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name.starts_with("LAB_"))
+            .collect()
+    }
+
+    #[test]
+    fn the_packaged_default_file_names_the_settings_run_reads() {
+        let cli = Cli::command();
+        let run = cli
+            .find_subcommand("run")
+            .unwrap_or_else(|| panic!("no run command"));
+        let mut read: Vec<String> = run
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            // the unit passes --data-dir
+            .filter(|e| e != "LAB_DATA_DIR")
+            .collect();
+        read.push("LAB_LOG".into());
+        let mut shown = default_file_settings();
+        read.sort();
+        shown.sort();
+        assert_eq!(shown, read);
     }
 }

@@ -1,6 +1,7 @@
 //! The coordinator's data directory: where each file lives, and the small TOML file that
 //! `init` writes for `serve` (trust domain, advertised address, server certificate names).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,44 @@ impl DataDir {
     pub fn labctl_config(&self) -> PathBuf {
         self.root.join("labctl.toml")
     }
+
+    /// When this process runs as root and the directory belongs to another user (the Debian
+    /// package makes `/var/lib/lab-coordinator` for the `lab-coordinator` user), gives every
+    /// file and directory under it to that user and group, so that `serve`, running as that
+    /// user, can read what root wrote with `init` or `cert`. Symlinks are changed, never
+    /// followed. Does nothing otherwise.
+    pub fn adopt_owner(&self) -> anyhow::Result<()> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        let meta = std::fs::symlink_metadata(&self.root)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.root.display()))?;
+        if meta.uid() == 0 {
+            return Ok(());
+        }
+        give_to(&self.root, meta.uid(), meta.gid())
+    }
+}
+
+/// Changes the owner of everything below `dir` that is not `uid:gid` yet, without following
+/// symlinks.
+fn give_to(dir: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        if meta.uid() != uid || meta.gid() != gid {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .map_err(|e| anyhow::anyhow!("cannot give {} to uid {uid}: {e}", path.display()))?;
+        }
+        if meta.is_dir() {
+            give_to(&path, uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 /// What `init` decided and `serve` needs.

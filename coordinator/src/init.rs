@@ -34,30 +34,54 @@ pub struct InitOptions {
     pub trust_domain: String,
     /// Extra names for the server certificate.
     pub extra_sans: Vec<String>,
+    /// Replace an existing CA: delete the directory's CA, certificates, settings, admin config
+    /// and store first (every node and operator must enroll again).
+    pub force: bool,
 }
 
-/// Creates everything; refuses to touch an initialized directory.
+/// A refusal caused by the arguments or by the state of the data directory, not by a failure;
+/// `lab-coordinator` exits with 2 for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Creates everything; refuses to touch an initialized directory unless `opts.force`.
+///
+/// Run as root in an existing data directory that belongs to another user (the package's
+/// `lab-coordinator`), everything it writes is given to that user (see
+/// [`DataDir::adopt_owner`]), so the service can read it.
 pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
     let dir = &opts.data_dir;
-    if dir.ca_key().exists() {
-        anyhow::bail!(
-            "{} is already initialized (it has ca.key); use another --data-dir or 'lab-coordinator serve'",
-            dir.root().display()
-        );
-    }
-    validate_name(&opts.trust_domain).map_err(|e| anyhow::anyhow!("--trust-domain: {e}"))?;
-    let trust_domain: TrustDomain = opts.trust_domain.parse()?;
+    validate_name(&opts.trust_domain).map_err(|e| UsageError(format!("--trust-domain: {e}")))?;
+    let trust_domain: TrustDomain = opts
+        .trust_domain
+        .parse()
+        .map_err(|e| UsageError(format!("--trust-domain: {e}")))?;
     let (host, _port) = lab_proto::client::split_host_port(&opts.advertise).ok_or_else(|| {
-        anyhow::anyhow!(
+        UsageError(format!(
             "--advertise '{}' is not HOST:PORT (e.g. 10.0.0.5:7443)",
             opts.advertise
-        )
+        ))
     })?;
     let mut server_names = vec![host];
     for san in &opts.extra_sans {
+        check_server_name(san).map_err(|e| UsageError(format!("--san: {e}")))?;
         if !server_names.contains(san) {
             server_names.push(san.clone());
         }
+    }
+    if dir.ca_key().exists() {
+        if !opts.force {
+            return Err(UsageError(format!(
+                "{} already has a CA (ca.key) and init never replaces it; start the coordinator \
+                 with 'lab-coordinator serve' (or 'systemctl start lab-coordinator'), or pass \
+                 --force to delete this CA, its store and admin config and start over (every node \
+                 and operator must then enroll again)",
+                dir.root().display()
+            ))
+            .into());
+        }
+        clear(dir)?;
     }
 
     create_private_dir(dir.root())?;
@@ -103,6 +127,41 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         key_pem,
     });
     write_atomic(&dir.labctl_config(), config.render().as_bytes(), PRIVATE)?;
+    drop(store);
+    dir.adopt_owner()?;
+    Ok(())
+}
+
+/// `init --force`: deletes what `init` wrote, after checking that no coordinator has the store
+/// open (sled locks it).
+fn clear(dir: &DataDir) -> anyhow::Result<()> {
+    if dir.state().exists() {
+        let store = Store::open(&dir.state()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot replace the CA in {}: its store cannot be opened ({e}); stop the coordinator first ('systemctl stop lab-coordinator')",
+                dir.root().display()
+            )
+        })?;
+        drop(store);
+        std::fs::remove_dir_all(dir.state())
+            .map_err(|e| anyhow::anyhow!("cannot delete {}: {e}", dir.state().display()))?;
+    }
+    for path in [
+        dir.labctl_config(),
+        dir.settings(),
+        dir.server_cert(),
+        dir.server_key(),
+        dir.ca_cert(),
+        dir.ca_key(),
+    ] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                anyhow::bail!("cannot delete {}: {e}", path.display())
+            }
+            _ => {}
+        }
+    }
+    tracing::warn!(dir = %dir.root().display(), "deleted the old CA and store (--force)");
     Ok(())
 }
 
@@ -151,16 +210,21 @@ pub fn add_server_names(
     let mut wanted: Vec<String> = sans.to_vec();
     if let Some(addr) = advertise {
         let (host, _port) = lab_proto::client::split_host_port(addr).ok_or_else(|| {
-            anyhow::anyhow!("--advertise '{addr}' is not HOST:PORT (e.g. 10.0.0.5:7443)")
+            UsageError(format!(
+                "--advertise '{addr}' is not HOST:PORT (e.g. 10.0.0.5:7443)"
+            ))
         })?;
         wanted.push(host);
         settings.advertise = addr.to_owned();
     }
     if wanted.is_empty() {
-        anyhow::bail!("nothing to add; pass --san NAME (repeatable) or --advertise HOST:PORT");
+        return Err(UsageError(
+            "nothing to add; pass --san NAME (repeatable) or --advertise HOST:PORT".into(),
+        )
+        .into());
     }
     for name in &wanted {
-        check_server_name(name).map_err(|e| anyhow::anyhow!("--san: {e}"))?;
+        check_server_name(name).map_err(|e| UsageError(format!("--san: {e}")))?;
         if !settings.server_names.contains(name) {
             settings.server_names.push(name.clone());
         }
@@ -173,6 +237,7 @@ pub fn add_server_names(
     write_atomic(&path, toml::to_string_pretty(&settings)?.as_bytes(), PUBLIC)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     write_server_cert(dir, &ca, &settings.server_names)?;
+    dir.adopt_owner()?;
     Ok(settings.server_names)
 }
 
@@ -210,6 +275,7 @@ mod tests {
             advertise: "127.0.0.1:7443".into(),
             trust_domain: "lab.test".into(),
             extra_sans: vec![],
+            force: false,
         })
         .await
         .unwrap();

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use lab_coordinator::init::{init, InitOptions};
 use lab_coordinator::{DataDir, ServeOptions};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,10 @@ enum Command {
         /// Extra DNS name or IP for the server certificate (repeatable)
         #[arg(long = "san")]
         sans: Vec<String>,
+        /// Replace an existing CA: delete the CA, store and admin config in the data directory
+        /// and start over (every node and operator must enroll again)
+        #[arg(long)]
+        force: bool,
     },
     /// Add names (DNS or IP) to the server certificate; restart 'serve' to use it
     Cert {
@@ -90,6 +94,19 @@ enum Command {
         #[arg(long, env = "LAB_MAX_UNAUTH_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
         max_unauth_per_source: u32,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(hide = true)]
+    Completion {
+        /// Shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (lab-coordinator.8 and one per command) into a directory, for packaging
+    #[command(hide = true)]
+    Man {
+        /// Directory to write into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -102,12 +119,14 @@ async fn main() -> ExitCode {
             advertise,
             trust_domain,
             sans,
+            force,
         } => {
             let opts = InitOptions {
                 data_dir: DataDir::new(&data_dir),
                 advertise,
                 trust_domain,
                 extra_sans: sans,
+                force,
             };
             init(&opts).await.map(|()| {
                 println!(
@@ -133,6 +152,18 @@ async fn main() -> ExitCode {
                 names.join(", ")
             );
         }),
+        Command::Completion { shell } => {
+            let script = lab_proto::clidocs::completion(Cli::command(), "lab-coordinator", shell);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map_err(|e| anyhow::anyhow!("cannot write the script: {e}"))
+        }
+        Command::Man { out } => lab_proto::clidocs::write_man_pages(Cli::command(), "8", &out)
+            .map(|pages| {
+                for page in pages {
+                    println!("{}", out.join(page).display());
+                }
+            })
+            .map_err(anyhow::Error::from),
         Command::Serve {
             data_dir,
             listen,
@@ -191,7 +222,46 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // 2: the arguments or the data directory's state are wrong, retrying cannot help
+            let usage = e
+                .downcast_ref::<lab_coordinator::init::UsageError>()
+                .is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings `/etc/default/lab-coordinator` (deploy/debian) shows, commented out.
+    fn default_file_settings() -> Vec<String> {
+        include_str!("../../deploy/debian/lab-coordinator/default")
+            .lines()
+            .filter_map(|l| l.trim_start_matches('#').split_once('='))
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name.starts_with("LAB_"))
+            .collect()
+    }
+
+    #[test]
+    fn the_packaged_default_file_names_the_settings_serve_reads() {
+        let cli = Cli::command();
+        let serve = cli
+            .find_subcommand("serve")
+            .unwrap_or_else(|| panic!("no serve command"));
+        let mut read: Vec<String> = serve
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            // the unit passes --data-dir
+            .filter(|e| e != "LAB_DATA_DIR")
+            .collect();
+        read.push("LAB_LOG".into());
+        let mut shown = default_file_settings();
+        read.sort();
+        shown.sort();
+        assert_eq!(shown, read);
     }
 }

@@ -145,6 +145,7 @@ pub async fn serve(
     }
 
     let shutdown = coord.shutdown.clone();
+    notify_systemd(sd_notify::NotifyState::Ready);
     let result = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -157,6 +158,7 @@ pub async fn serve(
             shutdown.cancelled().await
         })
         .await;
+    notify_systemd(sd_notify::NotifyState::Stopping);
     coord.shutdown.cancel();
     coord.tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), coord.tasks.wait())
@@ -167,4 +169,13 @@ pub async fn serve(
     }
     result?;
     Ok(())
+}
+
+/// Tells systemd (`Type=notify` in the unit) what the coordinator is doing: `READY=1` once the
+/// store is open, the listeners are bound and TLS is loaded, `STOPPING=1` when it shuts down.
+/// Outside systemd (no `NOTIFY_SOCKET`: tests, `labctl dev`) it does nothing.
+fn notify_systemd(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(std::slice::from_ref(&state)) {
+        tracing::warn!(error = %e, ?state, "cannot notify systemd");
+    }
 }

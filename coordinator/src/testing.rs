@@ -16,6 +16,7 @@ pub async fn coordinator(dir: &std::path::Path, nodes: &[&str]) -> Coordinator {
         advertise: "127.0.0.1:7443".into(),
         trust_domain: "test.lab".into(),
         extra_sans: vec![],
+        force: false,
     })
     .await
     .unwrap();

@@ -71,6 +71,7 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
             advertise: addr.to_string(),
             trust_domain: "dev.lab".into(),
             extra_sans: vec!["localhost".into()],
+            force: false,
         })
         .await?;
     }

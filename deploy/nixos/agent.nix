@@ -46,7 +46,11 @@ let
   # the machine (packages, services, nixos-rebuild, backups, containers), so it stays root in the
   # host's mount namespace and loses only what that work never needs (INSTALL.md says why).
   hardening = {
+    # Not ProtectClock: it also limits device access (DeviceAllow=char-rtc), which tasks such
+    # as smartctl or mount need; the capability bound and the filter take the clock away.
     CapabilityBoundingSet = "~CAP_SYS_TIME CAP_WAKE_ALARM";
+    SystemCallFilter = [ "~@clock @cpu-emulation @obsolete" ];
+    SystemCallErrorNumber = "EPERM";
     RestrictRealtime = true;
     LockPersonality = true;
     SystemCallArchitectures = "native";

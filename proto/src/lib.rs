@@ -4,6 +4,7 @@
 //! records), the identity URIs, the enrollment token format, the message limits and the TLS
 //! helpers every peer uses. Its only I/O is opening TLS connections and writing key files safely.
 
+pub mod clidocs;
 pub mod client;
 pub mod codec;
 pub mod csr;

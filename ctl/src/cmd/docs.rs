@@ -3,16 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
 
 /// The completion script for `shell`.
 pub fn completion(shell: clap_complete::Shell) -> Vec<u8> {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "labctl", &mut script);
-    script
+    lab_proto::clidocs::completion(Cli::command(), "labctl", shell)
 }
 
 /// `labctl completion SHELL`.
@@ -24,38 +21,11 @@ pub fn print_completion(shell: clap_complete::Shell) -> anyhow::Result<()> {
 /// Writes `labctl.1` and `labctl-CMD.1` (`labctl-job-logs.1`, ...) for every visible command
 /// into `dir`; returns the file names written.
 pub fn write_man_pages(dir: &Path) -> anyhow::Result<Vec<String>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create man page directory {}", dir.display()))?;
-    let mut root = Cli::command();
-    root.build();
-    let mut written = Vec::new();
-    write_page(&root, "labctl", dir, &mut written)?;
-    Ok(written)
-}
-
-fn write_page(
-    cmd: &clap::Command,
-    name: &str,
-    dir: &Path,
-    written: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let page = cmd
-        .clone()
-        .name(name.to_owned())
-        .bin_name(name.replace('-', " "));
-    let mut text = Vec::new();
-    clap_mangen::Man::new(page).render(&mut text)?;
-    let file = format!("{name}.1");
-    let path = dir.join(&file);
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    written.push(file);
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        if sub.get_name() == "help" {
-            continue;
-        }
-        write_page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
-    }
-    Ok(())
+    Ok(lab_proto::clidocs::write_man_pages(
+        Cli::command(),
+        "1",
+        dir,
+    )?)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 #
 #   terraform init
 #   terraform apply -var 'proxmox_endpoint=https://pve.example:8006/' \
-#     -var 'deb_url=https://…/lab-coordinator_0.1.0_amd64.deb' -var 'address=10.0.0.5/24' \
+#     -var 'deb_url=https://…/lab-coordinator_0.1.0-1_amd64.deb' -var 'address=10.0.0.5/24' \
 #     -var 'gateway=10.0.0.1' -var "ssh_public_key=$(cat ~/.ssh/id_ed25519.pub)"
 #
 # The datastore named by snippets_datastore must allow the "Snippets" content type.
