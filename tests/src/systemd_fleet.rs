@@ -1,7 +1,8 @@
 //! One labfleet installation on real systemd hosts, shared by the tests of a test binary: a
 //! coordinator host and two agent hosts ([`SystemdHost`]), installed the way an operator
-//! installs them (systemd units, `lab-coordinator init`, `lab-agent enroll` with a token from
-//! labctl, `systemctl enable --now`), driven from the host with the workspace's labctl.
+//! installs them (`apt install ./lab-….deb` of the packages `deploy/build-packages` made,
+//! `lab-coordinator init`, `lab-agent enroll` with a token from labctl,
+//! `systemctl enable --now`), driven from the host with the workspace's labctl.
 //!
 //! The coordinator listens on a loopback port this process picked; the hosts share the host's
 //! network, so nothing leaves loopback. Tests that change a host (restart its agent, reboot it,
@@ -61,8 +62,6 @@ pub struct Fleet {
     pub coord: Node,
     /// Agent hosts `deb-a` and `deb-b`.
     pub agents: [Node; 2],
-    /// How long setting the fleet up took (boot, install, enroll, online).
-    pub setup_time: Duration,
 }
 
 /// The fleet, set up by the first test that asks; a failed setup fails every test with its
@@ -84,12 +83,58 @@ pub fn fleet() -> &'static Fleet {
     }
 }
 
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
+/// Where `deploy/build-packages` wrote the .debs: `$LAB_PKG_OUT` (its own setting) or
+/// `target/packages`.
+pub fn packages_dir() -> PathBuf {
+    match std::env::var_os("LAB_PKG_OUT") {
+        Some(dir) => dir.into(),
+        None => bin("lab-agent")
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .join("packages"),
+    }
+}
+
+/// The newest `NAME_*_amd64.deb` in [`packages_dir`].
+pub fn package(name: &str) -> PathBuf {
+    let dir = packages_dir();
+    let prefix = format!("{name}_");
+    let newest = std::fs::read_dir(&dir).ok().and_then(|entries| {
+        entries
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&prefix) && n.ends_with("_amd64.deb")
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p)
+    });
+    newest.unwrap_or_else(|| {
+        panic!(
+            "no {name}_*_amd64.deb in {}; build the packages first with 'bash deploy/build-packages' (.ci/run does)",
+            dir.display()
+        )
+    })
+}
+
+/// Copies the package into `h` and installs it with `apt install ./FILE` (its dependencies
+/// are in the image: the hosts have no network). Returns apt's output.
+pub fn install_package(h: &SystemdHost, name: &str) -> String {
+    install_deb(h, &package(name))
+}
+
+/// Copies `deb` into `h` and installs it with `apt install ./FILE`; returns apt's output.
+pub fn install_deb(h: &SystemdHost, deb: &Path) -> String {
+    let file = deb
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("package file name");
+    h.copy_in(deb, &format!("/root/{file}"));
+    h.sh(&format!(
+        "cd /root && DEBIAN_FRONTEND=noninteractive apt install -y ./{file} 2>&1"
+    ))
 }
 
 impl Fleet {
@@ -115,65 +160,52 @@ impl Fleet {
             addr,
             coord: Node::new("coordinator", c),
             agents: [Node::new("deb-a", a), Node::new("deb-b", b)],
-            setup_time: Duration::ZERO,
         };
-        fleet.install_coordinator();
+        // each host installs in its own thread; agents enroll once the coordinator serves
+        std::thread::scope(|s| {
+            let agents: Vec<_> = fleet
+                .agents
+                .iter()
+                .map(|n| s.spawn(|| install_package(&n.host, "lab-agent")))
+                .collect();
+            fleet.install_coordinator();
+            for a in agents {
+                if let Err(p) = a.join() {
+                    std::panic::resume_unwind(p);
+                }
+            }
+        });
         for n in &fleet.agents {
-            fleet.install_agent(&n.host);
             fleet.enroll(n);
             n.host.sh("systemctl enable --now lab-agent");
         }
         for n in &fleet.agents {
             fleet.wait_online(&n.name, Duration::from_secs(30));
         }
-        let setup_time = started.elapsed();
         eprintln!(
-            "systemd hosts: booted in {booted:.1?}, installed and online in {setup_time:.1?}"
+            "systemd hosts: booted in {booted:.1?}, installed and online in {:.1?}",
+            started.elapsed()
         );
-        Ok(Fleet {
-            setup_time,
-            ..fleet
-        })
+        Ok(fleet)
     }
 
-    /// Installs the coordinator on the coordinator host, inits it for this fleet's address and
-    /// starts it, then copies the admin labctl config out.
+    /// Installs the coordinator package on the coordinator host, inits it for this fleet's
+    /// address and starts it, then copies the admin labctl config out.
     fn install_coordinator(&self) {
         let h = &self.coord.host;
-        h.copy_in(&bin("lab-coordinator"), "/usr/bin/lab-coordinator");
-        h.copy_in(
-            &workspace().join("deploy/systemd/lab-coordinator.service"),
-            "/etc/systemd/system/lab-coordinator.service",
-        );
-        h.write(
-            "/etc/default/lab-coordinator",
-            &format!(
-                "LAB_LISTEN={}\nLAB_METRICS_LISTEN=off\nLAB_HEARTBEAT_INTERVAL=1s\n",
-                self.addr
-            ),
-        );
+        install_package(h, "lab-coordinator");
+        // appended, so the package's commented settings stay above ours
+        h.sh(&format!(
+            "printf 'LAB_LISTEN={}\\nLAB_METRICS_LISTEN=off\\nLAB_HEARTBEAT_INTERVAL=1s\\n' >> /etc/default/lab-coordinator",
+            self.addr
+        ));
         h.sh(&format!(
             "lab-coordinator init --advertise {} --trust-domain {TRUST_DOMAIN}",
             self.addr
         ));
-        h.sh("systemctl daemon-reload && systemctl enable --now lab-coordinator");
-        let addr = self.addr.clone();
-        wait_until(
-            || std::net::TcpStream::connect(&addr).is_ok(),
-            Duration::from_secs(30),
-            "coordinator listening",
-        );
+        // Type=notify: this returns once the coordinator is serving
+        h.sh("systemctl enable --now lab-coordinator");
         h.copy_out("/var/lib/lab-coordinator/labctl.toml", &self.admin_config());
-    }
-
-    /// Installs the agent (binary and unit) on `h`; not enrolled, not started.
-    pub fn install_agent(&self, h: &SystemdHost) {
-        h.copy_in(&bin("lab-agent"), "/usr/bin/lab-agent");
-        h.copy_in(
-            &workspace().join("deploy/systemd/lab-agent.service"),
-            "/etc/systemd/system/lab-agent.service",
-        );
-        h.sh("systemctl daemon-reload");
     }
 
     /// `lab-agent enroll` on the node's host with a fresh token.

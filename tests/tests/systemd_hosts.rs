@@ -1,10 +1,11 @@
 //! labfleet on real systemd hosts: Debian 12 containers with systemd as PID 1 (see
 //! `lab_tests::systemd_host`), one coordinator host and two agent hosts shared by these tests
 //! (`lab_tests::systemd_fleet`). Service and package resources act on real units and real dpkg;
-//! agent restarts, reboots and package upgrades happen for real.
+//! agent restarts, reboots, package upgrades and purges happen for real. The hosts install the
+//! .debs `deploy/build-packages` made.
 //!
-//! Needs Docker and debootstrap (the first run builds the Debian image, about a minute); without
-//! them every test fails saying so.
+//! Needs Docker, debootstrap (the first run builds the Debian image, one to two minutes) and the
+//! packages; without them every test fails saying so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,9 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use lab_tests::stderr;
-use lab_tests::systemd_fleet::{fleet, Fleet, Node};
-use lab_tests::wait_until;
+use lab_tests::systemd_fleet::{fleet, install_deb, install_package, package, Fleet, Node};
+use lab_tests::systemd_host::SystemdHost;
+use lab_tests::{free_port, stderr, wait_until};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -308,4 +309,234 @@ fn a_rebooted_host_comes_back_online_with_the_same_identity() {
     // the agent serving this node runs on the rebooted host: PID 1 there is systemd
     let text = run_ok(f, &n.name, "cat /proc/1/comm");
     assert!(text.contains(&format!("{}: systemd", n.name)), "{text}");
+}
+
+/// A copy of `deb` with its version raised to `VERSION+SUFFIX` (dpkg sorts it above), written
+/// to `dir`: a newer build of the same package to upgrade to.
+fn repack_newer(deb: &Path, dir: &Path, suffix: &str) -> std::path::PathBuf {
+    let root = dir.join("repack");
+    let out = Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(deb)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dpkg-deb -R: {}", stderr(&out));
+    let control = root.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control).unwrap();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .expect("Version in control")
+        .to_owned();
+    let newer = format!("{version}{suffix}");
+    std::fs::write(
+        &control,
+        text.replace(
+            &format!("Version: {version}\n"),
+            &format!("Version: {newer}\n"),
+        ),
+    )
+    .unwrap();
+    let file = dir.join(format!("lab-agent_{newer}_amd64.deb"));
+    let out = Command::new("dpkg-deb")
+        .args(["-Zgzip", "-z1", "-b"]) // fast: the default xz takes seconds per MiB
+        .arg(&root)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dpkg-deb -b: {}", stderr(&out));
+    file
+}
+
+fn installed_version(n: &Node, package: &str) -> String {
+    n.host
+        .sh(&format!("dpkg-query -W -f '${{Version}}' {package}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn upgrading_the_agent_package_restarts_it_and_keeps_the_node_identity() {
+    let f = fleet();
+    let n = &f.agents[1];
+    let _lock = n.lock();
+    let dir = tempfile::tempdir().unwrap();
+    let newer = repack_newer(&package("lab-agent"), dir.path(), "+e2e1");
+    let old_version = installed_version(n, "lab-agent");
+    let before = f.node(&n.name).unwrap();
+    let hash = identity_hash(n);
+    let pid = n.unit_prop("lab-agent", "MainPID");
+
+    install_deb(&n.host, &newer);
+    assert_eq!(
+        installed_version(n, "lab-agent"),
+        format!("{old_version}+e2e1")
+    );
+    let new_pid = n.unit_prop("lab-agent", "MainPID");
+    assert!(
+        new_pid != pid && new_pid != "0",
+        "the upgrade restarted the agent ({pid} → {new_pid})"
+    );
+    assert_eq!(n.unit_prop("lab-agent", "UnitFileState"), "enabled");
+    assert_eq!(identity_hash(n), hash, "node.pem unchanged");
+    f.wait_online(&n.name, Duration::from_secs(30));
+    let after = f.node(&n.name).unwrap();
+    assert_eq!(after["enrolled"], before["enrolled"], "{after}");
+    assert_eq!(after["cert_expires"], before["cert_expires"], "{after}");
+    run_ok(f, &n.name, "true");
+}
+
+/// Removes the agent package from the coordinator host, if there, with its state.
+fn purge_agent(n: &Node) {
+    n.host.sh(
+        "if dpkg -s lab-agent >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get purge -y lab-agent; fi",
+    );
+}
+
+#[test]
+fn the_agent_unit_started_before_enrolling_stays_inactive() {
+    let f = fleet();
+    let n = &f.coord;
+    let _lock = n.lock();
+    purge_agent(n);
+    let apt = install_package(&n.host, "lab-agent");
+    assert!(
+        apt.contains("lab-agent enroll"),
+        "installing says what to do next: {apt}"
+    );
+    assert_eq!(n.unit_prop("lab-agent", "ActiveState"), "inactive");
+    n.host.sh("systemctl start lab-agent");
+    assert_eq!(n.unit_prop("lab-agent", "ActiveState"), "inactive");
+    assert_eq!(n.unit_prop("lab-agent", "ConditionResult"), "no");
+    assert_eq!(n.unit_prop("lab-agent", "NRestarts"), "0");
+    let status =
+        String::from_utf8_lossy(&n.host.exec("systemctl status lab-agent").stdout).into_owned();
+    assert!(
+        status.contains(
+            "skipped because of an unmet condition check (ConditionPathExists=/var/lib/lab-agent/node.pem)"
+        ),
+        "systemctl status says why: {status}"
+    );
+    assert!(
+        n.host.exec("pgrep -x lab-agent").status.code() == Some(1),
+        "no agent process"
+    );
+}
+
+#[test]
+fn purging_the_agent_package_leaves_no_process_and_no_state() {
+    let f = fleet();
+    let n = &f.coord;
+    let _lock = n.lock();
+    purge_agent(n);
+    install_package(&n.host, "lab-agent");
+    let token = f.token();
+    n.host.sh(&format!(
+        "lab-agent enroll --coordinator {} --token {token} --name deb-c",
+        f.addr
+    ));
+    n.host.sh("systemctl enable --now lab-agent");
+    f.wait_online("deb-c", Duration::from_secs(30));
+    run_ok(f, "deb-c", "true");
+    let id = run_detached(f, "deb-c", "exec sleep 300");
+    wait_until(
+        || f.job(&id)["tasks"][0]["state"] == "running",
+        Duration::from_secs(20),
+        "task running",
+    );
+
+    let apt = n
+        .host
+        .sh("DEBIAN_FRONTEND=noninteractive apt purge -y lab-agent 2>&1");
+    assert!(
+        apt.contains("purge deletes /var/lib/lab-agent"),
+        "purge says what it deletes: {apt}"
+    );
+    assert_eq!(
+        n.host.exec("pgrep -a -x lab-agent").status.code(),
+        Some(1),
+        "no lab-agent process after purge: {}",
+        n.host.sh("ps -eo pid,user,args")
+    );
+    assert_eq!(
+        n.host.exec("pgrep -a -x sleep").status.code(),
+        Some(1),
+        "the running task's process is gone too: {}",
+        n.host.sh("ps -eo pid,user,args")
+    );
+    assert_eq!(n.unit_prop("lab-agent", "LoadState"), "not-found");
+    assert!(n.host.exec("test -e /var/lib/lab-agent").status.code() == Some(1));
+    assert!(n.host.exec("test -e /usr/bin/lab-agent").status.code() == Some(1));
+    wait_until(
+        || f.node("deb-c").is_some_and(|n| n["online"] == false),
+        Duration::from_secs(30),
+        "deb-c offline after the purge",
+    );
+}
+
+#[test]
+fn the_coordinator_runs_as_its_own_user_with_a_private_state_dir() {
+    let f = fleet();
+    let n = &f.coord;
+    assert_eq!(n.unit_prop("lab-coordinator", "ActiveState"), "active");
+    assert_eq!(n.unit_prop("lab-coordinator", "Type"), "notify");
+    let users = n.host.sh("ps -o user= -C lab-coordinator");
+    assert_eq!(
+        users.split_whitespace().collect::<Vec<_>>(),
+        ["lab-coordinator"],
+        "{}",
+        n.host.sh("ps -eo pid,user,args")
+    );
+    assert_eq!(
+        n.host.sh("stat -c '%a %U' /var/lib/lab-coordinator").trim(),
+        "700 lab-coordinator"
+    );
+    let foreign = n
+        .host
+        .sh("find /var/lib/lab-coordinator ! -user lab-coordinator");
+    assert!(
+        foreign.is_empty(),
+        "files not owned by lab-coordinator: {foreign}"
+    );
+}
+
+#[test]
+fn purging_the_coordinator_package_leaves_no_process_and_no_state() {
+    // its own host: the shared coordinator serves the other tests
+    let h = SystemdHost::boot("purge").unwrap();
+    install_package(&h, "lab-coordinator");
+    let addr = format!("127.0.0.1:{}", free_port());
+    h.sh(&format!(
+        "printf 'LAB_LISTEN={addr}\\nLAB_METRICS_LISTEN=off\\n' >> /etc/default/lab-coordinator"
+    ));
+    h.sh(&format!("lab-coordinator init --advertise {addr}"));
+    h.sh("systemctl enable --now lab-coordinator");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "serving on {addr}"
+    );
+    h.sh("pgrep -x lab-coordinator");
+
+    let apt = h.sh("DEBIAN_FRONTEND=noninteractive apt purge -y lab-coordinator 2>&1");
+    assert!(
+        apt.contains("purge deletes /var/lib/lab-coordinator"),
+        "purge says what it deletes: {apt}"
+    );
+    assert_eq!(
+        h.exec("pgrep -a -x lab-coordinator").status.code(),
+        Some(1),
+        "no lab-coordinator process after purge: {}",
+        h.sh("ps -eo pid,user,args")
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "nothing on {addr}"
+    );
+    assert!(h.exec("test -e /var/lib/lab-coordinator").status.code() == Some(1));
+    assert_eq!(
+        h.sh("systemctl show -p LoadState --value lab-coordinator")
+            .trim(),
+        "not-found"
+    );
 }
