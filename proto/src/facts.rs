@@ -31,7 +31,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// The merge patch that turns `old` into `new` (`None` when they are equal).
 pub fn diff(old: &Value, new: &Value) -> Option<Value> {
-    if old == new {
+    if identical(old, new) {
         return None;
     }
     match (old, new) {
@@ -57,10 +57,40 @@ pub fn diff(old: &Value, new: &Value) -> Option<Value> {
     }
 }
 
+/// Equal as the digest sees them: numbers by their JSON text, so `0.0` and `-0.0` (equal as
+/// floats, different in the serialized document the digest is computed from) differ.
+fn identical(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.to_string() == y.to_string(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| identical(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| identical(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by the facts_merge fuzz target: `0.0` and `-0.0` are equal as values, so no patch
+    /// was made, but their digests differ.
+    #[test]
+    fn a_sign_change_of_zero_is_a_change() {
+        let old: Value = serde_json::from_str(r#"{"load": 0.0, "x": 4e-1111100002}"#).unwrap();
+        let new: Value = serde_json::from_str(r#"{"load": -0.0, "x": -0}"#).unwrap();
+        let patch = diff(&old, &new).expect("a patch");
+        let mut doc = old.clone();
+        merge_patch(&mut doc, &patch);
+        assert_eq!(digest(&doc), digest(&new));
+        assert_eq!(diff(&new, &new.clone()), None);
+    }
 
     #[test]
     fn rfc7386_examples() {
