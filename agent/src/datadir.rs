@@ -1,5 +1,6 @@
 //! The agent's data directory: its identity (certificate and key in one 0600 file, replaced
-//! atomically on renewal), the pinned CA, and `agent.toml` recording where the coordinator is.
+//! atomically on renewal), the pinned CA, `agent.toml` recording where the coordinator is, and
+//! the node's age key (`age.key`, [`crate::secrets::key`]).
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,10 @@ impl AgentDir {
     /// The pinned CA certificate.
     pub fn ca(&self) -> PathBuf {
         self.root.join("ca.crt")
+    }
+    /// The node's age key (0600), which secrets for this node are encrypted to.
+    pub fn age_key(&self) -> PathBuf {
+        self.root.join("age.key")
     }
     /// The enrollment record.
     pub fn enrollment(&self) -> PathBuf {

@@ -105,5 +105,8 @@ pub async fn enroll(dir: &AgentDir, opts: &EnrollOptions) -> Result<String, Agen
         },
     )
     .map_err(|e| AgentError::Failed(format!("cannot save enrollment: {e:#}")))?;
+    // The node's age key is made here, so its recipient is known from the first session on.
+    crate::secrets::NodeKey::load_or_create(&dir.age_key())
+        .map_err(|e| AgentError::Failed(format!("{e:#}")))?;
     Ok(resp.node_name)
 }

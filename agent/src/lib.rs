@@ -17,6 +17,7 @@ pub mod process;
 pub mod renewal;
 pub mod resources;
 pub mod safepath;
+pub mod secrets;
 pub mod session;
 pub mod tasks;
 

@@ -27,6 +27,7 @@ use tonic::Code;
 use crate::backoff::Backoff;
 use crate::datadir::AgentDir;
 use crate::renewal::{renew, renew_at_ms};
+use crate::secrets::key::{NodeKey, Origin};
 use crate::tasks::{Tasks, TasksOptions};
 
 /// Most task updates forwarded in one go before the session loop looks at other events.
@@ -139,6 +140,10 @@ pub async fn run(
             dir.root().display()
         );
     }
+    let (key, origin) = NodeKey::load_or_create(&dir.age_key())?;
+    if origin == Origin::Created {
+        tracing::info!(recipient = %key.recipient(), "made the node's age key");
+    }
     let task_opts = TasksOptions {
         max_tasks: opts.max_tasks,
         ..TasksOptions::default()
@@ -148,7 +153,7 @@ pub async fn run(
     let mut facts = FactState::default();
     loop {
         let started = tokio::time::Instant::now();
-        match session(&dir, &opts, &shutdown, &mut facts, &tasks).await {
+        match session(&dir, &opts, &shutdown, &mut facts, &tasks, &key).await {
             Ok(SessionEnd::Shutdown) => return Ok(()),
             Ok(SessionEnd::Renewed) => {
                 backoff.reset();
@@ -226,6 +231,7 @@ async fn session(
     shutdown: &CancellationToken,
     facts: &mut FactState,
     tasks: &Tasks,
+    key: &NodeKey,
 ) -> anyhow::Result<SessionEnd> {
     let creds = dir.load()?;
     let cert = cert_info_from_pem(&creds.identity.cert_pem)?;
@@ -250,6 +256,7 @@ async fn session(
             .unwrap_or_default(),
         unacked_task_ids: tasks.unacked_task_ids(),
         labels: opts.labels.clone().into_iter().collect(),
+        age_recipient: key.recipient().to_string(),
     };
     facts.in_flight = None;
     tx.send(AgentMessage {

@@ -82,6 +82,7 @@ impl OperatorApi {
             boot_id: rec.boot_id,
             facts_json,
             cert_not_after_unix_ms: rec.cert_not_after_unix_ms,
+            age_recipient: rec.age_recipient,
             name: rec.name,
         }
     }

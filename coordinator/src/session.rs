@@ -158,6 +158,7 @@ async fn on_hello(
                 tracing::warn!(node = %name, error = %e, "ignoring the agent's config labels")
             }
         }
+        node.age_recipient = age_recipient(name, &hello.age_recipient, node.age_recipient);
         node.last_seen_unix_ms = now_ms();
         coord.store.put_node(node).await.map_err(ApiError::from)?;
     }
@@ -172,6 +173,29 @@ async fn on_hello(
         let _ = tx.send(msg(CoordMsg::RequestFacts(RequestFacts {}))).await;
     }
     Ok(())
+}
+
+/// The age recipient to keep for `name` after its agent reported `reported` in `Hello`: the
+/// report when it is a valid recipient or empty (an agent from before node age keys), else
+/// (logged) the one kept before. It only ever lands on the record of the node whose certificate
+/// opened the session, so no agent can set another node's recipient.
+fn age_recipient(name: &NodeName, reported: &str, before: String) -> String {
+    if reported.is_empty() {
+        return String::new();
+    }
+    match reported.parse::<lab_proto::recipient::AgeRecipient>() {
+        Ok(r) => {
+            if !before.is_empty() && before != r.as_str() {
+                tracing::warn!(node = %name, before = %before, now = %r,
+                    "the node's age recipient changed; secrets encrypted to the old one cannot be read there any more");
+            }
+            r.to_string()
+        }
+        Err(e) => {
+            tracing::warn!(node = %name, error = %e, "ignoring the age recipient in the agent's hello");
+            before
+        }
+    }
 }
 
 /// Bytes of fact documents one session may have stored at once, and regains a second: a

@@ -158,6 +158,12 @@ pub enum Command {
         #[command(subcommand)]
         action: ScheduleAction,
     },
+    /// Secrets for the nodes: the age recipients to encrypt SOPS files to
+    Secrets {
+        /// What to do
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  labctl completion bash > /etc/bash_completion.d/labctl\n  labctl completion zsh > \"${fpath[1]}/_labctl\"\n  labctl completion fish > ~/.config/fish/completions/labctl.fish"
@@ -213,6 +219,52 @@ pub enum NodeAction {
         /// Also forget the node's backup records (`labctl backups forget NODE`)
         #[arg(long)]
         forget_backups: bool,
+    },
+}
+
+/// `labctl secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Print the age recipients of the matching nodes (each node's agent made its own key)
+    ///
+    /// Encrypt a SOPS file to exactly the nodes that need it (plus your own key, --add) and
+    /// point a spec at it with contentFrom/envFrom/passwordFrom; only those nodes can decrypt it.
+    /// Nodes whose agent predates node age keys have no recipient yet (left out, with a note).
+    ///
+    /// Exit status: 0 printed, 1 no node matched or nothing to print, 2 usage error, 3
+    /// coordinator unreachable.
+    #[command(
+        after_help = "Examples:\n  labctl secrets recipients -l role=db\n  labctl secrets recipients -l role=db -o sops --add \"$(age-keygen -y ~/.config/sops/age/keys.txt)\" > .sops.yaml\n  sops encrypt --age \"$(labctl secrets recipients -l node=n1 | paste -sd,)\" db.yaml > secrets/db.yaml"
+    )]
+    Recipients {
+        /// Only nodes matching this selector
+        #[arg(
+            short = 'l',
+            long = "selector",
+            default_value = "",
+            env = "LAB_SECRETS_SELECTOR"
+        )]
+        selector: String,
+        /// Output: plain (one per line), table, json, yaml, or sops (a .sops.yaml creation rule)
+        #[arg(
+            short,
+            long,
+            value_enum,
+            default_value = "plain",
+            env = "LAB_SECRETS_OUTPUT"
+        )]
+        output: crate::cmd::secrets::RecipientsFormat,
+        /// Also this recipient, e.g. your own age key (repeatable; plain and sops output)
+        #[arg(
+            long,
+            value_name = "AGE1…",
+            env = "LAB_SECRETS_ADD",
+            value_delimiter = ','
+        )]
+        add: Vec<String>,
+        /// path_regex of the creation rule (-o sops); default: the rule matches every file
+        #[arg(long, value_name = "REGEX", env = "LAB_SECRETS_PATH_REGEX")]
+        path_regex: Option<String>,
     },
 }
 

@@ -18,7 +18,9 @@ mod tables_tests;
 
 use tokio_util::sync::CancellationToken;
 
-use cli::{BackupsAction, Cli, Command, JobAction, NodeAction, TokenAction, UserAction};
+use cli::{
+    BackupsAction, Cli, Command, JobAction, NodeAction, SecretsAction, TokenAction, UserAction,
+};
 
 /// Runs one labctl invocation.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -75,6 +77,23 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             let selector = cmd::nodes::parse_selector(&selector)?;
             let client = context::dial(&ctx()?).await?;
             cmd::backups::list(client, &selector, output, fail_on_red).await
+        }
+        Command::Secrets {
+            action:
+                SecretsAction::Recipients {
+                    selector,
+                    output,
+                    add,
+                    path_regex,
+                },
+        } => {
+            let extra = cmd::secrets::Extra {
+                add: cmd::secrets::parse_added(&add)?,
+                path_regex,
+                selector: cmd::nodes::parse_selector(&selector)?,
+            };
+            let client = context::dial(&ctx()?).await?;
+            cmd::secrets::recipients(client, output, &extra).await
         }
         Command::Label { node, changes } => {
             let (set, remove) = cmd::nodes::parse_label_changes(&changes)?;

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod logging;
 pub mod pages;
 pub mod pem;
+pub mod recipient;
 pub mod selector;
 pub mod shutdown;
 pub mod tls;

@@ -6,6 +6,7 @@ pub mod docs;
 pub mod jobs;
 pub mod nodes;
 pub mod schedule;
+pub mod secrets;
 pub mod token;
 pub mod user;
 pub mod watch;

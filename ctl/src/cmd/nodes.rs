@@ -43,6 +43,8 @@ pub struct NodeView {
     pub agent_version: String,
     /// Expiry of its newest certificate.
     pub cert_expires: Option<String>,
+    /// The node's age recipient (secrets for it are encrypted to it); null when none reported.
+    pub age_recipient: Option<String>,
     /// os-release ID.
     pub os: Option<String>,
     /// os-release VERSION_ID.
@@ -84,6 +86,7 @@ pub(crate) fn view(node: Node, with_facts: bool) -> NodeView {
         revoked: node.revoked,
         agent_version: node.agent_version,
         cert_expires: output::time(node.cert_not_after_unix_ms),
+        age_recipient: (!node.age_recipient.is_empty()).then_some(node.age_recipient),
     }
 }
 

@@ -128,6 +128,8 @@ async fn session(
         facts_digest: acked_digest.clone(),
         unacked_task_ids: tasks.unacked_task_ids(),
         labels: Default::default(),
+        // Simulated agents decrypt nothing, so they report no age key.
+        age_recipient: String::new(),
     };
     tx.send(AgentMessage {
         msg: Some(AgentMsg::Hello(hello)),
