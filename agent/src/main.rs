@@ -60,6 +60,11 @@ enum Command {
         /// Most tasks running at once; further ones wait
         #[arg(long, env = "LAB_MAX_TASKS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
         max_tasks: u32,
+        /// Read the files facts come from under this directory instead of / (a mounted disk
+        /// image, a fixture tree); programs (systemctl, k3s, ceph, psql), filesystem usage and
+        /// interface addresses are then left out, as they describe only the running system
+        #[arg(long, env = "LAB_FACTS_ROOT", value_name = "DIR", default_value = "/")]
+        facts_root: PathBuf,
     },
     /// Print this machine's facts without a coordinator
     Facts {
@@ -123,7 +128,15 @@ async fn main() -> ExitCode {
             reconnect_max,
             config,
             max_tasks,
+            facts_root,
         } => {
+            if !facts_root.is_dir() {
+                eprintln!(
+                    "error: --facts-root {} is not a directory; give the root of a mounted system, or leave it out for /",
+                    facts_root.display()
+                );
+                return ExitCode::from(2);
+            }
             let required = config.is_some();
             let path = config.unwrap_or_else(|| PathBuf::from(lab_agent::config::DEFAULT_PATH));
             let labels = match AgentConfig::load(&path, required) {
@@ -149,6 +162,7 @@ async fn main() -> ExitCode {
                 reconnect_cap: reconnect_max,
                 labels,
                 max_tasks: max_tasks as usize,
+                facts_root,
                 ..RunOptions::default()
             };
             run(AgentDir::new(data_dir), opts, shutdown)

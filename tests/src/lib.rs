@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod postgres;
 pub mod rogue;
 pub mod systemd_fleet;
 pub mod systemd_host;
@@ -38,11 +39,26 @@ pub fn free_port() -> u16 {
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes; panics naming `what`.
 pub fn wait_until(mut cond: impl FnMut() -> bool, timeout: Duration, what: &str) {
+    wait_until_seen(|| (cond(), String::new()), timeout, what);
+}
+
+/// Like [`wait_until`] for a check that also says what it saw (`(holds, seen)`): the panic
+/// shows the last thing seen.
+pub fn wait_until_seen(mut check: impl FnMut() -> (bool, String), timeout: Duration, what: &str) {
     let deadline = Instant::now() + timeout;
-    while !cond() {
+    loop {
+        let (holds, seen) = check();
+        if holds {
+            return;
+        }
         assert!(
             Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
+            "timed out after {timeout:?} waiting for: {what}{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!("; last seen:\n{seen}")
+            }
         );
         std::thread::sleep(Duration::from_millis(50)); // sleep-ok: polling interval of wait_until
     }
@@ -532,4 +548,16 @@ impl Drop for Tmpfs {
 /// stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Fails with what to install when `program` is missing.
+pub fn require(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "this test needs '{program}'; install it with 'apt-get install -y {package}' (.ci/run does)"
+    );
 }

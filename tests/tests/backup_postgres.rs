@@ -9,136 +9,21 @@
 mod backup_util;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use backup_util::{apply, job, require, Repo};
+use backup_util::{apply, job, Repo};
 use lab_proto::v1::backup_result::Kind;
-use lab_tests::{free_port, stderr, wait_until, Cluster};
+use lab_tests::postgres::Postgres;
+use lab_tests::{stderr, wait_until, Cluster};
 
-/// The newest PostgreSQL server binaries of the Debian packages.
-fn pg_bin() -> PathBuf {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    versions.retain(|b| b.join("initdb").exists());
-    versions.sort();
-    versions.pop().unwrap_or_else(|| {
-        panic!("this test needs the PostgreSQL server; install it with 'apt-get install -y postgresql' (.ci/run does)")
-    })
-}
-
-/// A PostgreSQL cluster of its own, stopped when dropped.
-struct Postgres {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        require("psql", "postgresql-client");
-        require("runuser", "util-linux");
-        let bin = pg_bin();
-        let dir = tempfile::Builder::new().prefix("lab-pg").tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        for sub in ["data", "sock"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-            let out = Command::new("chown")
-                .args(["postgres:postgres", dir.path().join(sub).to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "chown: {}", stderr(&out));
-        }
-        let pg = Postgres {
-            bin,
-            dir,
-            port: free_port(),
-        };
-        let data = pg.path("data");
-        let out = pg.as_postgres(
-            "initdb",
-            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
-        );
-        assert!(out.status.success(), "initdb: {}", stderr(&out));
-        let opts = format!(
-            "-k {} -p {} -c listen_addresses=''",
-            pg.path("sock"),
-            pg.port
-        );
-        let log = format!("{}/server.log", pg.path("sock"));
-        let out = pg.as_postgres(
-            "pg_ctl",
-            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
-        );
-        assert!(out.status.success(), "pg_ctl start: {}", stderr(&out));
-        pg
-    }
-
-    fn path(&self, sub: &str) -> String {
-        self.dir.path().join(sub).to_str().unwrap().to_owned()
-    }
-
-    fn as_postgres(&self, tool: &str, args: &[&str]) -> Output {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join(tool))
-            .args(args)
-            .current_dir("/")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs SQL in `db`; returns psql's unaligned output.
-    fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                &self.path("sock"),
-            ])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// The connection fields of a spec operation.
-    fn fields(&self) -> String {
-        format!(
-            "host: {}, port: {}, username: postgres, runAs: postgres",
-            self.path("sock"),
-            self.port
-        )
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self.as_postgres(
-            "pg_ctl",
-            &["-D", &self.path("data"), "-m", "immediate", "stop"],
-        );
-    }
+/// The connection fields of a spec operation.
+fn fields(pg: &Postgres) -> String {
+    format!(
+        "host: {}, port: {}, username: postgres, runAs: postgres",
+        pg.path("sock"),
+        pg.port
+    )
 }
 
 fn dump_spec(repo: &Repo, pg: &Postgres, database: &str) -> String {
@@ -147,7 +32,7 @@ fn dump_spec(repo: &Repo, pg: &Postgres, database: &str) -> String {
         &format!(
             "    backup:\n      postgres: {{{}, {}, database: {database}, tags: [pg]}}\n",
             repo.fields(),
-            pg.fields()
+            fields(pg)
         ),
     )
 }
@@ -158,7 +43,7 @@ fn restore_spec(repo: &Repo, pg: &Postgres, database: &str) -> String {
         &format!(
             "    backup:\n      postgresRestore: {{{}, {}, snapshot: latest, filename: app.sql, database: {database}}}\n",
             repo.fields(),
-            pg.fields()
+            fields(pg)
         ),
     )
 }
@@ -234,7 +119,7 @@ fn a_database_is_dumped_through_restic_and_restored_into_a_new_one() {
         &format!(
             "    backup:\n      postgres: {{{}, {}, tags: [cluster]}}\n",
             repo.fields(),
-            pg.fields()
+            fields(&pg)
         ),
     );
     apply(&c, &spec).assert_ok();

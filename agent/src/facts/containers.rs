@@ -1,17 +1,19 @@
-//! Container runtime facts: Docker and Podman presence, k3s presence and role.
+//! Container runtime facts: Docker and Podman presence and running containers, and k3s
+//! ([`super::k3s`]).
 //!
-//! Files are looked at for presence: sockets and binaries for the engines, the k3s binary, config
-//! directory and systemd units for k3s. When the root is `/` and an engine's socket exists, its
-//! running containers are listed through the Engine API ([`crate::containers::engine`]), within
-//! [`ENGINE_TIMEOUT`]; an engine that does not answer leaves `running` out. The k3s version
-//! (`k3s --version`) belongs to a later issue.
+//! Files are looked at for presence: sockets and binaries for the engines. When the root is `/`
+//! and an engine's socket exists, its running containers are listed through the Engine API
+//! ([`crate::containers::engine`]), within [`ENGINE_TIMEOUT`]; an engine that does not answer
+//! leaves `running` out.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::k3s::{K3s, K3sRole};
 use super::rootfs::exists;
+use super::{Probe, Problems};
 use crate::containers::engine;
 
 /// How long one engine may take to list its running containers.
@@ -64,29 +66,9 @@ pub struct RunningContainer {
     pub id: String,
 }
 
-/// k3s.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct K3s {
-    /// The `k3s` binary is installed (`usr/local/bin/k3s` from the installer, or a package).
-    pub binary: bool,
-    /// Server or agent, from the installer's systemd unit; absent when there is none (NixOS
-    /// module, manual setup).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<K3sRole>,
-}
-
-/// k3s node role.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum K3sRole {
-    /// Control plane (`k3s.service`).
-    Server,
-    /// Worker (`k3s-agent.service`).
-    Agent,
-}
-
 /// Collects container runtime facts; `None` when nothing is present.
-pub fn collect(root: &Path) -> Option<Containers> {
+pub fn collect(probe: &Probe, problems: &mut Problems) -> Option<Containers> {
+    let root = probe.root();
     let containers = Containers {
         docker: engine(root, "docker", &["run/docker.sock", "var/run/docker.sock"]),
         podman: engine(
@@ -94,7 +76,7 @@ pub fn collect(root: &Path) -> Option<Containers> {
             "podman",
             &["run/podman/podman.sock", "var/run/podman/podman.sock"],
         ),
-        k3s: k3s(root),
+        k3s: super::k3s::collect(probe, has_binary(root, "k3s"), problems),
     };
     (containers != Containers::default()).then_some(containers)
 }
@@ -175,22 +157,6 @@ impl From<engine::Running> for RunningContainer {
     }
 }
 
-fn k3s(root: &Path) -> Option<K3s> {
-    let binary = has_binary(root, "k3s");
-    if !binary && !exists(root, "etc/rancher/k3s") {
-        return None;
-    }
-    let unit = |name: &str| exists(root, &format!("etc/systemd/system/{name}"));
-    let role = if unit("k3s.service") {
-        Some(K3sRole::Server)
-    } else if unit("k3s-agent.service") {
-        Some(K3sRole::Agent)
-    } else {
-        None
-    };
-    Some(K3s { binary, role })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -211,7 +177,7 @@ mod tests {
             "[Service]\nExecStart=/usr/local/bin/k3s agent\n",
         );
         write(root, "etc/rancher/k3s/registries.yaml", "");
-        let containers = collect(root).unwrap();
+        let containers = collect(&Probe::new(root), &mut Problems::default()).unwrap();
         assert_eq!(
             containers.docker,
             Some(Engine {
@@ -221,13 +187,8 @@ mod tests {
             })
         );
         assert_eq!(containers.podman, None);
-        assert_eq!(
-            containers.k3s,
-            Some(K3s {
-                binary: true,
-                role: Some(K3sRole::Agent)
-            })
-        );
+        let k3s = containers.k3s.clone().unwrap();
+        assert_eq!((k3s.binary, k3s.role), (true, Some(K3sRole::Agent)));
         let json = serde_json::to_value(&containers).unwrap();
         assert_eq!(json["k3s"]["role"], "agent");
     }
@@ -240,7 +201,7 @@ mod tests {
         write(root, "run/podman/podman.sock", "");
         mkdir(root, "etc/rancher/k3s");
         write(root, "etc/systemd/system/k3s.service", "");
-        let containers = collect(root).unwrap();
+        let containers = collect(&Probe::new(root), &mut Problems::default()).unwrap();
         assert_eq!(
             containers.podman,
             Some(Engine {
@@ -249,24 +210,22 @@ mod tests {
                 running: None
             })
         );
-        assert_eq!(
-            containers.k3s,
-            Some(K3s {
-                binary: false,
-                role: Some(K3sRole::Server)
-            })
-        );
+        let k3s = containers.k3s.unwrap();
+        assert_eq!((k3s.binary, k3s.role), (false, Some(K3sRole::Server)));
     }
 
     #[test]
     fn nothing_present() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(collect(dir.path()), None);
+        assert_eq!(
+            collect(&Probe::new(dir.path()), &mut Problems::default()),
+            None
+        );
     }
 
     #[test]
     fn this_machine() {
-        let containers = collect(Path::new("/"));
+        let containers = collect(&Probe::new(Path::new("/")), &mut Problems::default());
         if Path::new("/usr/bin/docker").exists() {
             assert!(containers.and_then(|c| c.docker).is_some());
         }
@@ -301,7 +260,9 @@ mod tests {
         );
 
         // called from inside a runtime on purpose: the collector must not panic there
-        let docker = collect(Path::new("/")).and_then(|c| c.docker).unwrap();
+        let docker = collect(&Probe::new(Path::new("/")), &mut Problems::default())
+            .and_then(|c| c.docker)
+            .unwrap();
         let running = docker
             .running
             .expect("the engine at /run/docker.sock answered");

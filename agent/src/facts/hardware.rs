@@ -2,14 +2,17 @@
 //! and DMI identity, read from procfs and sysfs under `root`.
 //!
 //! Two things only the running system can say are collected only when `root` is `/`:
-//! filesystem usage (`statvfs(2)` through nix; not for network filesystems, where an
-//! unreachable server would hang the call) and interface addresses ([`super::netaddr`]).
+//! filesystem usage ([`super::fsusage`]: `statvfs(2)` with a deadline; not for network
+//! filesystems, where an unreachable server would hang the call) and interface addresses
+//! ([`super::netaddr`]).
 
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::fsusage::usage_of;
 use super::rootfs::{dir_names, is_dir, read_raw, read_trimmed};
+use super::{Probe, Problems};
 
 /// Filesystem types whose usage is not collected: `statvfs` on them can hang for as long as
 /// their server is unreachable.
@@ -22,9 +25,6 @@ const NETWORK_FS_TYPES: &[&str] = &[
     "glusterfs",
     "fuse.sshfs",
 ];
-
-/// Usage is rounded down to a multiple of this, so facts do not change with every write.
-const USAGE_GRANULE: u64 = 16 << 20;
 
 /// Block device name prefixes that are not disks.
 const SKIPPED_DISKS: &[&str] = &["loop", "ram", "zram"];
@@ -153,25 +153,6 @@ pub struct Filesystem {
     pub available_bytes: Option<u64>,
 }
 
-/// `statvfs` of a mount point: (size, used, available) in bytes, rounded down to
-/// [`USAGE_GRANULE`].
-fn usage(mount_point: &str) -> Option<(u64, u64, u64)> {
-    let st = nix::sys::statvfs::statvfs(mount_point).ok()?;
-    #[allow(clippy::unnecessary_cast)] // c_ulong and fsblkcnt_t differ by platform
-    let (frsize, blocks, free, avail) = (
-        st.fragment_size() as u64,
-        st.blocks() as u64,
-        st.blocks_free() as u64,
-        st.blocks_available() as u64,
-    );
-    let bytes = |n: u64| n.saturating_mul(frsize) / USAGE_GRANULE * USAGE_GRANULE;
-    Some((
-        bytes(blocks),
-        bytes(blocks.saturating_sub(free)),
-        bytes(avail),
-    ))
-}
-
 /// One network interface.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Nic {
@@ -238,14 +219,16 @@ pub struct MountEntry {
     pub options: Vec<String>,
 }
 
-/// Collects hardware facts under `root`.
-pub fn collect(root: &Path) -> Hardware {
+/// Collects hardware facts under the probe's root; a filesystem whose `statvfs` does not answer
+/// in time is reported to `problems` (collector `filesystems`).
+pub fn collect(probe: &Probe, problems: &mut Problems) -> Hardware {
+    let root = probe.root();
     Hardware {
         cpu: read_raw(root, "proc/cpuinfo").and_then(|t| parse_cpuinfo(&t)),
         memory: read_raw(root, "proc/meminfo").and_then(|t| parse_meminfo(&t)),
         disks: disks(root),
         filesystems: read_raw(root, "proc/mounts")
-            .map(|t| filesystems(&parse_mounts(&t), live(root)))
+            .map(|t| filesystems(&parse_mounts(&t), probe.live(), problems))
             .unwrap_or_default(),
         nics: nics(root),
         dmi: dmi(root),
@@ -374,24 +357,41 @@ fn live(root: &Path) -> bool {
     root == Path::new("/")
 }
 
-/// The data filesystems of `mounts`; with `live`, their usage too.
-fn filesystems(mounts: &[MountEntry], live: bool) -> Vec<Filesystem> {
-    mounts
+/// The data filesystems of `mounts`; with `live`, their usage too (local filesystems only).
+fn filesystems(mounts: &[MountEntry], live: bool, problems: &mut Problems) -> Vec<Filesystem> {
+    let data: Vec<&MountEntry> = mounts
         .iter()
         .filter(|m| REAL_FS_TYPES.contains(&m.fs_type.as_str()))
-        .map(|m| {
-            let usage = (live && !NETWORK_FS_TYPES.contains(&m.fs_type.as_str()))
-                .then(|| usage(&m.mount_point))
-                .flatten();
-            Filesystem {
-                source: m.source.clone(),
-                mount_point: m.mount_point.clone(),
-                fs_type: m.fs_type.clone(),
-                read_only: m.options.iter().any(|o| o == "ro"),
-                size_bytes: usage.map(|u| u.0),
-                used_bytes: usage.map(|u| u.1),
-                available_bytes: usage.map(|u| u.2),
-            }
+        .collect();
+    let measured: Vec<usize> = (0..data.len())
+        .filter(|&i| live && !NETWORK_FS_TYPES.contains(&data[i].fs_type.as_str()))
+        .collect();
+    let points: Vec<String> = measured
+        .iter()
+        .map(|&i| data[i].mount_point.clone())
+        .collect();
+    let (answers, late) = if points.is_empty() {
+        Default::default()
+    } else {
+        usage_of(&points)
+    };
+    for message in late {
+        problems.add("filesystems", message);
+    }
+    let mut usage = vec![None; data.len()];
+    for (&i, answer) in measured.iter().zip(answers) {
+        usage[i] = answer;
+    }
+    data.iter()
+        .zip(usage)
+        .map(|(m, usage)| Filesystem {
+            source: m.source.clone(),
+            mount_point: m.mount_point.clone(),
+            fs_type: m.fs_type.clone(),
+            read_only: m.options.iter().any(|o| o == "ro"),
+            size_bytes: usage.map(|u| u.0),
+            used_bytes: usage.map(|u| u.1),
+            available_bytes: usage.map(|u| u.2),
         })
         .collect()
 }

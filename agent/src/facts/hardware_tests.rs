@@ -76,7 +76,7 @@ short line
 ";
     let mounts = parse_mounts(text);
     assert_eq!(mounts.len(), 7);
-    let fs = filesystems(&mounts, false);
+    let fs = filesystems(&mounts, false, &mut Problems::default());
     let points: Vec<&str> = fs.iter().map(|f| f.mount_point.as_str()).collect();
     assert_eq!(
         points,
@@ -152,7 +152,7 @@ fn fixture_tree() {
         "rel-1.16.3-0-ga6ed6b701f0a-prebuilt.qemu.org\n",
     );
 
-    let hw = collect(root);
+    let hw = collect(&Probe::new(root), &mut Problems::default());
     assert_eq!(hw.cpu.as_ref().map(|c| c.threads), Some(4));
     assert_eq!(hw.memory.and_then(|m| m.total_bytes), Some(1024 * 1024));
     assert_eq!(
@@ -201,14 +201,14 @@ fn fixture_tree() {
 #[test]
 fn empty_tree_is_empty_not_error() {
     let dir = tempfile::tempdir().unwrap();
-    let hw = collect(dir.path());
+    let hw = collect(&Probe::new(dir.path()), &mut Problems::default());
     assert_eq!(hw, Hardware::default());
     assert_eq!(serde_json::to_string(&hw).unwrap(), "{}");
 }
 
 #[test]
 fn this_machine() {
-    let hw = collect(Path::new("/"));
+    let hw = collect(&Probe::new(Path::new("/")), &mut Problems::default());
     assert!(hw.cpu.map(|c| c.threads).unwrap_or(0) > 0);
     assert!(hw.memory.and_then(|m| m.total_bytes).unwrap_or(0) > 0);
     assert!(hw.disks.iter().all(|d| !d.name.starts_with("loop")));

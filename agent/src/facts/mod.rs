@@ -3,19 +3,29 @@
 //!
 //! Collectors read files relative to a root directory (normally `/`), so a mounted disk image or a
 //! fixture tree can be inspected the same way; symlinks are resolved inside that root
-//! ([`rootfs`]). Only [`services`] runs a command (`systemctl`, with a deadline, and only when the
-//! root is `/`).
+//! ([`rootfs`]). Programs (`systemctl`, `k3s --version`, `ceph status`, `psql`) run only when the
+//! root is `/`, each with its own deadline ([`probe`]).
+//!
+//! Something a collector could not read or understand (a malformed config file, a `ceph` that
+//! hangs, a PostgreSQL that refuses the connection, an area past its deadline) is reported under
+//! `collector_errors` ([`CollectorError`]) and the rest of the facts still arrive; software that
+//! is simply not installed is absent, never an error.
 //!
 //! Architecture invariant: the JSON never contains `null`. Facts travel as JSON merge patches
 //! (RFC 7386), where `null` means "delete this key", so an unknown value is an absent key
 //! (`skip_serializing_if`), and floats (which serialize NaN as `null`) are not used.
 
+pub mod ceph;
 pub mod containers;
 pub mod debian;
+pub mod fsusage;
 pub mod hardware;
+pub mod k3s;
 pub mod netaddr;
 pub mod nixos;
 pub mod platform;
+pub mod postgres;
+pub mod probe;
 pub mod proxmox;
 pub mod rootfs;
 pub mod services;
@@ -33,6 +43,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+pub use probe::Probe;
 
 /// All facts of this machine. `platform` and `hardware` are always present; the other areas
 /// only where they apply.
@@ -60,64 +72,133 @@ pub struct FactSet {
     /// mergerfs, SnapRAID, Ceph.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<storage::Storage>,
+    /// PostgreSQL clusters on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql: Option<postgres::Postgresql>,
+    /// What collectors could not read or understand, sorted; absent when nothing went wrong.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collector_errors: Vec<CollectorError>,
+}
+
+/// One problem a collector met. The facts it could collect are still reported.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CollectorError {
+    /// The collector: an area (`storage`) or a part of one (`ceph`, `k3s`, `postgresql`).
+    pub collector: String,
+    /// What went wrong and, where it helps, what to do; stable from one collection to the next
+    /// (no times or process ids), so an unchanged problem sends no facts patch.
+    pub message: String,
+}
+
+/// Where a collector reports its problems.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<CollectorError>);
+
+impl Problems {
+    /// Records that `collector` met a problem.
+    pub fn add(&mut self, collector: &str, message: impl Into<String>) {
+        self.0.push(CollectorError {
+            collector: collector.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The problems recorded so far.
+    pub fn list(&self) -> &[CollectorError] {
+        &self.0
+    }
 }
 
 /// How long one area may take before this collection goes on without it (a hung NFS mount or
 /// `systemctl` must not stall the whole report).
 pub const AREA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Collects every area under `root`, each in its own thread with [`AREA_TIMEOUT`]; an area that
-/// does not finish in time is left out of this collection (platform and hardware: empty).
+/// Collects every area under `root` (programs only when it is `/`); see [`collect_with`].
 pub fn collect(root: &Path) -> FactSet {
-    let platform = bounded("platform", root, platform::collect);
-    let hardware = bounded("hardware", root, hardware::collect);
-    let nixos = bounded("nixos", root, nixos::collect);
-    let debian = bounded("debian", root, debian::collect);
-    let proxmox = bounded("proxmox", root, proxmox::collect);
-    let services = bounded("services", root, services::collect);
-    let containers = bounded("containers", root, containers::collect);
-    let storage = bounded("storage", root, storage::collect);
-    FactSet {
-        platform: platform.wait().unwrap_or_default(),
-        hardware: hardware.wait().unwrap_or_default(),
-        nixos: nixos.wait().flatten(),
-        debian: debian.wait().flatten(),
-        proxmox: proxmox.wait().flatten(),
-        services: services.wait().flatten(),
-        containers: containers.wait().flatten(),
-        storage: storage.wait().flatten(),
-    }
+    collect_with(&Probe::new(root))
+}
+
+/// Collects every area, each in its own thread with [`AREA_TIMEOUT`]; an area that does not
+/// finish in time is left out of this collection (platform and hardware: empty) and named in
+/// `collector_errors`.
+pub fn collect_with(probe: &Probe) -> FactSet {
+    let platform = bounded("platform", probe, |p, _| platform::collect(p.root()));
+    let hardware = bounded("hardware", probe, hardware::collect);
+    let nixos = bounded("nixos", probe, |p, _| nixos::collect(p.root()));
+    let debian = bounded("debian", probe, |p, _| debian::collect(p.root()));
+    let proxmox = bounded("proxmox", probe, proxmox::collect);
+    let services = bounded("services", probe, services::collect);
+    let containers = bounded("containers", probe, containers::collect);
+    let storage = bounded("storage", probe, storage::collect);
+    let postgresql = bounded("postgresql", probe, postgres::collect);
+    let mut problems = Problems::default();
+    let mut facts = FactSet {
+        platform: platform.wait(&mut problems).unwrap_or_default(),
+        hardware: hardware.wait(&mut problems).unwrap_or_default(),
+        nixos: nixos.wait(&mut problems).flatten(),
+        debian: debian.wait(&mut problems).flatten(),
+        proxmox: proxmox.wait(&mut problems).flatten(),
+        services: services.wait(&mut problems).flatten(),
+        containers: containers.wait(&mut problems).flatten(),
+        storage: storage.wait(&mut problems).flatten(),
+        postgresql: postgresql.wait(&mut problems).flatten(),
+        collector_errors: Vec::new(),
+    };
+    let mut errors = problems.0;
+    errors.sort();
+    errors.dedup();
+    facts.collector_errors = errors;
+    facts
 }
 
 /// One area being collected on its own thread.
 struct Pending<T> {
     area: &'static str,
     started: Instant,
-    rx: Option<mpsc::Receiver<T>>,
+    rx: Option<mpsc::Receiver<(T, Problems)>>,
 }
 
 impl<T> Pending<T> {
-    /// The area's result, or `None` if it failed or ran past the deadline.
-    fn wait(self) -> Option<T> {
-        let rx = self.rx?;
+    /// The area's result, or `None` if it failed or ran past the deadline (said in `problems`).
+    fn wait(self, problems: &mut Problems) -> Option<T> {
+        let Some(rx) = self.rx else {
+            problems.add(self.area, "cannot start a thread for this collector");
+            return None;
+        };
         let left = AREA_TIMEOUT.saturating_sub(self.started.elapsed());
         match rx.recv_timeout(left) {
-            Ok(value) => Some(value),
+            Ok((value, found)) => {
+                problems.0.extend(found.0);
+                Some(value)
+            }
             Err(_) => {
                 tracing::warn!(area = self.area, timeout = ?AREA_TIMEOUT, "fact collector did not finish; left out");
+                problems.add(
+                    self.area,
+                    format!(
+                        "did not finish within {}; left out of this report",
+                        humantime::format_duration(AREA_TIMEOUT)
+                    ),
+                );
                 None
             }
         }
     }
 }
 
-fn bounded<T: Send + 'static>(area: &'static str, root: &Path, f: fn(&Path) -> T) -> Pending<T> {
-    let root = root.to_path_buf();
+fn bounded<T, F>(area: &'static str, probe: &Probe, f: F) -> Pending<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Probe, &mut Problems) -> T + Send + 'static,
+{
+    let probe = probe.clone();
     let (tx, rx) = mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name(format!("facts-{area}"))
         .spawn(move || {
-            let _ = tx.send(f(&root));
+            let mut problems = Problems::default();
+            let value = f(&probe, &mut problems);
+            let _ = tx.send((value, problems));
         });
     Pending {
         area,

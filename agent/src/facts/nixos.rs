@@ -1,9 +1,16 @@
-//! NixOS facts: version, current and booted system, system profile generation, flake revision.
+//! NixOS facts: version, current and booted system, every system generation (number, date,
+//! NixOS version, kernel), whether a reboot is needed, flake revision.
 //!
 //! Applies when `etc/NIXOS` exists or os-release says `ID=nixos`. Everything comes from files
 //! and symlinks (`nixos-version` is not run, so this works the same under any root). Store
 //! paths are reported as the link text (`/nix/store/...-nixos-system-...`); to read files inside
 //! them the link is resolved under `root` (see [`super::rootfs`]).
+//!
+//! Generations are the `nix/var/nix/profiles/system-N-link` links (what `nixos-rebuild
+//! switch --rollback` and the boot menu choose from); a generation's date is the link's mtime,
+//! as `nix-env --list-generations` shows it. A reboot is needed when the booted system's
+//! kernel, initrd or kernel modules differ from the current system's (the check NixOS's own
+//! activation script does), not after every switch.
 
 use std::path::Path;
 use std::time::UNIX_EPOCH;
@@ -11,10 +18,19 @@ use std::time::UNIX_EPOCH;
 use serde::Serialize;
 
 use super::platform::parse_os_release;
-use super::rootfs::{exists, link_text, read_raw, read_trimmed, resolve};
+use super::rootfs::{dir_names, exists, link_text, read_raw, read_trimmed, resolve};
 
 /// The system profile whose `system-N-link` target names the current generation.
 const SYSTEM_PROFILE: &str = "nix/var/nix/profiles/system";
+
+/// The directory of the profile and its generation links.
+const PROFILES: &str = "nix/var/nix/profiles";
+
+/// Generations reported, newest first kept; older ones are counted in `generations_omitted`.
+pub const MAX_GENERATIONS: usize = 100;
+
+/// What decides whether the booted system runs the current system's boot chain.
+const BOOT_PARTS: &[&str] = &["kernel", "initrd", "kernel-modules"];
 
 /// NixOS facts.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -29,8 +45,8 @@ pub struct NixOs {
     /// Store path the machine booted (`/run/booted-system`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booted_system: Option<String>,
-    /// Current and booted system differ. This is conservative: any switch since boot counts,
-    /// not only a new kernel or initrd.
+    /// The booted system's kernel, initrd or kernel modules differ from the current system's;
+    /// absent when the booted system is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reboot_needed: Option<bool>,
     /// Generation `N` of the system profile (`system -> system-N-link`).
@@ -43,6 +59,39 @@ pub struct NixOs {
     /// system, set by `system.configurationRevision`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration_revision: Option<String>,
+    /// System generations, oldest first (at most [`MAX_GENERATIONS`], the newest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub generations: Vec<Generation>,
+    /// Older generations left out of `generations`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub generations_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One system generation.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Generation {
+    /// `N` of `system-N-link`.
+    pub number: u64,
+    /// When it was built: the link's mtime, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_unix: Option<u64>,
+    /// Its `nixos-version` (`24.05.20240612.abcdef0 (Uakari)`); absent when the store path
+    /// is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nixos_version: Option<String>,
+    /// Its kernel release (`6.6.32`, the name under `kernel-modules/lib/modules`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// The running configuration (`/run/current-system`) is this generation.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub current: bool,
+    /// The machine booted this generation (`/run/booted-system`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub booted: bool,
 }
 
 /// Whether the tree under `root` is NixOS.
@@ -63,9 +112,17 @@ pub fn collect(root: &Path) -> Option<NixOs> {
     let current_system = link_text(root, "run/current-system");
     let booted_system = link_text(root, "run/booted-system");
     let reboot_needed = match (&current_system, &booted_system) {
-        (Some(current), Some(booted)) => Some(current != booted),
+        (Some(current), Some(booted)) => Some(
+            current != booted
+                && BOOT_PARTS.iter().any(|part| {
+                    link_text(root, &format!("run/current-system/{part}"))
+                        != link_text(root, &format!("run/booted-system/{part}"))
+                }),
+        ),
         _ => None,
     };
+    let (generations, generations_omitted) =
+        generations(root, current_system.as_deref(), booted_system.as_deref());
     let build_id = || {
         read_raw(root, "etc/os-release").and_then(|t| {
             parse_os_release(&t)
@@ -87,7 +144,45 @@ pub fn collect(root: &Path) -> Option<NixOs> {
         generation,
         generation_time_unix,
         configuration_revision: read_trimmed(root, "run/current-system/configuration-revision"),
+        generations,
+        generations_omitted,
     })
+}
+
+/// The generations of the system profile, oldest first, at most [`MAX_GENERATIONS`]; and how
+/// many older ones were left out.
+fn generations(root: &Path, current: Option<&str>, booted: Option<&str>) -> (Vec<Generation>, u64) {
+    let mut numbers: Vec<u64> = dir_names(root, PROFILES)
+        .iter()
+        .filter_map(|name| parse_generation(name))
+        .collect();
+    numbers.sort_unstable();
+    let omitted = numbers.len().saturating_sub(MAX_GENERATIONS);
+    let list = numbers[omitted..]
+        .iter()
+        .map(|&number| {
+            let link = format!("{PROFILES}/system-{number}-link");
+            let store = link_text(root, &link);
+            let is = |other: Option<&str>| store.is_some() && store.as_deref() == other;
+            Generation {
+                number,
+                date_unix: generation_time(root, &link),
+                nixos_version: read_trimmed(root, &format!("{link}/nixos-version")),
+                kernel: kernel_release(root, &link),
+                current: is(current),
+                booted: is(booted),
+            }
+        })
+        .collect();
+    (list, omitted as u64)
+}
+
+/// The kernel release of the system at `system` (a path under `root`): the one directory in
+/// `kernel-modules/lib/modules`.
+fn kernel_release(root: &Path, system: &str) -> Option<String> {
+    dir_names(root, &format!("{system}/kernel-modules/lib/modules"))
+        .into_iter()
+        .next()
 }
 
 /// The generation number in a profile link target (`system-42-link`, possibly with a path).
@@ -102,7 +197,7 @@ pub fn parse_generation(link: &str) -> Option<u64> {
 /// The mtime of the generation link itself (not followed): when `nixos-rebuild` created it.
 fn generation_time(root: &Path, link: &str) -> Option<u64> {
     let name = link.rsplit('/').next()?;
-    let dir = resolve(root, "nix/var/nix/profiles")?;
+    let dir = resolve(root, PROFILES)?;
     let modified = std::fs::symlink_metadata(dir.join(name))
         .ok()?
         .modified()
@@ -112,106 +207,5 @@ fn generation_time(root: &Path, link: &str) -> Option<u64> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use crate::facts::testutil::{symlink, write};
-
-    const CURRENT: &str =
-        "/nix/store/8ilzc1l5n0qbbbm3lfr1m3m0k5jyh1ha-nixos-system-nas-24.05.20240612.abcdef0";
-    const BOOTED: &str =
-        "/nix/store/2m0aqy9w2a2xg7vh3h5r1m9ykd0p6x8c-nixos-system-nas-24.05.20240601.1234567";
-
-    fn nixos_tree(root: &Path) {
-        write(root, "etc/NIXOS", "");
-        write(
-            root,
-            "nix/store/os-release",
-            "NAME=NixOS\nID=nixos\nVERSION_ID=\"24.05\"\nBUILD_ID=\"24.05.20240612.abcdef0\"\n",
-        );
-        // like NixOS: /etc/os-release -> /etc/static/os-release -> /nix/store/...
-        symlink(root, "etc/static", "/nix/store");
-        symlink(root, "etc/os-release", "/etc/static/os-release");
-        let current = &CURRENT[1..];
-        write(
-            root,
-            &format!("{current}/nixos-version"),
-            "24.05.20240612.abcdef0 (Uakari)\n",
-        );
-        write(
-            root,
-            &format!("{current}/configuration-revision"),
-            "3f9a1c2e0b7d4e5f6a7b8c9d0e1f2a3b4c5d6e7f\n",
-        );
-        symlink(root, "run/current-system", CURRENT);
-        symlink(root, "nix/var/nix/profiles/system-41-link", BOOTED);
-        symlink(root, "nix/var/nix/profiles/system-42-link", CURRENT);
-        symlink(root, "nix/var/nix/profiles/system", "system-42-link");
-    }
-
-    #[test]
-    fn generation_names() {
-        assert_eq!(parse_generation("system-42-link"), Some(42));
-        assert_eq!(
-            parse_generation("/nix/var/nix/profiles/system-7-link"),
-            Some(7)
-        );
-        assert_eq!(parse_generation("system-x-link"), None);
-        assert_eq!(parse_generation("/nix/store/abc-nixos-system"), None);
-    }
-
-    #[test]
-    fn fixture_tree_after_switch() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        nixos_tree(root);
-        symlink(root, "run/booted-system", BOOTED);
-        let facts = collect(root).unwrap();
-        assert_eq!(
-            facts.version.as_deref(),
-            Some("24.05.20240612.abcdef0 (Uakari)")
-        );
-        assert_eq!(facts.current_system.as_deref(), Some(CURRENT));
-        assert_eq!(facts.booted_system.as_deref(), Some(BOOTED));
-        assert_eq!(facts.reboot_needed, Some(true));
-        assert_eq!(facts.generation, Some(42));
-        assert!(facts.generation_time_unix.unwrap_or(0) > 1_600_000_000);
-        assert_eq!(
-            facts.configuration_revision.as_deref(),
-            Some("3f9a1c2e0b7d4e5f6a7b8c9d0e1f2a3b4c5d6e7f")
-        );
-    }
-
-    #[test]
-    fn fixture_tree_freshly_booted_without_version_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        nixos_tree(root);
-        symlink(root, "run/booted-system", CURRENT);
-        std::fs::remove_file(root.join(&CURRENT[1..]).join("nixos-version")).unwrap();
-        let facts = collect(root).unwrap();
-        assert_eq!(facts.reboot_needed, Some(false));
-        assert_eq!(
-            facts.version.as_deref(),
-            Some("24.05.20240612.abcdef0"),
-            "os-release BUILD_ID"
-        );
-    }
-
-    #[test]
-    fn detected_by_os_release_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "etc/os-release", "ID=nixos\n");
-        let facts = collect(dir.path()).unwrap();
-        assert_eq!(facts.reboot_needed, None);
-        assert_eq!(serde_json::to_string(&facts).unwrap(), "{}");
-    }
-
-    #[test]
-    fn this_machine() {
-        let facts = collect(Path::new("/"));
-        assert_eq!(facts.is_some(), is_nixos(Path::new("/")));
-        if !Path::new("/etc/NIXOS").exists() {
-            assert_eq!(facts, None, "the Debian build machine is not NixOS");
-        }
-    }
-}
+#[path = "nixos_tests.rs"]
+mod tests;

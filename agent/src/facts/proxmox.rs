@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::control::{field, stanzas};
 use super::rootfs::{dir_names, is_dir, read_raw, read_trimmed};
+use super::{Probe, Problems};
 
 /// Proxmox VE facts.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -58,7 +59,8 @@ pub struct Guest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `uuid=` of a VM's `smbios1:` line: what the guest sees as its DMI `product_uuid`, so a
-    /// guest's agent can be matched to its VMID.
+    /// guest's agent can be matched to its VMID. Absent (and a collector error) when it is not
+    /// a UUID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smbios_uuid: Option<String>,
     /// The config is a template (`template: 1`), not a guest that runs.
@@ -66,14 +68,17 @@ pub struct Guest {
     pub template: bool,
 }
 
-/// Collects Proxmox facts; `None` when PVE is not installed under `root`.
-pub fn collect(root: &Path) -> Option<Proxmox> {
+/// Collects Proxmox facts; `None` when PVE is not installed under the probe's root. A guest
+/// whose `smbios1` uuid is not a UUID, or shares it with another guest, is reported.
+pub fn collect(probe: &Probe, problems: &mut Problems) -> Option<Proxmox> {
+    let root = probe.root();
     if !is_dir(root, "usr/share/perl5/PVE") && !is_dir(root, "etc/pve") {
         return None;
     }
     let mut guests = guest_configs(root, "etc/pve/qemu-server", GuestKind::Qemu);
     guests.extend(guest_configs(root, "etc/pve/lxc", GuestKind::Lxc));
     guests.sort_by_key(|g| (g.vmid, g.kind));
+    check_uuids(&mut guests, problems);
     Some(Proxmox {
         version: read_raw(root, "var/lib/dpkg/status").and_then(|t| pve_manager_version(&t)),
         node: read_trimmed(root, "etc/hostname")
@@ -108,6 +113,52 @@ fn guest_configs(root: &Path, dir: &str, kind: GuestKind) -> Vec<Guest> {
             Some(parse_guest(vmid, kind, &text))
         })
         .collect()
+}
+
+/// Drops `smbios1` uuids that are not UUIDs and reports them, and reports uuids two guests
+/// share (a node inside either could not be told apart).
+fn check_uuids(guests: &mut [Guest], problems: &mut Problems) {
+    for guest in guests.iter_mut() {
+        if let Some(uuid) = guest.smbios_uuid.take_if(|u| !is_uuid(u)) {
+            problems.add(
+                "proxmox",
+                format!(
+                    "guest {} has smbios1 uuid '{uuid}', which is not a UUID; its node cannot \
+                     be matched to it (set a valid one in the VM's options)",
+                    guest.vmid
+                ),
+            );
+        }
+    }
+    for (i, a) in guests.iter().enumerate() {
+        let Some(uuid) = &a.smbios_uuid else {
+            continue;
+        };
+        for b in &guests[i + 1..] {
+            if b.smbios_uuid
+                .as_deref()
+                .is_some_and(|other| other.eq_ignore_ascii_case(uuid))
+            {
+                problems.add(
+                    "proxmox",
+                    format!(
+                        "guests {} and {} have the same smbios1 uuid {uuid}; a node inside \
+                         either cannot be told apart (give one of them a new uuid)",
+                        a.vmid, b.vmid
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Whether `text` is a UUID in its usual form (`8-4-4-4-12` hex digits, any case).
+pub fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// Parses the top section of a guest config (up to the first `[section]`).

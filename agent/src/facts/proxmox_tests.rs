@@ -139,7 +139,7 @@ fn fixture_tree() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     pve_tree(root);
-    let pve = collect(root).unwrap();
+    let pve = collect(&Probe::new(root), &mut Problems::default()).unwrap();
     assert_eq!(pve.version.as_deref(), Some("8.2.4"));
     assert_eq!(pve.node.as_deref(), Some("pve1"));
     assert_eq!(pve.cluster.as_deref(), Some("homelab"));
@@ -170,7 +170,7 @@ fn installed_but_pmxcfs_not_mounted() {
     mkdir(root, "usr/share/perl5/PVE");
     mkdir(root, "etc/pve");
     write(root, "etc/hostname", "pve2\n");
-    let pve = collect(root).unwrap();
+    let pve = collect(&Probe::new(root), &mut Problems::default()).unwrap();
     assert_eq!(pve.node.as_deref(), Some("pve2"));
     assert_eq!((pve.version, pve.cluster), (None, None));
     assert!(pve.guests.is_empty());
@@ -178,8 +178,53 @@ fn installed_but_pmxcfs_not_mounted() {
 
 #[test]
 fn this_machine() {
-    let pve = collect(Path::new("/"));
+    let pve = collect(&Probe::new(Path::new("/")), &mut Problems::default());
     if !Path::new("/usr/share/perl5/PVE").exists() && !Path::new("/etc/pve").exists() {
         assert_eq!(pve, None);
     }
+}
+
+#[test]
+fn malformed_and_shared_smbios_uuids_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    pve_tree(root);
+    write(
+        root,
+        "etc/pve/nodes/pve1/qemu-server/102.conf",
+        "name: broken\nsmbios1: uuid=not-a-uuid,manufacturer=x\n",
+    );
+    write(
+        root,
+        "etc/pve/nodes/pve1/qemu-server/103.conf",
+        "name: clone\nsmbios1: uuid=7C6E5D4A-3B2C-4D1E-9F8A-0B1C2D3E4F50\n",
+    );
+    let mut problems = Problems::default();
+    let pve = collect(&Probe::new(root), &mut problems).unwrap();
+    let uuids: Vec<(u32, Option<&str>)> = pve
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.smbios_uuid.as_deref()))
+        .collect();
+    assert_eq!(
+        uuids,
+        vec![
+            (100, Some("7c6e5d4a-3b2c-4d1e-9f8a-0b1c2d3e4f50")),
+            (101, None),
+            (102, None),
+            (103, Some("7C6E5D4A-3B2C-4D1E-9F8A-0B1C2D3E4F50")),
+            (9000, None),
+        ]
+    );
+    let messages: Vec<&str> = problems.list().iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "guest 102 has smbios1 uuid 'not-a-uuid', which is not a UUID; its node cannot be matched to it (set a valid one in the VM's options)",
+            "guests 100 and 103 have the same smbios1 uuid 7c6e5d4a-3b2c-4d1e-9f8a-0b1c2d3e4f50; a node inside either cannot be told apart (give one of them a new uuid)",
+        ]
+    );
+    assert!(is_uuid("00000000-0000-0000-0000-00000000000a"));
+    assert!(!is_uuid("00000000-0000-0000-0000-00000000000g"));
+    assert!(!is_uuid("0000000000000000000000000000000000-0"));
 }

@@ -3,25 +3,22 @@
 //!
 //! Units need the running systemd, so they are collected only when `root` is `/`, systemd is
 //! PID 1 (`/run/systemd/system` exists, as `sd_booted(3)` checks) and `systemctl` is installed.
-//! `systemctl` runs directly (no shell) with a deadline of [`SYSTEMCTL_TIMEOUT`]; on timeout it is
-//! killed and units are absent. Listening ports come from `proc/net/tcp` and `tcp6` and work
+//! `systemctl` runs through [`super::probe`] with a deadline of [`SYSTEMCTL_TIMEOUT`]; when it
+//! fails or is killed, units are absent and the reason is a collector error. Listening ports come from `proc/net/tcp` and `tcp6` and work
 //! under any root; they are the ports of the agent's network namespace.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::probe::{failure, Command};
 use super::rootfs::read_raw;
+use super::{Probe, Problems};
 
 /// How long `systemctl` may take.
 pub const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Where `systemctl` may be installed.
-const SYSTEMCTL_PATHS: &[&str] = &["/usr/bin/systemctl", "/bin/systemctl"];
 
 /// `st` value of a listening socket in `/proc/net/tcp`.
 const TCP_LISTEN: &str = "0A";
@@ -47,23 +44,23 @@ pub struct Units {
 }
 
 /// Collects service facts; `None` when neither units nor listening ports are known.
-pub fn collect(root: &Path) -> Option<Services> {
+pub fn collect(probe: &Probe, problems: &mut Problems) -> Option<Services> {
     let services = Services {
-        units: if root == Path::new("/") {
-            system_units()
+        units: if probe.live() {
+            system_units(probe, problems)
         } else {
             None
         },
-        tcp_listen_ports: listening_ports(root),
+        tcp_listen_ports: listening_ports(probe.root()),
     };
     (services != Services::default()).then_some(services)
 }
 
-fn system_units() -> Option<Units> {
+fn system_units(probe: &Probe, problems: &mut Problems) -> Option<Units> {
     if !Path::new("/run/systemd/system").is_dir() {
         return None;
     }
-    let systemctl = SYSTEMCTL_PATHS.iter().find(|p| Path::new(p).exists())?;
+    let systemctl = probe.program("systemctl")?;
     let base = [
         "list-units",
         "--all",
@@ -72,55 +69,24 @@ fn system_units() -> Option<Units> {
         "--no-pager",
     ];
     let json_args: Vec<&str> = base.iter().copied().chain(["--output=json"]).collect();
-    if let Some(units) = run_with_timeout(systemctl, &json_args, SYSTEMCTL_TIMEOUT)
-        .and_then(|out| parse_units_json(&out))
+    let run = |args: &[&str]| {
+        probe.run(Command::new(&systemctl, args, SYSTEMCTL_TIMEOUT).env("SYSTEMD_COLORS", "0"))
+    };
+    let ran = run(&json_args);
+    if let Some(units) = ran
+        .success()
+        .then(|| parse_units_json(&String::from_utf8_lossy(&ran.stdout)))
+        .flatten()
     {
         return Some(units);
     }
     // systemd before 246 has no JSON output
-    run_with_timeout(systemctl, &base, SYSTEMCTL_TIMEOUT).map(|out| parse_units_text(&out))
-}
-
-/// Runs `program` with `args` (no shell) and returns its stdout if it exits successfully
-/// within `timeout`; kills it otherwise.
-pub fn run_with_timeout(program: &str, args: &[&str], timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    let mut child = Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_COLORS", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    // read stdout on a thread so a full pipe cannot stall the child while we poll
-    let mut stdout = child.stdout.take()?;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let result = stdout.read_to_end(&mut buf).map(|_| buf);
-        let _ = sender.send(result);
-    });
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let output = receiver.recv_timeout(remaining).ok()?.ok()?;
-                return status
-                    .success()
-                    .then(|| String::from_utf8_lossy(&output).into_owned());
-            }
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
+    let ran = run(&base);
+    if ran.success() {
+        return Some(parse_units_text(&String::from_utf8_lossy(&ran.stdout)));
     }
+    problems.add("systemd", failure(&ran, SYSTEMCTL_TIMEOUT));
+    None
 }
 
 /// Parses `systemctl list-units --output=json` (an array of `{unit, load, active, sub, ...}`).

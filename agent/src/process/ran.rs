@@ -1,7 +1,9 @@
 //! How one program run by a resource or a backup step ended: its state and exit code, and the
 //! tail of its output for parsing and for messages.
 
-use super::FinalState;
+use lab_proto::v1::OutputStream;
+
+use super::{FinalState, Outcome};
 
 /// Bytes of each stream kept; older output is dropped.
 pub const CAPTURE_MAX: usize = 64 * 1024;
@@ -42,6 +44,21 @@ impl Ran {
             stdout: Vec::new(),
             stderr: Vec::new(),
         }
+    }
+
+    /// Keeps the tail of what it wrote to `stream`.
+    pub fn keep(&mut self, stream: OutputStream, data: &[u8]) {
+        match stream {
+            OutputStream::Stderr => capture(&mut self.stderr, data),
+            _ => capture(&mut self.stdout, data),
+        }
+    }
+
+    /// Records how it ended.
+    pub fn end(&mut self, outcome: Outcome) {
+        self.state = outcome.state;
+        self.exit_code = outcome.exit_code;
+        self.error = outcome.error;
     }
 
     /// It exited with 0.

@@ -8,12 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use lab_proto::v1::OutputStream;
-
 use super::Cx;
 use crate::process::exec::{self, Event, Limits};
+use crate::process::ExecSpec;
 pub use crate::process::Ran;
-use crate::process::{capture, ExecSpec};
 
 /// One program to run.
 #[derive(Debug, Clone, Default)]
@@ -80,22 +78,18 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd) -> Ran {
         cancel: cx.stop.clone(),
         cancel_grace: cx.grace,
     };
-    let (stdout, stderr, emit) = (&mut ran.stdout, &mut ran.stderr, &mut *cx.emit);
+    let emit = &mut *cx.emit;
+    let kept = &mut ran;
     let outcome = prepared
         .run(limits, |event| {
             if let Event::Output(stream, data) = event {
-                match stream {
-                    OutputStream::Stderr => capture(stderr, &data),
-                    _ => capture(stdout, &data),
-                }
+                kept.keep(stream, &data);
                 if stream_output {
                     emit(stream, data);
                 }
             }
         })
         .await;
-    ran.state = outcome.state;
-    ran.exit_code = outcome.exit_code;
-    ran.error = outcome.error;
+    ran.end(outcome);
     ran
 }

@@ -136,17 +136,7 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
-/// Fails with what to install when `program` is missing.
-pub fn require(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "this test needs '{program}'; install it with 'apt-get install -y {package}' (.ci/run does)"
-    );
-}
+pub use lab_tests::require;
 
 /// A restic repository in `dir` with its password file.
 pub struct Repo {
