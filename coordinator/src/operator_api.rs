@@ -15,14 +15,14 @@ use lab_proto::v1::{
     CancelJobRequest, CreateScheduleRequest, CreateTokenRequest, CreateTokenResponse,
     CreateUserRequest, CreateUserResponse, DeleteScheduleRequest, DeleteScheduleResponse,
     DeleteUserRequest, DeleteUserResponse, ForgetBackupsRequest, ForgetBackupsResponse,
-    GetJobRequest, GetNodeRequest, GetScheduleRequest, JobEvent, JobInfo, LabelNodeRequest,
-    ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse, ListNodesRequest,
-    ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse, ListTokensRequest,
-    ListTokensResponse, ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest,
-    RemoveNodeResponse, RenewUserRequest, RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse,
-    RevokeTokenRequest, RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest,
-    SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest,
-    WhoAmIResponse,
+    GetJobRequest, GetNodeRequest, GetScheduleRequest, JobCounts, JobEvent, JobInfo,
+    LabelNodeRequest, ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse,
+    ListNodesRequest, ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse,
+    ListTokensRequest, ListTokensResponse, ListUsersRequest, ListUsersResponse, Node,
+    RemoveNodeRequest, RemoveNodeResponse, RenewUserRequest, RenewUserResponse, RevokeNodeRequest,
+    RevokeNodeResponse, RevokeTokenRequest, RevokeUserRequest, Schedule, SetSchedulePausedRequest,
+    SetUserRoleRequest, SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest,
+    WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -103,6 +103,7 @@ impl OperatorApi {
 
     /// `job` with one page of its tasks: from the task `token` names on, at most `page_size`
     /// tasks and about `budget` bytes of them; `next_page_token` names the first one left out.
+    /// A `page_size` of 0 leaves the tasks out (the counts are always there).
     fn job_info(
         &self,
         job: JobRecord,
@@ -111,9 +112,22 @@ impl OperatorApi {
         budget: usize,
     ) -> Result<JobInfo, ApiError> {
         let ids = self.coord.store.task_ids_of(&job)?;
+        let counts = JobCounts {
+            total: ids.len() as u32,
+            pending: job.pending_tasks,
+            finished: job.final_tasks,
+            succeeded: job.succeeded_tasks,
+            failed: job.failed_tasks,
+        };
         let mut page = Page::new(page_size, budget);
         let mut next_page_token = String::new();
-        for (i, id) in ids.iter().enumerate().skip(paging::task_index(token)?) {
+        let wanted = if page_size == 0 { 0 } else { ids.len() };
+        for (i, id) in ids
+            .iter()
+            .enumerate()
+            .take(wanted)
+            .skip(paging::task_index(token)?)
+        {
             let Some(info) = self.coord.store.task(id)?.and_then(|t| t.info) else {
                 continue;
             };
@@ -137,6 +151,7 @@ impl OperatorApi {
             done: job.done,
             finished_unix_ms: job.finished_unix_ms,
             cancel_requested: job.cancel_requested,
+            counts: Some(counts),
         })
     }
 
@@ -495,12 +510,13 @@ impl OperatorService for OperatorApi {
             .map_err(ApiError::from)?;
         let mut page = Page::new(want, PAGE_BYTES);
         let mut next_page_token = String::new();
+        let tasks_page = if req.omit_tasks { 0 } else { MAX_TASKS_PAGE };
         for (i, job) in records.into_iter().enumerate() {
             let id = job.job_id.clone();
             let left_out = i >= want
                 || page.is_full()
                 || page
-                    .push(self.job_info(job, "", MAX_TASKS_PAGE, page.remaining())?)
+                    .push(self.job_info(job, "", tasks_page, page.remaining())?)
                     .is_err();
             if left_out {
                 if returned + i < limit {

@@ -164,6 +164,26 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretsAction,
     },
+    /// Serve the web dashboard on this machine, with this context's identity and role
+    ///
+    /// Prints a URL holding a random secret made for this run (the only way in: requests
+    /// without it get 401). Every page asks the coordinator with this context's certificate, so
+    /// a viewer sees everything and can change nothing. Ctrl-C stops it.
+    #[command(
+        after_help = "Examples:\n  labctl ui                            # http://127.0.0.1:PORT/?token=… on stdout\n  labctl ui --open --listen 127.0.0.1:8080\n  labctl --context viewer ui"
+    )]
+    Ui {
+        /// Address to listen on; port 0 picks a free one. Non-loopback needs --allow-remote
+        #[arg(long, env = "LAB_UI_LISTEN", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Allow a non-loopback --listen address: whoever reaches it with the URL acts with this
+        /// context's identity
+        #[arg(long, env = "LAB_UI_ALLOW_REMOTE")]
+        allow_remote: bool,
+        /// Open the URL in the browser ($BROWSER, else xdg-open)
+        #[arg(long, env = "LAB_UI_OPEN")]
+        open: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  labctl completion bash > /etc/bash_completion.d/labctl\n  labctl completion zsh > \"${fpath[1]}/_labctl\"\n  labctl completion fish > ~/.config/fish/completions/labctl.fish"

@@ -12,6 +12,7 @@ pub mod context;
 pub mod dev;
 pub mod failure;
 pub mod output;
+pub mod ui;
 
 #[cfg(test)]
 mod tables_tests;
@@ -200,6 +201,19 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 }
                 JobAction::Cancel { id } => cmd::jobs::cancel(client, id).await,
             }
+        }
+        Command::Ui {
+            listen,
+            allow_remote,
+            open,
+        } => {
+            let options = ui::UiOptions {
+                listen,
+                allow_remote,
+                open,
+            };
+            ui::check_listen(&options)?;
+            ui::run(ctx()?, options, shutdown).await
         }
         Command::Schedule { action } => {
             cmd::schedule::run(action, || async { context::dial(&ctx()?).await }).await

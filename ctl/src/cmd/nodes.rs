@@ -14,7 +14,7 @@ use crate::output::{self, Format};
 
 /// Labels the coordinator derives; the table shows them as columns (`status` as STATUS, `node`
 /// as NAME), not in LABELS.
-const DERIVED: [&str; 7] = [
+pub(crate) const DERIVED: [&str; 7] = [
     "node",
     "status",
     "os",
@@ -233,7 +233,7 @@ fn change_key(views: &[NodeView]) -> String {
 }
 
 /// The `status` label's value: revoked, online or offline.
-fn status(v: &NodeView) -> &'static str {
+pub(crate) fn status(v: &NodeView) -> &'static str {
     if v.revoked {
         "revoked"
     } else if v.online {
@@ -260,13 +260,7 @@ pub fn table(views: &[NodeView], now_ms: i64, format: Format, color: bool) -> St
             .map(|(k, val)| format!("{k}={val}"))
             .collect::<Vec<_>>()
             .join(",");
-        let last_seen_ms = v
-            .last_seen
-            .as_deref()
-            .and_then(|t| humantime::parse_rfc3339(t).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let last_seen_ms = output::unix_ms(v.last_seen.as_deref());
         let cpus = v.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
         let memory = v
             .memory_bytes

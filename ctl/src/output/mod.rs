@@ -137,6 +137,14 @@ pub fn time(unix_ms: i64) -> Option<String> {
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
+/// Unix milliseconds of an RFC 3339 time as [`time`] writes it; 0 for none or an unreadable one.
+pub fn unix_ms(rfc3339: Option<&str>) -> i64 {
+    rfc3339
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// "3m ago"-style age of Unix milliseconds; "-" for 0.
 pub fn age(unix_ms: i64, now_ms: i64) -> String {
     if unix_ms <= 0 {

@@ -58,6 +58,7 @@ pub async fn job_id(
             .list_jobs(ListJobsRequest {
                 limit: SEARCHED,
                 page_token,
+                omit_tasks: true,
                 ..Default::default()
             })
             .await

@@ -102,12 +102,6 @@ pub fn until(at: i64, now_ms: i64) -> String {
     }
 }
 
-fn ms_of(time: Option<&str>) -> i64 {
-    time.and_then(|t| humantime::parse_rfc3339(t).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The RESULT cell: the last job's outcome, or why the last firing submitted none.
 fn result_cell(v: &ScheduleView) -> String {
     if let Some(e) = &v.last_error {
@@ -133,7 +127,7 @@ pub fn table(schedules: &[ScheduleView], now_ms: i64) -> output::Table<8> {
         let next = match (v.paused, &v.next) {
             (true, _) => "paused".to_owned(),
             (false, None) => "-".to_owned(),
-            (false, Some(t)) => until(ms_of(Some(t)), now_ms),
+            (false, Some(t)) => until(output::unix_ms(Some(t)), now_ms),
         };
         table.row([
             v.name.clone(),
@@ -141,7 +135,7 @@ pub fn table(schedules: &[ScheduleView], now_ms: i64) -> output::Table<8> {
             v.timezone.clone(),
             if v.paused { "yes" } else { "no" }.to_owned(),
             next,
-            output::age(ms_of(v.last_fired.as_deref()), now_ms),
+            output::age(output::unix_ms(v.last_fired.as_deref()), now_ms),
             v.last_job_id.clone().unwrap_or_else(|| "-".into()),
             result_cell(v),
         ]);
