@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod browser;
+pub mod dashboard;
 pub mod postgres;
 pub mod rogue;
 pub mod systemd_fleet;

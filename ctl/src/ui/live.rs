@@ -73,8 +73,7 @@ impl Translator {
                         "exit": (is_final(t.state()) && t.exit_code >= 0).then_some(t.exit_code),
                         "error": t.error,
                         "started": output::time(t.started_unix_ms),
-                        "took": (t.started_unix_ms > 0 && t.finished_unix_ms >= t.started_unix_ms)
-                            .then(|| output::human_secs(((t.finished_unix_ms - t.started_unix_ms) / 1000) as u64)),
+                        "took": super::pages::job::took(t),
                         "counts": self.counts(),
                     }),
                 ));

@@ -28,7 +28,11 @@ pub fn age_bar(v: &BackupView) -> String {
         (None, _) => (100.0, "never succeeded".to_owned()),
         (Some(age), Some(max)) if max > 0 => (
             (age as f64 * 100.0 / max as f64).min(100.0),
-            format!("{} of {}", output::human_secs(age), output::human_secs(max)),
+            format!(
+                "{} of {}",
+                output::human_secs(age),
+                humantime::format_duration(std::time::Duration::from_secs(max))
+            ),
         ),
         (Some(age), _) => (0.0, format!("{} (no maxAge)", output::human_secs(age))),
     };
@@ -140,7 +144,7 @@ mod tests {
             green.contains("agebar good") && green.contains("width=\"50.0\""),
             "{green}"
         );
-        assert!(green.contains("13h of 1d"), "{green}");
+        assert!(green.contains("13h of 1day 2h"), "{green}");
         let red = age_bar(&view(status(52, 26, BackupHealth::Red), now));
         assert!(
             red.contains("agebar bad") && red.contains("width=\"100.0\""),

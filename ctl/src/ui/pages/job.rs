@@ -28,6 +28,12 @@ pub struct Params {
     pub page: Option<usize>,
 }
 
+/// How long a finished task ran ("3s"); None unless it started and finished. Pure.
+pub fn took(t: &TaskInfo) -> Option<String> {
+    (t.started_unix_ms > 0 && t.finished_unix_ms >= t.started_unix_ms)
+        .then(|| output::human_secs(((t.finished_unix_ms - t.started_unix_ms) / 1000) as u64))
+}
+
 /// The job with its tasks up to the end of `page` (pages of [`PER_PAGE`]).
 async fn job_through(client: &mut Client, id: &str, page: usize) -> Result<JobInfo, PageError> {
     let wanted = page.saturating_mul(PER_PAGE);
@@ -125,9 +131,7 @@ pub async fn get(
     }
     let mut rows = String::new();
     for t in tasks {
-        let duration = (t.started_unix_ms > 0 && t.finished_unix_ms >= t.started_unix_ms)
-            .then(|| output::human_secs(((t.finished_unix_ms - t.started_unix_ms) / 1000) as u64))
-            .unwrap_or_default();
+        let duration = took(t).unwrap_or_default();
         let exit = if is_final(t.state()) && t.exit_code >= 0 {
             t.exit_code.to_string()
         } else {

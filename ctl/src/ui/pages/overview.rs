@@ -115,7 +115,7 @@ pub async fn get(State(ui): State<Arc<Ui>>) -> PageResult {
     let failed: Vec<_> = jobs
         .iter()
         .filter(|j| j.submitted_unix_ms >= now - DAY_MS)
-        .filter(|j| matches!(job_state(j), "failed" | "cancelled"))
+        .filter(|j| job_state(j) == "failed")
         .collect();
     let _ = write!(
         body,
