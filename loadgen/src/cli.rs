@@ -65,7 +65,16 @@ pub enum Scenario {
         #[command(flatten)]
         restart: RestartArgs,
     },
-    /// Every simulated scenario above in order on one fleet (restart last)
+    /// Page answer times of `labctl ui` (the labctl next to this program) with N agents
+    Ui {
+        /// Simulated fleet settings
+        #[command(flatten)]
+        sim: SimArgs,
+        /// `ui` settings
+        #[command(flatten)]
+        ui: UiArgs,
+    },
+    /// Every simulated scenario above but `ui`, in order on one fleet (restart last)
     Suite {
         /// Simulated fleet settings
         #[command(flatten)]
@@ -195,6 +204,14 @@ pub struct RestartArgs {
     pub down: Duration,
 }
 
+/// `ui`.
+#[derive(Debug, Clone, Args)]
+pub struct UiArgs {
+    /// Fetches of each page (after one unmeasured)
+    #[arg(long, default_value_t = 20)]
+    pub rounds: usize,
+}
+
 /// `real-agents`.
 #[derive(Debug, Clone, Args)]
 pub struct RealArgs {
@@ -243,6 +260,7 @@ impl Scenario {
             Scenario::Throughput { .. } => "throughput",
             Scenario::Streaming { .. } => "streaming",
             Scenario::Restart { .. } => "restart",
+            Scenario::Ui { .. } => "ui",
             Scenario::Suite { .. } => "suite",
             Scenario::RealAgents(_) => "real-agents",
             Scenario::AgentFootprint(_) => "agent-footprint",
@@ -258,6 +276,7 @@ impl Scenario {
             | Scenario::Throughput { sim, .. }
             | Scenario::Streaming { sim, .. }
             | Scenario::Restart { sim, .. }
+            | Scenario::Ui { sim, .. }
             | Scenario::Suite { sim, .. } => &sim.base,
             Scenario::RealAgents(r) => &r.base,
             Scenario::AgentFootprint(f) => &f.base,
@@ -273,6 +292,7 @@ impl Scenario {
             | Scenario::Throughput { sim, .. }
             | Scenario::Streaming { sim, .. }
             | Scenario::Restart { sim, .. }
+            | Scenario::Ui { sim, .. }
             | Scenario::Suite { sim, .. } => sim.agents,
             Scenario::RealAgents(r) => r.agents,
             Scenario::AgentFootprint(_) => 1,

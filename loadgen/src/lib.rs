@@ -34,6 +34,7 @@ enum Step {
     Throughput(cli::ThroughputArgs),
     Streaming(cli::StreamingArgs),
     Restart(cli::RestartArgs),
+    Ui(cli::UiArgs),
 }
 
 fn exe_dir() -> anyhow::Result<PathBuf> {
@@ -129,6 +130,7 @@ async fn run_scenario(
         Scenario::Throughput { sim, throughput } => (sim, vec![Step::Throughput(throughput)]),
         Scenario::Streaming { sim, streaming } => (sim, vec![Step::Streaming(streaming)]),
         Scenario::Restart { sim, restart } => (sim, vec![Step::Restart(restart)]),
+        Scenario::Ui { sim, ui } => (sim, vec![Step::Ui(ui)]),
         Scenario::Suite {
             sim,
             idle,
@@ -164,6 +166,7 @@ async fn run_scenario(
                 scenarios::restart::restart(&mut env, &fleet, a.task_secs, a.down, a.job_nodes)
                     .await
             }
+            Step::Ui(a) => scenarios::ui::pages(&env, bin_dir, a.rounds).await,
         };
         match result {
             Ok(s) => report.add(s)?,
@@ -190,5 +193,6 @@ fn step_name(step: &Step) -> &'static str {
         Step::Throughput(_) => "throughput",
         Step::Streaming(_) => "streaming",
         Step::Restart(_) => "restart",
+        Step::Ui(_) => "ui",
     }
 }

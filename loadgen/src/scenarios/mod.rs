@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod real;
 pub mod restart;
 pub mod storm;
+pub mod ui;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
