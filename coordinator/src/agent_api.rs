@@ -250,8 +250,10 @@ impl AgentService for AgentApi {
         req: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let name = node_caller(&req)?;
+        // An IPv4 peer of a dual-stack listener shows as ::ffff:a.b.c.d; keep it IPv4.
+        let peer = req.remote_addr().map(|a| a.ip().to_canonical());
         let (tx, rx) = crate::sessions::Outbound::channel(session::OUTBOUND_CAPACITY);
-        session::start(self.coord.clone(), name, req.into_inner(), tx).await?;
+        session::start(self.coord.clone(), name, peer, req.into_inner(), tx).await?;
         Ok(Response::new(Box::pin(rx)))
     }
 

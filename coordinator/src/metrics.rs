@@ -1,8 +1,15 @@
 //! Prometheus metrics, served as text on a separate plain-HTTP listener (default 127.0.0.1:7444).
+//!
+//! The registry holds the process's counters and gauges, bumped by the handlers; the fleet's
+//! per-node, per-backup and per-job-name series ([`fleet`]) are read at scrape time and encoded
+//! next to them. [`text`] chooses between OpenMetrics and the Prometheus text format.
+
+pub mod fleet;
+pub mod text;
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -114,39 +121,58 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The text exposition, after setting the node gauges: `online` sessions and `known`
-    /// nodes (left as they were when the store could not say).
-    pub fn render(&self, online: usize, known: Option<usize>) -> String {
+    /// The exposition in `format`: the registry, after setting the node gauges from `fleet`
+    /// (`online` sessions; the store's nodes, left as they were when the store could not be
+    /// read, in which case `fleet` is `None` and its series are left out), then the fleet's
+    /// series.
+    pub fn render(
+        &self,
+        online: usize,
+        fleet: Option<fleet::FleetView>,
+        format: text::Format,
+    ) -> String {
         self.nodes_online.set(online as i64);
-        if let Some(known) = known {
-            self.nodes_known.set(known as i64);
+        if let Some(f) = &fleet {
+            self.nodes_known.set(f.known_nodes as i64);
+        }
+        let mut scrape = Registry::with_prefix("labfleet");
+        if let Some(f) = fleet {
+            scrape.register_collector(Box::new(f));
         }
         let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &scrape))
+            .and_then(|()| encode_eof(&mut out));
+        if encoded.is_err() {
             out.clear();
         }
-        out
+        match format {
+            text::Format::OpenMetrics => out,
+            text::Format::PrometheusText => text::to_prometheus_text(&out),
+        }
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown`; `render` gives the exposition text.
+/// Serves `GET /metrics` on `listener` until `shutdown`; `render` gives the exposition text in
+/// the format the request asks for, and runs on a blocking thread (it reads the store).
 pub async fn serve(
     listener: TcpListener,
-    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+    render: impl Fn(text::Format) -> String + Clone + Send + Sync + 'static,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
-            let text = render();
+        axum::routing::get(move |headers: http::HeaderMap| {
+            let render = render.clone();
             async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    text,
-                )
+                let accept = headers
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                let format = text::Format::negotiate(accept);
+                let body = tokio::task::spawn_blocking(move || render(format))
+                    .await
+                    .unwrap_or_default();
+                ([(http::header::CONTENT_TYPE, format.content_type())], body)
             }
         }),
     );

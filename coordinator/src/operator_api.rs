@@ -83,6 +83,7 @@ impl OperatorApi {
             facts_json,
             cert_not_after_unix_ms: rec.cert_not_after_unix_ms,
             age_recipient: rec.age_recipient,
+            address: rec.last_address,
             name: rec.name,
         }
     }

@@ -133,9 +133,18 @@ pub async fn serve(
         .spawn(crate::schedules::run_ticker(coord.clone()));
     if let Some(metrics) = metrics {
         let (c, s) = (coord.clone(), coord.shutdown.clone());
-        let render = move || {
-            let known = c.store.nodes().ok().map(|nodes| nodes.len());
-            c.metrics.render(c.sessions.count(), known)
+        let render = move |format| {
+            let fleet = crate::metrics::fleet::FleetView::read(
+                &c.store,
+                &c.sessions,
+                &c.jobs.failed_tasks,
+                c.options.node_cert_ttl.as_secs(),
+                crate::clock::now_ms(),
+            );
+            if let Err(e) = &fleet {
+                tracing::warn!(error = %e, "metrics: cannot read nodes and backups from the store");
+            }
+            c.metrics.render(c.sessions.count(), fleet.ok(), format)
         };
         coord.tasks.spawn(async move {
             if let Err(e) = crate::metrics::serve(metrics, render, s).await {

@@ -10,6 +10,7 @@ use lab_proto::v1::{
     facts, AgentMessage, CoordinatorMessage, Facts, FactsAck, HeartbeatAck, Hello, RequestFacts,
     Welcome,
 };
+use std::net::IpAddr;
 use std::sync::Arc;
 use tonic::{Status, Streaming};
 
@@ -29,10 +30,12 @@ fn msg(m: CoordMsg) -> Result<CoordinatorMessage, Status> {
     Ok(CoordinatorMessage { msg: Some(m) })
 }
 
-/// Registers the session, sends `Welcome`, and spawns the loop that serves it.
+/// Registers the session, sends `Welcome`, and spawns the loop that serves it. `peer` is the
+/// address the agent connected from; the node's record keeps it (with its `Hello`).
 pub async fn start(
     coord: Arc<Coordinator>,
     name: NodeName,
+    peer: Option<IpAddr>,
     inbound: Streaming<AgentMessage>,
     tx: Outbound,
 ) -> Result<(), Status> {
@@ -57,7 +60,7 @@ pub async fn start(
     tracing::info!(node = %name, session = session.id, "agent connected");
     let tasks = coord.tasks.clone();
     let (c, n) = (coord.clone(), name.to_string());
-    tasks.spawn(serve(coord, name, session, inbound, tx));
+    tasks.spawn(serve(coord, name, peer, session, inbound, tx));
     // Re-send what this node still has to do, and start what waited for it.
     tasks.spawn(async move { crate::jobs::on_session_start(&c.job_cx(), &n).await });
     Ok(())
@@ -66,6 +69,7 @@ pub async fn start(
 async fn serve(
     coord: Arc<Coordinator>,
     name: NodeName,
+    peer: Option<IpAddr>,
     session: Session,
     mut inbound: Streaming<AgentMessage>,
     tx: Outbound,
@@ -90,7 +94,7 @@ async fn serve(
             next = inbound.message() => match next {
                 Ok(Some(m)) => {
                     session.touch(now_ms());
-                    if let Err(e) = handle(&coord, &name, m, &tx, &mut facts_budget).await {
+                    if let Err(e) = handle(&coord, &name, peer, m, &tx, &mut facts_budget).await {
                         let _ = tx.send(Err(e)).await;
                         break "protocol error";
                     }
@@ -113,12 +117,13 @@ async fn serve(
 async fn handle(
     coord: &Coordinator,
     name: &NodeName,
+    peer: Option<IpAddr>,
     m: AgentMessage,
     tx: &Outbound,
     facts_budget: &mut ByteBudget,
 ) -> Result<(), Status> {
     match m.msg {
-        Some(AgentMsg::Hello(hello)) => on_hello(coord, name, hello, tx).await,
+        Some(AgentMsg::Hello(hello)) => on_hello(coord, name, peer, hello, tx).await,
         Some(AgentMsg::Heartbeat(hb)) => {
             // A full queue means the agent is not reading; skipping an ack is harmless.
             let _ = tx.try_send(msg(CoordMsg::HeartbeatAck(HeartbeatAck { seq: hb.seq })));
@@ -141,6 +146,7 @@ async fn handle(
 async fn on_hello(
     coord: &Coordinator,
     name: &NodeName,
+    peer: Option<IpAddr>,
     hello: Hello,
     tx: &Outbound,
 ) -> Result<(), Status> {
@@ -160,6 +166,9 @@ async fn on_hello(
         }
         node.age_recipient = age_recipient(name, &hello.age_recipient, node.age_recipient);
         node.last_seen_unix_ms = now_ms();
+        if let Some(peer) = peer {
+            node.last_address = peer.to_string();
+        }
         coord.store.put_node(node).await.map_err(ApiError::from)?;
     }
     let known = coord

@@ -166,6 +166,14 @@ impl Sessions {
         self.live().len()
     }
 
+    /// Every node with a live session and when it was last heard from, taken under one lock.
+    pub fn last_seen_all(&self) -> HashMap<String, i64> {
+        self.live()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.last_seen_ms.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Closes every session not heard from since `cutoff_ms`; returns their nodes.
     pub fn close_silent(&self, cutoff_ms: i64) -> Vec<String> {
         let mut live = self.live();

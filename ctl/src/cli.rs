@@ -184,6 +184,12 @@ pub enum Command {
         #[arg(long, env = "LAB_UI_OPEN")]
         open: bool,
     },
+    /// The fleet as an inventory for other tools (Ansible)
+    Inventory {
+        /// Which tool's format
+        #[command(subcommand)]
+        action: crate::cmd::inventory::InventoryAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  labctl completion bash > /etc/bash_completion.d/labctl\n  labctl completion zsh > \"${fpath[1]}/_labctl\"\n  labctl completion fish > ~/.config/fish/completions/labctl.fish"

@@ -218,5 +218,8 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Schedule { action } => {
             cmd::schedule::run(action, || async { context::dial(&ctx()?).await }).await
         }
+        Command::Inventory { action } => {
+            cmd::inventory::run(action, || async { context::dial(&ctx()?).await }).await
+        }
     }
 }

@@ -30,16 +30,21 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) type Outgoing = Vec<(String, CoordMsg)>;
 
 /// Writes `batch` under the engine lock (`guard`), releases the lock, waits until the batch is
-/// durable (sharing the flush with concurrent changes), then tells watchers.
+/// durable (sharing the flush with concurrent changes), then counts its failed tasks and tells
+/// watchers.
 pub(super) async fn commit_and_notify(
     cx: &Cx<'_>,
     guard: tokio::sync::MutexGuard<'_, ()>,
     batch: JobBatch,
     finished_job: Option<&str>,
 ) -> Result<(), StoreError> {
+    let failed = super::failures::in_batch(&batch);
     let events = cx.store.write_jobs(batch)?;
     drop(guard);
     cx.store.flush().await?;
+    for (job_name, state) in failed {
+        cx.jobs.failed_tasks.record(&job_name, state);
+    }
     for (job_id, event) in events {
         super::watch::publish(cx.jobs, &job_id, event);
     }

@@ -8,6 +8,7 @@
 
 mod assign;
 mod bounds;
+pub mod failures;
 pub mod rollout;
 pub mod secrets;
 pub mod spec;
@@ -82,6 +83,8 @@ pub struct Jobs {
     pub settings: JobSettings,
     /// Secret file content of submitted jobs until it is delivered (memory only).
     pub secrets: secrets::Secrets,
+    /// Failed tasks by job name, for the metrics (memory only).
+    pub failed_tasks: failures::FailedTasks,
     lock: tokio::sync::Mutex<()>,
     watchers: Mutex<HashMap<String, broadcast::Sender<JobEvent>>>,
 }
@@ -92,6 +95,7 @@ impl Jobs {
         Jobs {
             settings,
             secrets: secrets::Secrets::default(),
+            failed_tasks: failures::FailedTasks::default(),
             lock: tokio::sync::Mutex::new(()),
             watchers: Mutex::new(HashMap::new()),
         }

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod backups;
 pub mod docs;
+pub mod inventory;
 pub mod jobs;
 pub mod nodes;
 pub mod schedule;

@@ -112,8 +112,10 @@ fn cmp_json_number(value: &serde_json::Number, number: &Number) -> Option<Orderi
     value.as_f64()?.partial_cmp(&number.to_f64())
 }
 
-/// The value at `path`, where a segment of digits also indexes an array; `null` counts as absent.
-fn lookup<'a>(facts: &'a Value, path: &[String]) -> Option<&'a Value> {
+/// The value at fact `path` (a [`Requirement::Fact`] path) of a fact document, where a segment
+/// of digits also indexes an array; `null` counts as absent. Selection and every other reader of
+/// fact paths (labctl's inventory) look facts up through this one function.
+pub fn lookup<'a>(facts: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut value = facts;
     for segment in path {
         value = match value {

@@ -33,6 +33,7 @@ mod matching;
 mod parse;
 
 pub use ast::{Comparison, Number, Operator, Requirement, Selector};
+pub use matching::lookup;
 pub use parse::SelectorError;
 
 /// The longest selector, in bytes, that [`Selector::from_str`] accepts.
