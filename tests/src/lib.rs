@@ -7,10 +7,13 @@
 
 pub mod browser;
 pub mod dashboard;
+pub mod file_server;
 pub mod postgres;
 pub mod rogue;
 pub mod systemd_fleet;
 pub mod systemd_host;
+pub mod vm;
+pub mod vm_image;
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -244,6 +247,16 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// A new agent named `name`, not yet enrolled, with its data dir and log in `root`.
+    pub fn new(name: &str, root: &Path) -> Agent {
+        Agent {
+            name: name.into(),
+            dir: root.join(format!("agent-{name}")),
+            logs: root.to_path_buf(),
+            child: None,
+        }
+    }
+
     /// `lab-agent enroll` output.
     pub fn enroll_output(&self, coordinator: &str, token: &str) -> Output {
         Command::new(bin("lab-agent"))
@@ -387,23 +400,12 @@ impl Cluster {
 
     /// A new agent, not yet enrolled.
     pub fn new_agent(&self, name: &str) -> Agent {
-        Agent {
-            name: name.into(),
-            dir: self.tmp.path().join(format!("agent-{name}")),
-            logs: self.tmp.path().to_path_buf(),
-            child: None,
-        }
+        Agent::new(name, self.tmp.path())
     }
 
     /// `labctl nodes -o json`.
     pub fn nodes(&self) -> Vec<serde_json::Value> {
-        let out = self.labctl(&["nodes", "-o", "json"]);
-        assert!(
-            out.status.success(),
-            "nodes: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("nodes json")
+        nodes(&self.coord.admin_config())
     }
 
     /// The `labctl nodes` entry of `name`.
@@ -499,6 +501,17 @@ impl ClusterBuilder {
         }
         cluster
     }
+}
+
+/// `labctl nodes -o json` with `config`; panics unless it succeeds.
+pub fn nodes(config: &Path) -> Vec<serde_json::Value> {
+    let out = labctl(config, &["nodes", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "nodes: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("nodes json")
 }
 
 /// Runs labctl with `config`.

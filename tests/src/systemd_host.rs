@@ -73,13 +73,13 @@ pub const RUN_OPTIONS: &[&str] = &[
 ];
 
 /// Runs `cmd`, returning its output or an error naming the command.
-fn run(cmd: &mut Command) -> Result<Output, String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<Output, String> {
     cmd.output()
         .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))
 }
 
 /// Runs `cmd` and requires success; the error carries its stderr.
-fn run_ok(cmd: &mut Command, what: &str) -> Result<Output, String> {
+pub(crate) fn run_ok(cmd: &mut Command, what: &str) -> Result<Output, String> {
     let out = run(cmd)?;
     if out.status.success() {
         Ok(out)
@@ -143,11 +143,7 @@ fn build_image_once() -> Result<String, String> {
     if image_exists(&tag)? {
         return Ok(tag);
     }
-    let lock_path = std::env::temp_dir().join("labfleet-e2e-rootfs.lock");
-    let lock_file = std::fs::File::create(&lock_path)
-        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let _lock = machine_lock("labfleet-e2e-rootfs.lock")?;
     if image_exists(&tag)? {
         return Ok(tag); // another test process built it while we waited
     }
@@ -160,35 +156,24 @@ fn build_image_once() -> Result<String, String> {
     Ok(tag)
 }
 
+/// An exclusive lock on the file `name` in the temp dir, held until dropped: test processes
+/// that build a shared image once per machine take it, and the others wait.
+pub(crate) fn machine_lock(name: &str) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let path = std::env::temp_dir().join(name);
+    let file = std::fs::File::create(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("cannot lock {}: {e}", path.display()))
+}
+
 /// debootstrap into a scratch directory, tweak, `docker import`, remove the directory.
 fn build_image(tag: &str) -> Result<(), String> {
-    if Command::new("debootstrap")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Err(
-            "debootstrap not found; the systemd host tests build their Debian image with it \
-             (apt-get install debootstrap; .ci/run installs it)"
-                .into(),
-        );
-    }
-    let mirror = std::env::var("LAB_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let scratch = tempfile::Builder::new()
         .prefix("labfleet-rootfs-")
         .tempdir_in("/var/tmp")
         .map_err(|e| format!("cannot make a scratch dir in /var/tmp: {e}"))?;
     let root = scratch.path().join("root");
-    run_ok(
-        Command::new("debootstrap")
-            .arg("--variant=minbase")
-            .arg(format!("--include={}", INCLUDE.join(",")))
-            .arg(SUITE)
-            .arg(&root)
-            .arg(&mirror),
-        &format!("debootstrap {SUITE} from {mirror} (set LAB_DEBIAN_MIRROR for another mirror)"),
-    )?;
+    debootstrap(INCLUDE, &root)?;
     run_ok(
         Command::new("sh").args(["-c", TWEAKS, "tweaks"]).arg(&root),
         "rootfs tweaks",
@@ -206,6 +191,35 @@ fn build_image(tag: &str) -> Result<(), String> {
             .args(["import", "-", tag])
             .stdin(Stdio::from(stdout)),
         "docker import",
+    )?;
+    Ok(())
+}
+
+/// `debootstrap --variant=minbase --include=INCLUDE` of [`SUITE`] into `root`, from
+/// `$LAB_DEBIAN_MIRROR` (default deb.debian.org). The test rigs build their root filesystems
+/// with it.
+pub(crate) fn debootstrap(include: &[&str], root: &Path) -> Result<(), String> {
+    if Command::new("debootstrap")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err(
+            "debootstrap not found; the test rigs build their Debian images with it \
+             (apt-get install debootstrap; .ci/run installs it)"
+                .into(),
+        );
+    }
+    let mirror = std::env::var("LAB_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    run_ok(
+        Command::new("debootstrap")
+            .arg("--variant=minbase")
+            .arg(format!("--include={}", include.join(",")))
+            .arg(SUITE)
+            .arg(root)
+            .arg(&mirror),
+        &format!("debootstrap {SUITE} from {mirror} (set LAB_DEBIAN_MIRROR for another mirror)"),
     )?;
     Ok(())
 }

@@ -86,7 +86,7 @@ locals {
   # ../user-data.yaml with its settings filled in
   user_data = replace(replace(replace(replace(
     file("${path.module}/../user-data.yaml"),
-    "ssh_authorized_keys: []", "ssh_authorized_keys: [${jsonencode(trimspace(var.ssh_public_key))}]"),
+    "#ssh_authorized_keys: []", "ssh_authorized_keys: [${jsonencode(trimspace(var.ssh_public_key))}]"),
     "LAB_DEB_URL=\n", "LAB_DEB_URL=${var.deb_url}\n"),
     "LAB_ADVERTISE=\n", "LAB_ADVERTISE=${local.advertise}\n"),
   "LAB_TRUST_DOMAIN=lab.local\n", "LAB_TRUST_DOMAIN=${var.trust_domain}\n")
