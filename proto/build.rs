@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lab/v1/jobs.proto",
         "lab/v1/backup.proto",
         "lab/v1/schedules.proto",
+        "lab/v1/secrets.proto",
         "lab/store/v1/store.proto",
     ];
     for file in &files {

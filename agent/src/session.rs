@@ -144,8 +144,13 @@ pub async fn run(
     if origin == Origin::Created {
         tracing::info!(recipient = %key.recipient(), "made the node's age key");
     }
+    let key = std::sync::Arc::new(key);
+    let private_dir = dir.root().join("secrets");
+    crate::secrets::resolve::clean_private_dir(&private_dir);
     let task_opts = TasksOptions {
         max_tasks: opts.max_tasks,
+        node_key: Some(key.clone()),
+        private_dir: Some(private_dir),
         ..TasksOptions::default()
     };
     let tasks = Tasks::open(dir.root().join("tasks"), task_opts).await?;

@@ -20,8 +20,10 @@ pub mod pem;
 pub mod recipient;
 pub mod selector;
 pub mod shutdown;
+pub mod sops;
 pub mod tls;
 pub mod token;
+pub mod v1ext;
 
 /// Generated types of the wire contract, package `lab.v1`.
 #[allow(missing_docs, clippy::all)]

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod file_server;
 pub mod postgres;
 pub mod rogue;
+pub mod sops;
 pub mod systemd_fleet;
 pub mod systemd_host;
 pub mod vm;
@@ -71,6 +72,28 @@ pub fn wait_until_seen(mut check: impl FnMut() -> (bool, String), timeout: Durat
 
 fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(File::create(dir.join(format!("{name}.log"))).expect("log file"))
+}
+
+/// Every file under `dir` whose bytes contain `needle` (for tests that grep raw files for a
+/// secret).
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
 }
 
 /// Sends SIGTERM (or SIGKILL) to a child and reaps it.

@@ -11,7 +11,7 @@ use lab_proto::v1::{
     resource, task_spec, ConfigTask, FileResource, GetJobRequest, JobSpec, ListJobsRequest,
     ListSchedulesRequest, Resource, SubmitJobRequest, TaskSpec, WatchJobRequest,
 };
-use lab_tests::{stderr, wait_until, Cluster};
+use lab_tests::{files_containing, stderr, wait_until, Cluster};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
@@ -38,27 +38,6 @@ fn secret_job(node: &str, path: &Path, content: &str) -> JobSpec {
         }),
         ..Default::default()
     }
-}
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
-                .unwrap_or_default()
-                .windows(needle.len())
-                .any(|w| w == needle)
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 fn task_state(c: &Cluster, job_id: &str) -> (String, String) {

@@ -43,6 +43,7 @@ fn init_repo(dir: &Path) -> ResticRepository {
         repository: repo.to_str().unwrap().into(),
         password_file: pw.to_str().unwrap().into(),
         env_file: String::new(),
+        password_from: None,
     }
 }
 

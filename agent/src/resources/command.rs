@@ -61,7 +61,12 @@ impl TryFrom<CommandResource> for CommandSpec {
             unless,
             env,
             cwd,
+            env_from,
         } = c;
+        if !env_from.is_empty() {
+            // crate::secrets::resolve puts the decrypted values into `env` before a task runs.
+            return Err("envFrom was not decrypted before the command ran (an agent bug)".into());
+        }
         check_argv(&argv, "command")?;
         if !unless.is_empty() {
             check_argv(&unless, "command's 'unless' guard")?;

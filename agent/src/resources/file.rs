@@ -107,7 +107,14 @@ impl TryFrom<FileResource> for FileSpec {
             secret,
             follow_symlinks,
             allow_unsafe_parent,
+            content_from,
         } = f;
+        if content_from.is_some() {
+            // crate::secrets::resolve puts the decrypted content in before a task runs.
+            return Err(
+                "contentFrom was not decrypted before the resource ran (an agent bug)".into(),
+            );
+        }
         let present = match Presence::try_from(state) {
             Ok(Presence::Unspecified | Presence::Present) => true,
             Ok(Presence::Absent) => false,

@@ -86,8 +86,9 @@ impl NodeKey {
         })
     }
 
-    /// The key in age-keygen's format: `#` comment lines and one `AGE-SECRET-KEY-1…` line.
-    fn parse(text: &str) -> Result<NodeKey, &'static str> {
+    /// A key file's text in age-keygen's format: `#` comment lines and one `AGE-SECRET-KEY-1…`
+    /// line.
+    pub fn parse(text: &str) -> Result<NodeKey, &'static str> {
         let mut keys = text
             .lines()
             .map(str::trim)

@@ -32,6 +32,7 @@ pub use model::{InvalidTaskId, TaskId, MAX_TASK_ID_LEN};
 pub use outbox::DEFAULT_MAX_OUTPUT_PER_TASK;
 
 use crate::process::Outcome;
+use crate::secrets::NodeKey;
 use journal::{Journal, Record};
 use model::Finished;
 use outbox::Outbox;
@@ -47,6 +48,12 @@ pub struct TasksOptions {
     pub cancel_grace: Duration,
     /// Journal records of finished, acknowledged tasks older than this are pruned at startup.
     pub retention: Duration,
+    /// The node's age key, which decrypts the SOPS values of tasks; `None`: tasks with such
+    /// values fail.
+    pub node_key: Option<Arc<NodeKey>>,
+    /// A directory only the agent can read, for the password files of backup tasks whose
+    /// password comes from a SOPS file (`<data-dir>/secrets`).
+    pub private_dir: Option<PathBuf>,
 }
 
 impl Default for TasksOptions {
@@ -56,6 +63,8 @@ impl Default for TasksOptions {
             max_output_per_task: DEFAULT_MAX_OUTPUT_PER_TASK,
             cancel_grace: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
+            node_key: None,
+            private_dir: None,
         }
     }
 }

@@ -178,7 +178,14 @@ impl TryFrom<Option<TaskSpec>> for TaskKind {
                     env,
                     cwd,
                     user,
+                    env_from,
                 } = exec;
+                if !env_from.is_empty() {
+                    // crate::secrets::resolve puts the decrypted values into `env` first.
+                    return Err(
+                        "envFrom was not decrypted before the task ran (an agent bug)".into(),
+                    );
+                }
                 if argv.first().is_none_or(|p| p.is_empty()) {
                     return Err("the exec task has no program (argv is empty)".to_owned());
                 }

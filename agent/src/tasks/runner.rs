@@ -6,6 +6,11 @@
 //! queued) sends only `finished`, with seq 1. A task found started in the journal but not
 //! running here is reported `lost` with seq `FINAL_SEQ_UNKNOWN`.
 //!
+//! Before anything else, every SOPS value of the task is decrypted into a copy of its spec
+//! ([`crate::secrets::resolve`]); a task whose secret cannot be had fails there, before it is
+//! journaled or anything runs. The decrypted values are redacted from its output, progress,
+//! error and result.
+//!
 //! Dispatch: [`TaskKind::Exec`] runs a program ([`crate::process::exec`]); [`TaskKind::Config`] applies
 //! resources ([`crate::resources`]) and [`TaskKind::Container`] calls
 //! [`crate::containers::run_task`], both under [`supervise`], which turns the task's cancel and
@@ -35,6 +40,7 @@ use super::{now_ms, Inner};
 use crate::process::exec::{self, Event, Limits, Prepared};
 use crate::process::{FinalState, Outcome};
 use crate::resources::{self, ConfigReport, ConfigSpec};
+use crate::secrets::resolve::{resolve, Keys, Redactor, Resolved};
 
 /// After a config or container task is told to stop, how long it may take to wind down on top
 /// of the cancel grace (its programs get SIGTERM, then SIGKILL after the grace) before the
@@ -59,8 +65,37 @@ pub struct Task {
 pub async fn run(inner: Arc<Inner>, task: Task) {
     let mut record = Record::new(&task.id, &task.job_id);
     let mut seq = 0u64;
-    let outcome = execute(&inner, &task, &mut record, &mut seq).await;
+    let mut redactor = Redactor::default();
+    let mut outcome = execute(&inner, &task, &mut record, &mut seq, &mut redactor).await;
+    // Values decrypted for the task never leave in its error or result either.
+    outcome.error = redactor.text(&outcome.error);
+    if let Some(result) = outcome.result.as_mut() {
+        redactor.result(result);
+    }
     finish(&inner, &task.id, record, outcome, seq + 1).await;
+}
+
+/// Decrypts the task's SOPS values into a copy of its spec (off the runtime: age and AES).
+async fn resolve_secrets(
+    inner: &Inner,
+    task: &Task,
+) -> Result<(Option<TaskSpec>, Resolved), String> {
+    let Some(mut spec) = task.spec.clone() else {
+        return Ok((None, Resolved::default()));
+    };
+    let node = inner.opts.node_key.clone();
+    let private_dir = inner.opts.private_dir.clone();
+    let task_id = task.id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let keys = Keys {
+            node: node.as_deref(),
+            private_dir: private_dir.as_deref(),
+            task_id: &task_id,
+        };
+        resolve(&mut spec, &keys).map(|r| (Some(spec), r))
+    })
+    .await
+    .map_err(|e| format!("decrypting the task's secrets failed: {e}"))?
 }
 
 /// Reports a task that the journal says was started by an earlier agent process.
@@ -82,8 +117,23 @@ enum Ready {
     Backup(Box<BackupTask>),
 }
 
-async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64) -> Outcome {
-    let kind = match TaskKind::try_from(task.spec.clone()) {
+async fn execute(
+    inner: &Inner,
+    task: &Task,
+    record: &mut Record,
+    seq: &mut u64,
+    redactor: &mut Redactor,
+) -> Outcome {
+    // Every SOPS value first: a task whose secret cannot be had changes nothing. `_resolved`
+    // keeps the task's password files until it ends.
+    let (spec, _resolved) = match resolve_secrets(inner, task).await {
+        Ok((spec, resolved)) => {
+            redactor.clone_from(&resolved.redactor);
+            (spec, resolved)
+        }
+        Err(e) => return Outcome::failed(e),
+    };
+    let kind = match TaskKind::try_from(spec) {
         Ok(k) => k,
         Err(e) => return Outcome::failed(e),
     };
@@ -121,6 +171,7 @@ async fn execute(inner: &Inner, task: &Task, record: &mut Record, seq: &mut u64)
         inner,
         task_id: &task.id,
         seq,
+        redactor,
     };
     match ready {
         Ready::Exec(prepared) => {
@@ -160,6 +211,8 @@ struct Emitter<'a> {
     inner: &'a Inner,
     task_id: &'a TaskId,
     seq: &'a mut u64,
+    /// Keeps the task's decrypted values out of its output and progress.
+    redactor: &'a Redactor,
 }
 
 impl Emitter<'_> {
@@ -177,12 +230,14 @@ impl Emitter<'_> {
     }
 
     /// Progress of long work.
-    fn progress(&mut self, progress: TaskProgress) {
+    fn progress(&mut self, mut progress: TaskProgress) {
+        progress.current = self.redactor.text(&progress.current);
         self.push(Body::Progress(progress));
     }
 
     /// Output, in chunks of at most `MAX_OUTPUT_CHUNK` bytes.
     fn output(&mut self, stream: OutputStream, data: Vec<u8>) {
+        let data = self.redactor.bytes(data);
         for chunk in data.chunks(MAX_OUTPUT_CHUNK) {
             self.push(Body::Output(TaskChunk {
                 stream: stream as i32,

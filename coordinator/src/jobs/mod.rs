@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod spec;
 pub mod spec_backup;
 pub mod spec_config;
+pub mod spec_secrets;
 pub mod state;
 pub mod watch;
 

@@ -1,5 +1,6 @@
 //! Secret file content (`file` resources with `secret: true`): never stored, never returned by
-//! the API, never logged.
+//! the API, never logged. (Content from a SOPS file, `contentFrom`, is ciphertext only the node
+//! can decrypt: it is stored and forwarded as it is, and schedules may carry it.)
 //!
 //! At submit, [`take`] moves the content out of the job's spec: the stored spec keeps the
 //! resource with `secret: true` and empty content. The content waits in memory ([`Secrets`])
@@ -36,7 +37,8 @@ fn secret_files_mut(task: &mut TaskSpec) -> impl Iterator<Item = (usize, &mut Fi
         .iter_mut()
         .enumerate()
         .filter_map(|(i, r)| match r.kind.as_mut() {
-            Some(resource::Kind::File(f)) if f.secret => Some((i, f)),
+            // Content from a SOPS file is ciphertext: stored and sent like any other field.
+            Some(resource::Kind::File(f)) if f.secret && f.content_from.is_none() => Some((i, f)),
             _ => None,
         })
 }
@@ -47,7 +49,9 @@ pub fn has_secrets(spec: &JobSpec) -> bool {
         Some(task_spec::Kind::Config(config)) => config
             .resources
             .iter()
-            .any(|r| matches!(&r.kind, Some(resource::Kind::File(f)) if f.secret)),
+            .any(|r| {
+                matches!(&r.kind, Some(resource::Kind::File(f)) if f.secret && f.content_from.is_none())
+            }),
         _ => false,
     }
 }

@@ -35,6 +35,7 @@ pub fn validate(spec: &JobSpec) -> Result<Selector, ApiError> {
                     return bad(format!("invalid environment variable name '{key}'"));
                 }
             }
+            super::spec_secrets::env_from("exec.envFrom", &exec.env, &exec.env_from)?;
             if !exec.cwd.is_empty() && !exec.cwd.starts_with('/') {
                 return bad(format!("cwd '{}' must be an absolute path", exec.cwd));
             }

@@ -125,10 +125,12 @@ fn repository(at: &str, repo: Option<&ResticRepository>) -> Result<(), ApiError>
             repo.repository.escape_debug()
         ));
     }
-    if repo.password_file.is_empty() {
-        return bad(format!("{at}.passwordFile is missing; restic needs a password: give the absolute path of a file on the node that holds it"));
+    match (&repo.password_from, repo.password_file.is_empty()) {
+        (None, true) => return bad(format!("{at}.passwordFile is missing; restic needs a password: give the absolute path of a file on the node that holds it, or passwordFrom (a SOPS file)")),
+        (None, false) => absolute(&format!("{at}.passwordFile"), &repo.password_file)?,
+        (Some(from), true) => super::spec_secrets::value_from(&format!("{at}.passwordFrom"), from)?,
+        (Some(_), false) => return bad(format!("{at}: give passwordFile or passwordFrom, not both")),
     }
-    absolute(&format!("{at}.passwordFile"), &repo.password_file)?;
     if !repo.env_file.is_empty() {
         absolute(&format!("{at}.envFile"), &repo.env_file)?;
     }

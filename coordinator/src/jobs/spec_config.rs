@@ -69,6 +69,16 @@ pub fn validate_config(config: &ConfigTask) -> Result<(), ApiError> {
                         plain_name(&at("file"), field, v)?;
                     }
                 }
+                if let Some(from) = &f.content_from {
+                    let at = format!("resources[{i}].file.contentFrom");
+                    if !f.content.is_empty() || f.template {
+                        return bad(format!("{at}: give content or contentFrom, not both (and no template)"));
+                    }
+                    if f.state == lab_proto::v1::Presence::Absent as i32 {
+                        return bad(format!("{at}: a file with state absent has no content"));
+                    }
+                    super::spec_secrets::value_from(&at, from)?;
+                }
             }
             Some(resource::Kind::Package(p)) => plain_name(&at("package"), "name", &p.name)?,
             Some(resource::Kind::Service(s)) => {
@@ -92,6 +102,11 @@ pub fn validate_config(config: &ConfigTask) -> Result<(), ApiError> {
                 if !c.cwd.is_empty() {
                     absolute(&format!("{} cwd", at("command")), &c.cwd)?;
                 }
+                super::spec_secrets::env_from(
+                    &format!("resources[{i}].command.envFrom"),
+                    &c.env,
+                    &c.env_from,
+                )?;
             }
         }
     }

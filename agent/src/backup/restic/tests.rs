@@ -121,6 +121,7 @@ async fn opening_a_repository_reads_the_env_file_and_checks_the_password_file() 
         repository: "s3:https://s3.example/bucket".into(),
         password_file: pw.to_str().unwrap().into(),
         env_file: env.to_str().unwrap().into(),
+        password_from: None,
     };
     let repo = Repo::open(Some(&wire)).await.unwrap();
     assert_eq!(

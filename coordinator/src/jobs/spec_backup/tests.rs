@@ -15,6 +15,7 @@ fn repo() -> Option<ResticRepository> {
         repository: "/srv/restic/home".into(),
         password_file: "/etc/lab/restic.pass".into(),
         env_file: String::new(),
+        password_from: None,
     })
 }
 
@@ -400,4 +401,24 @@ fn mutated_wire_messages_never_panic() {
         }
     }
     assert!(decoded > 1000, "only {decoded} mutations decoded");
+}
+
+#[test]
+fn the_password_comes_from_a_file_or_a_sops_file_not_both() {
+    use lab_proto::v1::{value_from::Source, SopsValue, ValueFrom};
+    let from = ValueFrom {
+        source: Some(Source::Sops(SopsValue {
+            file: "secrets/db.yaml".into(),
+            document: include_str!("../../../../deploy/examples/secrets/db.yaml").into(),
+            key: r#"["db"]["password"]"#.into(),
+        })),
+    };
+    let mut b = restic();
+    let repo = b.repo.as_mut().unwrap();
+    repo.password_from = Some(from);
+    assert_refused(&task(Action::Restic(b.clone())), "not both");
+    b.repo.as_mut().unwrap().password_file.clear();
+    validate_backup(&task(Action::Restic(b.clone()))).unwrap();
+    b.repo.as_mut().unwrap().password_from = None;
+    assert_refused(&task(Action::Restic(b)), "passwordFile is missing");
 }

@@ -6,7 +6,8 @@
 use lab_proto::v1::{
     container_task, resource, task_spec, CommandResource, ConfigTask, ContainerEnsure,
     ContainerLogs, ContainerRef, ContainerTask, ExecTask, FileResource, ImageRef, JobSpec,
-    NixosRebuildResource, PackageResource, Resource, Rollout, ServiceResource, TaskSpec,
+    NixosRebuildResource, PackageResource, Resource, Rollout, ServiceResource, SopsValue, TaskSpec,
+    ValueFrom,
 };
 
 use super::doc::{self, string_map, strings, JobSpecDoc};
@@ -88,6 +89,7 @@ fn task(t: doc::TaskDoc) -> Result<TaskSpec, String> {
             env: string_map(&e.env),
             cwd: e.cwd,
             user: e.user,
+            env_from: env_from("spec.task.exec.envFrom", e.env_from)?,
         };
         found.push(("exec", task_spec::Kind::Exec(exec)));
     }
@@ -107,6 +109,42 @@ fn task(t: doc::TaskDoc) -> Result<TaskSpec, String> {
         found,
     )?;
     Ok(TaskSpec { kind: Some(kind) })
+}
+
+/// A `contentFrom`/`envFrom.NAME`/`passwordFrom` at `path` as the wire `ValueFrom`, without the
+/// file's content: `super::sops_files` reads the file and puts it in.
+pub(super) fn value_from(path: &str, v: doc::ValueFromDoc) -> Result<ValueFrom, String> {
+    let doc::ValueFromDoc { sops } = v;
+    let Some(doc::SopsDoc { file, key }) = sops else {
+        return Err(format!(
+            "{path}: give the value's source, e.g. sops: {{file: secrets/db.yaml, key: '[\"db\"][\"password\"]'}}"
+        ));
+    };
+    if file.trim().is_empty() {
+        return Err(format!(
+            "{path}.sops.file is empty; give the SOPS file, relative to the spec file"
+        ));
+    }
+    Ok(ValueFrom {
+        source: Some(lab_proto::v1::value_from::Source::Sops(SopsValue {
+            file,
+            document: String::new(),
+            key,
+        })),
+    })
+}
+
+/// `envFrom` at `path`.
+fn env_from(
+    path: &str,
+    m: std::collections::BTreeMap<String, doc::ValueFromDoc>,
+) -> Result<std::collections::HashMap<String, ValueFrom>, String> {
+    m.into_iter()
+        .map(|(k, v)| {
+            let at = format!("{path}.{k}");
+            value_from(&at, v).map(|v| (k, v))
+        })
+        .collect()
 }
 
 /// Names a converted job after its document's `metadata.name`: sets `JobSpec.name` and the
@@ -168,6 +206,15 @@ fn resource(index: usize, r: doc::ResourceDoc) -> Result<Resource, String> {
             secret: f.secret,
             follow_symlinks: f.follow_symlinks,
             allow_unsafe_parent: f.allow_unsafe_parent,
+            content_from: f
+                .content_from
+                .map(|v| {
+                    value_from(
+                        &format!("spec.task.config.resources[{index}].file.contentFrom"),
+                        v,
+                    )
+                })
+                .transpose()?,
         };
         found.push(("file", resource::Kind::File(file)));
     }
@@ -200,6 +247,10 @@ fn resource(index: usize, r: doc::ResourceDoc) -> Result<Resource, String> {
             unless: strings(&c.unless),
             env: string_map(&c.env),
             cwd: c.cwd,
+            env_from: env_from(
+                &format!("spec.task.config.resources[{index}].command.envFrom"),
+                c.env_from,
+            )?,
         };
         found.push(("command", resource::Kind::Command(command)));
     }

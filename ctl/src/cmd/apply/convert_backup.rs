@@ -10,7 +10,7 @@ use lab_proto::v1::{
 };
 
 use super::convert::{exactly_one, millis};
-use super::doc::{strings, Str};
+use super::doc::{strings, Str, ValueFromDoc};
 use super::doc_backup::{self as d, BackupDoc};
 
 /// The operation keys, in the order of the contract.
@@ -26,12 +26,22 @@ const OPERATIONS: &[&str] = &[
     "drill",
 ];
 
-fn repo(repository: String, password_file: String, env_file: String) -> Option<ResticRepository> {
-    Some(ResticRepository {
+fn repo(
+    op: &str,
+    repository: String,
+    password_file: String,
+    env_file: String,
+    password_from: Option<ValueFromDoc>,
+) -> Result<Option<ResticRepository>, String> {
+    let password_from = password_from
+        .map(|v| super::convert::value_from(&format!("spec.task.backup.{op}.passwordFrom"), v))
+        .transpose()?;
+    Ok(Some(ResticRepository {
         repository,
         password_file,
         env_file,
-    })
+        password_from,
+    }))
 }
 
 fn text(s: Option<Str>) -> String {
@@ -57,7 +67,13 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     let mut found = Vec::new();
     if let Some(r) = restic {
         let r = ResticBackup {
-            repo: repo(r.repository, r.password_file, r.env_file),
+            repo: repo(
+                "restic",
+                r.repository,
+                r.password_file,
+                r.env_file,
+                r.password_from,
+            )?,
             paths: r.paths,
             exclude: r.exclude,
             tags: strings(&r.tags),
@@ -67,7 +83,13 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     }
     if let Some(f) = forget {
         let f = ResticForget {
-            repo: repo(f.repository, f.password_file, f.env_file),
+            repo: repo(
+                "forget",
+                f.repository,
+                f.password_file,
+                f.env_file,
+                f.password_from,
+            )?,
             tags: strings(&f.tags),
             host: f.host,
         };
@@ -75,14 +97,26 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     }
     if let Some(c) = check {
         let c = ResticCheck {
-            repo: repo(c.repository, c.password_file, c.env_file),
+            repo: repo(
+                "check",
+                c.repository,
+                c.password_file,
+                c.env_file,
+                c.password_from,
+            )?,
             read_data_subset: text(c.read_data_subset),
         };
         found.push(("check", Action::Check(c)));
     }
     if let Some(s) = snapshots {
         let s = ResticSnapshots {
-            repo: repo(s.repository, s.password_file, s.env_file),
+            repo: repo(
+                "snapshots",
+                s.repository,
+                s.password_file,
+                s.env_file,
+                s.password_from,
+            )?,
             tags: strings(&s.tags),
             host: s.host,
         };
@@ -90,7 +124,13 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     }
     if let Some(r) = restore {
         let r = ResticRestore {
-            repo: repo(r.repository, r.password_file, r.env_file),
+            repo: repo(
+                "restore",
+                r.repository,
+                r.password_file,
+                r.env_file,
+                r.password_from,
+            )?,
             snapshot: text(r.snapshot),
             target: r.target,
             include: r.include,
@@ -101,7 +141,13 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     }
     if let Some(p) = postgres {
         let p = PostgresDump {
-            repo: repo(p.repository, p.password_file, p.env_file),
+            repo: repo(
+                "postgres",
+                p.repository,
+                p.password_file,
+                p.env_file,
+                p.password_from,
+            )?,
             database: p.database,
             host: p.host,
             port: p.port,
@@ -115,7 +161,13 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     }
     if let Some(p) = postgres_restore {
         let p = PostgresRestore {
-            repo: repo(p.repository, p.password_file, p.env_file),
+            repo: repo(
+                "postgresRestore",
+                p.repository,
+                p.password_file,
+                p.env_file,
+                p.password_from,
+            )?,
             snapshot: text(p.snapshot),
             filename: p.filename,
             database: p.database,
@@ -139,7 +191,13 @@ pub fn backup_task(b: BackupDoc) -> Result<BackupTask, String> {
     }
     if let Some(r) = drill {
         let r = RestoreDrill {
-            repo: repo(r.repository, r.password_file, r.env_file),
+            repo: repo(
+                "drill",
+                r.repository,
+                r.password_file,
+                r.env_file,
+                r.password_from,
+            )?,
             snapshot: text(r.snapshot),
             sample_files: r.sample_files,
             scratch_dir: r.scratch_dir,

@@ -96,6 +96,9 @@ pub struct ExecDoc {
     /// Environment.
     #[serde(default)]
     pub env: BTreeMap<String, Str>,
+    /// More environment variables, decrypted on the node.
+    #[serde(default)]
+    pub env_from: BTreeMap<String, ValueFromDoc>,
     /// Working directory.
     #[serde(default)]
     pub cwd: String,
@@ -146,6 +149,8 @@ pub struct FileDoc {
     /// Content (a template when `template` is set).
     #[serde(default)]
     pub content: String,
+    /// Content decrypted on the node (instead of `content`).
+    pub content_from: Option<ValueFromDoc>,
     /// Render `content` with the node's facts.
     #[serde(default)]
     pub template: bool,
@@ -268,6 +273,9 @@ pub struct CommandDoc {
     /// Environment.
     #[serde(default)]
     pub env: BTreeMap<String, Str>,
+    /// More environment variables, decrypted on the node.
+    #[serde(default)]
+    pub env_from: BTreeMap<String, ValueFromDoc>,
     /// Working directory.
     #[serde(default)]
     pub cwd: String,
@@ -360,6 +368,24 @@ pub struct LogsDoc {
     /// Last N lines; absent or 0 = all.
     #[serde(default)]
     pub tail: u32,
+}
+
+/// `contentFrom`, `envFrom.NAME`, `passwordFrom`: where a value comes from (one key).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValueFromDoc {
+    /// A value of a SOPS-encrypted file.
+    pub sops: Option<SopsDoc>,
+}
+
+/// `sops:` of a [`ValueFromDoc`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SopsDoc {
+    /// The SOPS file, relative to the spec file (or absolute).
+    pub file: String,
+    /// Key path in `sops --extract` syntax: `'["db"]["password"]'`.
+    pub key: String,
 }
 
 /// A string that YAML may have written as a number or boolean (`argv: [sleep, 5]`,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::doc::{duration, Str};
+use super::doc::{duration, Str, ValueFromDoc};
 
 /// `task.backup`: name, policy and exactly one operation key.
 #[derive(Debug, Deserialize)]
@@ -79,6 +79,8 @@ pub struct ResticDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -106,6 +108,8 @@ pub struct ForgetDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -127,6 +131,8 @@ pub struct CheckDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -145,6 +151,8 @@ pub struct SnapshotsDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -166,6 +174,8 @@ pub struct RestoreDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -196,6 +206,8 @@ pub struct PostgresDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -235,6 +247,8 @@ pub struct PostgresRestoreDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,
@@ -308,6 +322,8 @@ pub struct DrillDoc {
     /// File on the node with the repository password.
     #[serde(default)]
     pub password_file: String,
+    /// The repository password from a SOPS file, decrypted on the node.
+    pub password_from: Option<ValueFromDoc>,
     /// File on the node with backend variables.
     #[serde(default)]
     pub env_file: String,

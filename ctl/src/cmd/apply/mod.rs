@@ -14,6 +14,7 @@ pub mod doc;
 pub mod doc_backup;
 pub mod parse;
 pub mod schedule;
+pub mod sops_files;
 
 use std::io::Read;
 use std::path::Path;
@@ -76,12 +77,22 @@ impl Loaded {
 /// Reads and converts every file of `apply -f`; `-` is stdin. Usage errors only.
 pub fn load(args: &ApplyArgs) -> Result<Loaded, Failure> {
     let mut loaded = Loaded::default();
+    let mut sops = sops_files::Files::default();
     for path in &args.files {
         let (name, text) = read(path)?;
+        let base = sops_files::base_of(path);
         for document in parse::parse_documents(&name, &text)? {
             match document {
-                Document::Job(job) => loaded.jobs.push(job),
-                Document::Schedule(s) => loaded.schedules.push(s),
+                Document::Job(mut job) => {
+                    sops.fill(&mut job.spec, &base, &job.origin)?;
+                    loaded.jobs.push(job);
+                }
+                Document::Schedule(mut s) => {
+                    if let Some(job) = s.spec.job.as_mut() {
+                        sops.fill(job, &base, &s.origin)?;
+                    }
+                    loaded.schedules.push(s);
+                }
             }
         }
     }
@@ -130,7 +141,8 @@ pub fn load_one_job(path: &Path) -> Result<SpecJob, Failure> {
             jobs.len()
         )));
     }
-    let job = jobs.remove(0);
+    let mut job = jobs.remove(0);
+    sops_files::Files::default().fill(&mut job.spec, &sops_files::base_of(path), &job.origin)?;
     preflight(&job)?;
     Ok(job)
 }

@@ -117,6 +117,11 @@ fn sections() -> Vec<(&'static str, Probe)> {
         ("backup.postgresRestore", fields::<PostgresRestoreDoc>()),
         ("backup.snapraid", fields::<SnapraidDoc>()),
         ("backup.drill", fields::<DrillDoc>()),
+        (
+            "contentFrom, envFrom.NAME, passwordFrom",
+            fields::<ValueFromDoc>(),
+        ),
+        ("sops", fields::<SopsDoc>()),
         ("kind: Schedule", fields::<ScheduleDoc>()),
         ("spec (Schedule)", fields::<ScheduleSpecDoc>()),
     ]
@@ -224,6 +229,14 @@ fn apply_locally(path: &Path) -> Result<Loaded, String> {
 /// Applies every block locally; returns the number of documents.
 fn accept_blocks(name: &str, markdown: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
+    // The examples' SOPS file (secrets/db.yaml), as deploy/examples has it.
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::copy(
+        examples.join("secrets/db.yaml"),
+        dir.path().join("secrets/db.yaml"),
+    )
+    .unwrap();
     let blocks = yaml_blocks(markdown);
     assert!(!blocks.is_empty(), "{name} has no yaml block");
     let mut documents = 0;

@@ -86,6 +86,7 @@ fn example_becomes_the_expected_job_spec() {
                 secret: false,
                 follow_symlinks: true,
                 allow_unsafe_parent: true,
+                content_from: None,
             })),
         },
         Resource {
@@ -122,6 +123,7 @@ fn example_becomes_the_expected_job_spec() {
                 unless: vec!["test".into(), "-e".into(), "/x".into()],
                 env: HashMap::new(),
                 cwd: "/".into(),
+                env_from: HashMap::new(),
             })),
         },
     ];
@@ -184,6 +186,7 @@ fn exec_task() {
             .into(),
         cwd: "/tmp".into(),
         user: "root".into(),
+        env_from: Default::default(),
     };
     assert_eq!(task_of(&job), task_spec::Kind::Exec(expected));
 }
@@ -247,7 +250,7 @@ fn container_tasks() {
 fn unknown_fields_name_their_path() {
     let e = error(&EXAMPLE.replace("{path: /etc/motd", "{pth: /etc/motd"));
     assert!(
-        e.starts_with("spec.yaml: document 1: spec.task.config.resources[0].file.pth: unknown field 'pth', expected one of path, content, template, mode, owner, group, state, secret, followSymlinks, allowUnsafeParent"),
+        e.starts_with("spec.yaml: document 1: spec.task.config.resources[0].file.pth: unknown field 'pth', expected one of path, content, contentFrom, template, mode, owner, group, state, secret, followSymlinks, allowUnsafeParent"),
         "{e}"
     );
     assert!(e.ends_with(" at line 13 column 18"), "{e}");

@@ -17,6 +17,7 @@ fn repo() -> Option<ResticRepository> {
         repository: "/srv/r".into(),
         password_file: "/etc/lab/r.pass".into(),
         env_file: String::new(),
+        password_from: None,
     })
 }
 

@@ -69,6 +69,8 @@ pub fn build(args: &RunArgs, selector: String) -> Result<JobSpec, Failure> {
                 env: args.env.iter().cloned().collect(),
                 cwd: args.cwd.clone().unwrap_or_default(),
                 user: args.user.clone().unwrap_or_default(),
+                // `labctl run` takes no secrets; spec files do (envFrom).
+                env_from: Default::default(),
             })),
         }),
         rollout: Some(Rollout {
