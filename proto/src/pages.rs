@@ -75,6 +75,28 @@ pub async fn recent_jobs(
     client: &mut OperatorServiceClient<Channel>,
     limit: u32,
 ) -> Result<Vec<JobInfo>, Status> {
+    let mut jobs = list_jobs(client, limit, false).await?;
+    for job in &mut jobs {
+        complete_tasks(client, job).await?;
+    }
+    Ok(jobs)
+}
+
+/// The `limit` newest jobs, newest first, with their counts but without their tasks (cheap at
+/// any fleet size).
+pub async fn recent_job_summaries(
+    client: &mut OperatorServiceClient<Channel>,
+    limit: u32,
+) -> Result<Vec<JobInfo>, Status> {
+    list_jobs(client, limit, true).await
+}
+
+/// Every page of `ListJobs` for the `limit` newest jobs.
+async fn list_jobs(
+    client: &mut OperatorServiceClient<Channel>,
+    limit: u32,
+    omit_tasks: bool,
+) -> Result<Vec<JobInfo>, Status> {
     let mut jobs = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -82,18 +104,15 @@ pub async fn recent_jobs(
             .list_jobs(ListJobsRequest {
                 limit,
                 page_token,
+                omit_tasks,
                 ..Default::default()
             })
             .await?
             .into_inner();
         jobs.extend(page.jobs);
         if page.next_page_token.is_empty() {
-            break;
+            return Ok(jobs);
         }
         page_token = page.next_page_token;
     }
-    for job in &mut jobs {
-        complete_tasks(client, job).await?;
-    }
-    Ok(jobs)
 }

@@ -13,7 +13,7 @@ pub mod topology;
 
 use std::fmt::Write as _;
 
-use lab_proto::v1::{JobCounts, JobInfo, ListJobsRequest};
+use lab_proto::v1::{JobCounts, JobInfo};
 
 use super::html::{self, Esc};
 use super::server::{Client, PageError};
@@ -61,24 +61,7 @@ pub fn counts_bar(c: &JobCounts) -> String {
 
 /// The `limit` newest jobs, newest first, without their tasks.
 pub async fn recent_jobs(client: &mut Client, limit: u32) -> Result<Vec<JobInfo>, PageError> {
-    let mut jobs = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_jobs(ListJobsRequest {
-                limit,
-                page_token,
-                omit_tasks: true,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        jobs.extend(page.jobs);
-        if page.next_page_token.is_empty() {
-            return Ok(jobs);
-        }
-        page_token = page.next_page_token;
-    }
+    Ok(lab_proto::pages::recent_job_summaries(client, limit).await?)
 }
 
 /// A page of a long list: which items to show and the links to the others.

@@ -215,17 +215,7 @@ pub async fn get(State(ui): State<Arc<Ui>>, Query(p): Query<Params>) -> PageResu
     let pager = paging.nav(|n| href(&selector, column, descending, n));
     body.push_str(&pager);
     let mut head = String::new();
-    for c in [
-        Column::Name,
-        Column::Status,
-        Column::Os,
-        Column::Arch,
-        Column::Virt,
-        Column::Cpu,
-        Column::Memory,
-        Column::Seen,
-        Column::Agent,
-    ] {
+    for c in Column::ALL {
         let (desc, mark, sorted) = match (c == column, descending) {
             (true, false) => (true, " ▲", "ascending"),
             (true, true) => (false, " ▼", "descending"),
