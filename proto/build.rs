@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lab/v1/schedules.proto",
         "lab/v1/secrets.proto",
         "lab/store/v1/store.proto",
+        "lab/etcd/rpc.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");

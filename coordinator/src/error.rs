@@ -75,6 +75,10 @@ impl From<ApiError> for Status {
             ApiError::Store(e @ (StoreError::LowSpace { .. } | StoreError::Failed { .. })) => {
                 Status::resource_exhausted(e.to_string())
             }
+            ApiError::Store(e @ StoreError::Etcd(_)) => {
+                tracing::error!(error = %e, "store failure");
+                Status::unavailable(e.to_string())
+            }
             ApiError::Store(StoreError::Sled(sled::Error::Io(e)))
                 if e.kind() == std::io::ErrorKind::StorageFull =>
             {

@@ -14,7 +14,7 @@ use crate::auth::Role;
 use crate::ca::Ca;
 use crate::clock::now_ms;
 use crate::datadir::{DataDir, Settings};
-use crate::store::Store;
+use crate::store::{Location, Store, StoreError, StoreOptions};
 
 /// Lifetime of the coordinator's server certificate; `serve` renews it when it runs low.
 pub const SERVER_CERT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -37,6 +37,9 @@ pub struct InitOptions {
     /// Replace an existing CA: delete the directory's CA, certificates, settings, admin config
     /// and store first (every node and operator must enroll again).
     pub force: bool,
+    /// Where the store goes; `None`: sled in the data directory. An etcd store must not hold
+    /// a fleet yet under its prefix (`--force` does not clear etcd).
+    pub store: Option<Location>,
 }
 
 /// A refusal caused by the arguments or by the state of the data directory, not by a failure;
@@ -101,16 +104,27 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         PUBLIC,
     )?;
 
-    let store = Store::open(&dir.state())?;
+    let store = match &opts.store {
+        None => Store::open(&dir.state())?,
+        Some(location) => Store::open_at(location, &StoreOptions::default()).await?,
+    };
     let admin: UserName = ADMIN_USER.parse()?;
-    store
+    let created = store
         .create_user(UserRecord {
             name: admin.to_string(),
             role: Role::Admin.to_proto() as i32,
             created_unix_ms: now_ms(),
             ..Default::default()
         })
-        .await?;
+        .await;
+    if let Err(StoreError::Exists(_)) = created {
+        return Err(UsageError(format!(
+            "the store {} already holds a fleet (it has an admin); use another --etcd-prefix, or start the coordinator with it",
+            store.location()
+        ))
+        .into());
+    }
+    created?;
     let id = SpiffeId {
         trust_domain: trust_domain.clone(),
         identity: Identity::Operator(admin),
@@ -276,6 +290,7 @@ mod tests {
             trust_domain: "lab.test".into(),
             extra_sans: vec![],
             force: false,
+            store: None,
         })
         .await
         .unwrap();

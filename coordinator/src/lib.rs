@@ -70,7 +70,12 @@ pub async fn serve_on(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let coord = Arc::new(Coordinator::open(&dir, options, shutdown)?);
+    let location = options
+        .store
+        .clone()
+        .unwrap_or_else(|| store::Location::Sled(dir.state()));
+    let store = store::Store::open_at(&location, &Coordinator::store_options(&options)).await?;
+    let coord = Arc::new(Coordinator::with_store(&dir, store, options, shutdown)?);
     tracing::info!(
         listen = %listener.local_addr()?,
         trust_domain = %coord.trust_domain,
@@ -79,8 +84,7 @@ pub async fn serve_on(
     server::serve(coord.clone(), &dir, listener, metrics).await?;
     if coord.store.needs_restart() {
         anyhow::bail!(
-            "stopped because the store failed to write (disk full) and its directory {} has room again; start the coordinator again (systemd does) to write again",
-            dir.state().display()
+            "stopped because the store {location} failed to write and can take writes again (its directory has room, or etcd answers); start the coordinator again (systemd does) to write again"
         );
     }
     Ok(())

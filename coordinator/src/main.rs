@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use lab_coordinator::init::{init, InitOptions};
+use lab_coordinator::store::{export, Location};
 use lab_coordinator::{DataDir, ServeOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,65 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the store lives (init, serve, store export/import).
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The store: sled (in the data directory) or etcd://HOST:PORT[,HOST:PORT…]
+    #[arg(long = "store", env = "LAB_STORE", default_value = "sled")]
+    store: String,
+    /// CA certificate (PEM) of etcd's members; turns on TLS to etcd
+    #[arg(long, env = "LAB_ETCD_CA")]
+    etcd_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for etcd's mutual TLS
+    #[arg(long, env = "LAB_ETCD_CERT")]
+    etcd_cert: Option<std::path::PathBuf>,
+    /// Key (PEM) of the client certificate for etcd
+    #[arg(long, env = "LAB_ETCD_KEY")]
+    etcd_key: Option<std::path::PathBuf>,
+    /// Key prefix of this fleet in etcd (fleets sharing an etcd cluster use different ones)
+    #[arg(long, env = "LAB_ETCD_PREFIX", default_value = lab_coordinator::store::etcd_kv::DEFAULT_PREFIX)]
+    etcd_prefix: String,
+}
+
+impl StoreArgs {
+    /// The store's location; `None` for sled, whose place follows from the data directory.
+    fn location(&self, data_dir: &std::path::Path) -> anyhow::Result<Location> {
+        Location::parse(
+            &self.store,
+            &DataDir::new(data_dir).state(),
+            self.etcd_ca.clone(),
+            self.etcd_cert.clone(),
+            self.etcd_key.clone(),
+            &self.etcd_prefix,
+        )
+        .map_err(|e| anyhow::Error::new(lab_coordinator::init::UsageError(e)))
+    }
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Write every record of the store to FILE (a sled store: stop the coordinator first)
+    Export {
+        /// File to write (replaced)
+        file: std::path::PathBuf,
+        /// Data directory made by init (where a sled store lives)
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-coordinator")]
+        data_dir: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Load FILE (from 'store export') into an empty store, then check every record
+    Import {
+        /// Export file to read
+        file: std::path::PathBuf,
+        /// Data directory made by init (where a sled store lives)
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-coordinator")]
+        data_dir: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -36,6 +96,13 @@ enum Command {
         /// and start over (every node and operator must enroll again)
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Move the store's records to a file and back (sled ↔ etcd, backup and restore)
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Add names (DNS or IP) to the server certificate; restart 'serve' to use it
     Cert {
@@ -93,6 +160,8 @@ enum Command {
         /// are capped separately, at 1024 or a quarter of the open file limit)
         #[arg(long, env = "LAB_MAX_UNAUTH_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
         max_unauth_per_source: u32,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(hide = true)]
@@ -120,22 +189,28 @@ async fn main() -> ExitCode {
             trust_domain,
             sans,
             force,
-        } => {
-            let opts = InitOptions {
-                data_dir: DataDir::new(&data_dir),
-                advertise,
-                trust_domain,
-                extra_sans: sans,
-                force,
-            };
-            init(&opts).await.map(|()| {
-                println!(
-                    "initialized {}\nadmin labctl config: {}",
-                    data_dir.display(),
-                    opts.data_dir.labctl_config().display()
-                );
-            })
-        }
+            store,
+        } => match store.location(&data_dir) {
+            Err(e) => Err(e),
+            Ok(location) => {
+                let opts = InitOptions {
+                    data_dir: DataDir::new(&data_dir),
+                    advertise,
+                    trust_domain,
+                    extra_sans: sans,
+                    force,
+                    store: Some(location).filter(|l| !matches!(l, Location::Sled(_))),
+                };
+                init(&opts).await.map(|()| {
+                    println!(
+                        "initialized {}\nadmin labctl config: {}",
+                        data_dir.display(),
+                        opts.data_dir.labctl_config().display()
+                    );
+                })
+            }
+        },
+        Command::Store { command } => store_command(command).await,
         Command::Cert {
             data_dir,
             sans,
@@ -178,6 +253,7 @@ async fn main() -> ExitCode {
             unauth_idle_timeout,
             max_unauth_connections,
             max_unauth_per_source,
+            store,
         } => {
             let metrics = match metrics_listen.as_str() {
                 "off" | "" => Ok(None),
@@ -185,9 +261,9 @@ async fn main() -> ExitCode {
                     anyhow::anyhow!("--metrics-listen '{addr}': {e}; use ADDR:PORT or off")
                 }),
             };
-            match metrics {
+            match metrics.and_then(|m| Ok((m, store.location(&data_dir)?))) {
                 Err(e) => Err(e),
-                Ok(metrics) => {
+                Ok((metrics, location)) => {
                     let shutdown = CancellationToken::new();
                     let on_signal = shutdown.clone();
                     tokio::spawn(async move {
@@ -211,6 +287,7 @@ async fn main() -> ExitCode {
                             max_unauth_per_source: max_unauth_per_source as usize,
                             ..Default::default()
                         },
+                        store: Some(location),
                     };
                     lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
                         .await
@@ -229,6 +306,42 @@ async fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// `store export` / `store import`.
+async fn store_command(command: StoreCommand) -> anyhow::Result<()> {
+    let (summary, verb, file) = match command {
+        StoreCommand::Export {
+            file,
+            data_dir,
+            store,
+        } => {
+            let location = store.location(&data_dir)?;
+            (
+                export::export_store(&location, &file).await?,
+                "exported",
+                file,
+            )
+        }
+        StoreCommand::Import {
+            file,
+            data_dir,
+            store,
+        } => {
+            let location = store.location(&data_dir)?;
+            (
+                export::import_store(&location, &file).await?,
+                "imported and checked",
+                file,
+            )
+        }
+    };
+    let records: u64 = summary.values().map(|t| t.records).sum();
+    println!("{verb} {records} records ({})", file.display());
+    for (tree, t) in &summary {
+        println!("  {tree}: {} records, sha256 {}", t.records, t.digest);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::ca::Ca;
 use crate::datadir::{DataDir, Settings};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
-use crate::store::{Store, StoreOptions};
+use crate::store::{Location, Store, StoreOptions};
 
 /// Tunables of a running coordinator.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct ServeOptions {
     pub min_free_bytes: u64,
     /// Limits on connections without a client certificate.
     pub connections: crate::accept::ConnectionLimits,
+    /// Where the store lives; `None`: sled in the data directory.
+    pub store: Option<Location>,
 }
 
 impl Default for ServeOptions {
@@ -39,6 +41,7 @@ impl Default for ServeOptions {
             store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             min_free_bytes: crate::store::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
             connections: crate::accept::ConnectionLimits::default(),
+            store: None,
         }
     }
 }
@@ -76,9 +79,29 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Loads the coordinator from an initialized data directory.
+    /// Loads the coordinator from an initialized data directory and its sled store.
     pub fn open(
         dir: &DataDir,
+        options: ServeOptions,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let store = Store::open_with(&dir.state(), &Self::store_options(&options))?;
+        Self::with_store(dir, store, options, shutdown)
+    }
+
+    /// How `serve` opens its store (it must exist: `init` made it).
+    pub fn store_options(options: &ServeOptions) -> StoreOptions {
+        StoreOptions {
+            cache_bytes: options.store_cache_bytes,
+            min_free_bytes: options.min_free_bytes,
+            create: false,
+        }
+    }
+
+    /// Loads the coordinator from an initialized data directory with an open store.
+    pub fn with_store(
+        dir: &DataDir,
+        store: Store,
         options: ServeOptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -92,14 +115,6 @@ impl Coordinator {
             .trust_domain
             .parse()
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.settings().display()))?;
-        let store = Store::open_with(
-            &dir.state(),
-            &StoreOptions {
-                cache_bytes: options.store_cache_bytes,
-                min_free_bytes: options.min_free_bytes,
-                create: false,
-            },
-        )?;
         let jobs = crate::jobs::Jobs::new(options.jobs.clone());
         let limits = crate::ratelimit::AccessLimits::new(options.node_cert_ttl);
         Ok(Coordinator {

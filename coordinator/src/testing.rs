@@ -17,6 +17,7 @@ pub async fn coordinator(dir: &std::path::Path, nodes: &[&str]) -> Coordinator {
         trust_domain: "test.lab".into(),
         extra_sans: vec![],
         force: false,
+        store: None,
     })
     .await
     .unwrap();

@@ -72,6 +72,7 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
             trust_domain: "dev.lab".into(),
             extra_sans: vec!["localhost".into()],
             force: false,
+            store: None,
         })
         .await?;
     }

@@ -40,5 +40,12 @@ pub mod store {
     }
 }
 
+/// The part of etcd's v3 API the coordinator's etcd store speaks (package `etcdserverpb`,
+/// trimmed from etcd's own definitions, see `lab/etcd/rpc.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
+
 /// Version of labfleet, as the binaries report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

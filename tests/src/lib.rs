@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod dashboard;
+pub mod etcd;
 pub mod file_server;
 pub mod postgres;
 pub mod rogue;
@@ -120,6 +121,8 @@ pub struct Coordinator {
     pub extra_args: Vec<String>,
     /// Open file limit (soft and hard) of the process, set with `prlimit`.
     pub nofile: Option<u64>,
+    /// `--store` and `--etcd-*` arguments of init and serve (see [`etcd::test_store_args`]).
+    pub store_args: Vec<String>,
     logs: PathBuf,
     child: Option<Child>,
 }
@@ -129,10 +132,12 @@ impl Coordinator {
     pub fn init(root: &Path, name: &str, trust_domain: &str) -> Coordinator {
         let dir = root.join(name);
         let addr = format!("127.0.0.1:{}", free_port());
+        let store_args = etcd::test_store_args();
         let out = Command::new(bin("lab-coordinator"))
             .args(["init", "--data-dir"])
             .arg(&dir)
             .args(["--advertise", &addr, "--trust-domain", trust_domain])
+            .args(&store_args)
             .output()
             .expect("run init");
         assert!(
@@ -148,6 +153,7 @@ impl Coordinator {
             node_cert_ttl: "30d".into(),
             extra_args: Vec::new(),
             nofile: None,
+            store_args,
             logs: root.to_path_buf(),
             child: None,
         }
@@ -214,6 +220,7 @@ impl Coordinator {
                 "--node-cert-ttl",
                 &self.node_cert_ttl,
             ])
+            .args(&self.store_args)
             .args(&self.extra_args)
             .args(extra)
             .env("LAB_LOG", "info")

@@ -5,9 +5,10 @@
 use lab_proto::store::v1::BackupRecord;
 use prost::Message;
 
-use super::{Store, StoreError, Trees, Versioned, RECORD_VERSION};
+use super::kv::{keys_in, Keys, Op, TreeId};
+use super::{Store, StoreError, Versioned, RECORD_VERSION};
 
-const TREE: &str = "backups";
+const TREE: TreeId = TreeId::Backups;
 
 impl Versioned for BackupRecord {
     fn version(&self) -> u32 {
@@ -22,12 +23,12 @@ fn key(node: &str, name: &str) -> Vec<u8> {
 impl Store {
     /// The record of backup `name` on `node`.
     pub fn backup(&self, node: &str, name: &str) -> Result<Option<BackupRecord>, StoreError> {
-        Self::get(&self.t()?.backups, TREE, &key(node, name))
+        Self::get(self.t()?, TREE, &key(node, name))
     }
 
     /// Every backup record, by node and name.
     pub fn backups(&self) -> Result<Vec<BackupRecord>, StoreError> {
-        Self::list(&self.t()?.backups, TREE)
+        Self::list(self.t()?, TREE)
     }
 
     /// Deletes the backup records of `node` (only backup `name` when given) and flushes;
@@ -36,16 +37,11 @@ impl Store {
         let t = self.w()?;
         let keys: Vec<Vec<u8>> = match name {
             Some(name) => vec![key(node, name)],
-            None => t
-                .backups
-                .scan_prefix(key(node, ""))
-                .keys()
-                .map(|k| k.map(|k| k.to_vec()))
-                .collect::<Result<_, _>>()?,
+            None => keys_in(t, TREE, Keys::Prefix(&key(node, "")))?,
         };
         let mut forgotten = 0;
         for k in keys {
-            if t.backups.remove(k)?.is_some() {
+            if t.remove(TREE, &k)? {
                 forgotten += 1;
             }
         }
@@ -55,14 +51,16 @@ impl Store {
         Ok(forgotten)
     }
 
-    /// Writes backup records without flushing (part of [`Store::write_jobs`]).
-    pub(super) fn write_backups(t: &Trees, records: Vec<BackupRecord>) -> Result<(), StoreError> {
+    /// The writes of backup records (part of [`Store::write_jobs`]).
+    pub(super) fn backup_ops(ops: &mut Vec<Op>, records: Vec<BackupRecord>) {
         for mut rec in records {
             rec.version = RECORD_VERSION;
-            t.backups
-                .insert(key(&rec.node, &rec.name), rec.encode_to_vec())?;
+            ops.push(Op::Put(
+                TREE,
+                key(&rec.node, &rec.name),
+                rec.encode_to_vec(),
+            ));
         }
-        Ok(())
     }
 }
 

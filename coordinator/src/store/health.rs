@@ -17,12 +17,10 @@
 //!   waited for a flush;
 //! - closing gives sled a few seconds and then leaves it, so SIGTERM ends the process quickly.
 //!
-//! Opening first removes `snap.*.generating` files. sled 0.34 writes a snapshot only while
-//! opening (`advance_snapshot` → `write_snapshot`): to `snap.<lsn>.generating`, fsynced, then
-//! renamed to `snap.<lsn>`, and older snapshots are deleted only after that rename. A
-//! `.generating` file is therefore always an unfinished copy of what the previous snapshot and
-//! the log still hold; but sled's `get_snapshot_files` lists it as a candidate, and an empty one
-//! (an open that met a full disk) made every later open fail with "Read corrupted data".
+//!
+//! With etcd the same machinery covers a commit that failed (etcd unreachable, no quorum): the
+//! backend refuses writes from then on, and [`watch`] stops the coordinator once etcd answers
+//! again, so that it starts afresh from what etcd acknowledged.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +29,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Store, StoreError, Trees, DEFAULT_CACHE_BYTES};
+use super::etcd_kv::{EtcdKv, EtcdOptions};
+use super::kv::{Kv, TreeId};
+use super::sled_kv::SledKv;
+use super::{Store, StoreError, DEFAULT_CACHE_BYTES};
 
 /// Default free-space reserve of the data directory, MiB: room for the task updates, output and
 /// facts of the work already accepted after new work is refused, on a small homelab disk.
@@ -71,31 +72,89 @@ impl Default for StoreOptions {
     }
 }
 
+/// Where a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A sled database in this directory.
+    Sled(PathBuf),
+    /// An etcd cluster.
+    Etcd(EtcdOptions),
+}
+
+impl Location {
+    /// The store named by `--store` (`sled`: in `sled_dir`; `etcd://…`) and the etcd flags.
+    pub fn parse(
+        store: &str,
+        sled_dir: &Path,
+        ca: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        prefix: &str,
+    ) -> Result<Location, String> {
+        if store == "sled" {
+            if ca.is_some() || cert.is_some() || key.is_some() {
+                return Err("--etcd-ca, --etcd-cert and --etcd-key need --store etcd://…".into());
+            }
+            return Ok(Location::Sled(sled_dir.to_path_buf()));
+        }
+        let mut options = EtcdOptions::parse(store)?;
+        if cert.is_some() != key.is_some() {
+            return Err("--etcd-cert and --etcd-key go together".into());
+        }
+        if cert.is_some() && ca.is_none() {
+            return Err("--etcd-cert needs --etcd-ca (the CA of etcd's members)".into());
+        }
+        if !prefix.starts_with('/') || !prefix.ends_with('/') {
+            return Err(format!(
+                "--etcd-prefix '{prefix}' must start and end with '/' (e.g. /labfleet/)"
+            ));
+        }
+        options.ca = ca;
+        options.cert = cert;
+        options.key = key;
+        options.prefix = prefix.to_owned();
+        Ok(Location::Etcd(options))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sled(dir) => write!(f, "{}", dir.display()),
+            Location::Etcd(o) => write!(f, "{} (prefix {})", o.url(), o.prefix),
+        }
+    }
+}
+
 /// What every clone of a [`Store`] shares.
 pub(super) struct Shared {
-    dir: PathBuf,
+    location: Location,
     min_free_bytes: u64,
     /// `None` only while closing.
-    trees: Option<Trees>,
+    kv: Option<Box<dyn Kv>>,
+    /// Set when a flush failed or did not finish in time: after an I/O error sled 0.34 never
+    /// completes a flush of this database again; after a failed etcd commit the mirror is
+    /// ahead of etcd.
+    failed: AtomicBool,
     /// Set by [`watch`] when it stopped the coordinator so that it starts again.
     restart: AtomicBool,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let Some(trees) = self.trees.take() else {
+        let Some(kv) = self.kv.take() else {
             return;
         };
         // sled flushes when dropped, which blocks forever after a failed write.
         let (tx, rx) = std::sync::mpsc::channel();
         let closing = std::thread::spawn(move || {
-            drop(trees);
+            drop(kv);
             let _ = tx.send(());
         });
         if rx.recv_timeout(CLOSE_TIMEOUT).is_ok() {
             let _ = closing.join();
         } else {
-            tracing::warn!(dir = %self.dir.display(), "the store did not close within {CLOSE_TIMEOUT:?} (disk full?); leaving it, everything acknowledged is on disk");
+            tracing::warn!(store = %self.location, "the store did not close within {CLOSE_TIMEOUT:?} (disk full?); leaving it, everything acknowledged is on disk");
         }
     }
 }
@@ -106,136 +165,108 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(st.blocks_available().saturating_mul(st.fragment_size()))
 }
 
-/// Readies `dir` for sled: refuses a missing store unless `create`, removes unfinished snapshot
-/// files (see the module doc).
-fn prepare(dir: &Path, create: bool) -> Result<(), StoreError> {
-    if !create && !dir.join("db").is_file() {
-        return Err(StoreError::Open(format!(
-            "the store {} is missing (no {}) although the data directory is initialized; \
-             restore it from a backup, or move the data directory away and run \
-             'lab-coordinator init' to start over (starting with an empty store would lock \
-             every operator out)",
-            dir.display(),
-            dir.join("db").display()
-        )));
+impl Store {
+    /// Opens the sled store under `dir`: removes unfinished snapshot files, then opens (or,
+    /// with `options.create`, creates) the database.
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let kv = SledKv::open(
+            dir,
+            options.cache_bytes,
+            options.create,
+            options.min_free_bytes,
+        )?;
+        Self::from_kv(Box::new(kv), Location::Sled(dir.to_path_buf()), options)
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(StoreError::Open(format!(
-                "cannot read the store directory {}: {e}",
-                dir.display()
-            )))
-        }
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            let path = entry.path();
-            tracing::warn!(file = %path.display(), "removing an unfinished store snapshot left by an interrupted start");
-            std::fs::remove_file(&path).map_err(|e| {
-                StoreError::Open(format!(
-                    "cannot remove the unfinished snapshot {}: {e}; remove it by hand",
-                    path.display()
-                ))
-            })?;
-        }
-    }
-    Ok(())
-}
 
-/// Opens the database under `dir`, turning sled's failures (and panics on damaged files) into
-/// an error that names the directory and what to do.
-fn open_trees(dir: &Path, options: &StoreOptions) -> Result<Trees, StoreError> {
-    prepare(dir, options.create)?;
-    let opened = std::panic::catch_unwind(|| Trees::open(dir, options.cache_bytes));
-    let damaged = |what: String| {
-        StoreError::Open(format!(
-            "the store {} is damaged ({what}); restore it from a backup",
-            dir.display()
-        ))
-    };
-    match opened {
+    /// Opens the store at `location` (etcd: connects and loads it into memory).
+    pub async fn open_at(location: &Location, options: &StoreOptions) -> Result<Self, StoreError> {
+        match location {
+            Location::Sled(dir) => {
+                let (dir, options) = (dir.clone(), options.clone());
+                tokio::task::spawn_blocking(move || Self::open_with(&dir, &options))
+                    .await
+                    .map_err(|e| StoreError::Open(format!("opening the store failed: {e}")))?
+            }
+            Location::Etcd(etcd) => {
+                let kv = EtcdKv::open(etcd).await?;
+                tracing::info!(store = %location, revision = kv.loaded_revision(), "loaded the store from etcd");
+                Self::from_kv(Box::new(kv), location.clone(), options)
+            }
+        }
+    }
+
+    fn from_kv(
+        kv: Box<dyn Kv>,
+        location: Location,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
         // `init` stores the admin; sled recovers a truncated log as if a crash cut it short, so
         // a store emptied that way opens without complaint.
-        Ok(Ok(trees)) if !options.create && trees.users.is_empty() => Err(damaged(
-            "it has no operators, so it was truncated or replaced".into(),
-        )),
-        Ok(Ok(trees)) => Ok(trees),
-        Ok(Err(StoreError::Sled(sled::Error::Corruption { .. }))) => {
-            Err(damaged("sled: read corrupted data".into()))
+        if !options.create && kv.is_empty(TreeId::Users)? {
+            let why = match &location {
+                Location::Sled(dir) => format!(
+                    "the store {} is damaged (it has no operators, so it was truncated or replaced); restore it from a backup",
+                    dir.display()
+                ),
+                Location::Etcd(o) => format!(
+                    "the store {location} has no operators; run 'lab-coordinator init --store {}' (with the same --etcd-prefix) first, or import a store with 'lab-coordinator store import'",
+                    o.url()
+                ),
+            };
+            return Err(StoreError::Open(why));
         }
-        Ok(Err(StoreError::Sled(sled::Error::Io(e))))
-            if e.kind() == std::io::ErrorKind::StorageFull =>
-        {
-            Err(StoreError::Open(format!(
-                "cannot open the store {}: its disk is full; free space there and start again",
-                dir.display()
-            )))
-        }
-        Ok(Err(StoreError::Sled(e))) => Err(StoreError::Open(format!(
-            "cannot open the store {}: {e}; is another lab-coordinator using this data directory?",
-            dir.display()
-        ))),
-        Ok(Err(e)) => Err(e),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "sled panicked while reading it".into());
-            Err(damaged(what))
-        }
-    }
-}
-
-impl Store {
-    /// Opens the store under `dir`: removes unfinished snapshot files, then opens (or, with
-    /// `options.create`, creates) the database.
-    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
-        let trees = open_trees(dir, options)?;
         Ok(Store {
             shared: Arc::new(Shared {
-                dir: dir.to_path_buf(),
+                location,
                 min_free_bytes: options.min_free_bytes,
-                trees: Some(trees),
+                kv: Some(kv),
+                failed: AtomicBool::new(false),
                 restart: AtomicBool::new(false),
             }),
         })
     }
 
+    /// Where the store lives.
+    pub fn location(&self) -> &Location {
+        &self.shared.location
+    }
+
     fn failed_error(&self) -> StoreError {
-        StoreError::Failed {
-            dir: self.shared.dir.clone(),
+        match &self.shared.location {
+            Location::Sled(dir) => StoreError::Failed { dir: dir.clone() },
+            Location::Etcd(_) => StoreError::Etcd(format!(
+                "a commit to {} failed earlier; changes are refused until the coordinator restarts, which it does by itself once etcd answers again",
+                self.shared.location
+            )),
         }
     }
 
-    /// The database, for reading.
-    pub(super) fn t(&self) -> Result<&Trees, StoreError> {
-        self.shared
-            .trees
-            .as_ref()
-            .ok_or_else(|| self.failed_error())
+    /// The backend, for reading.
+    pub(super) fn t(&self) -> Result<&dyn Kv, StoreError> {
+        self.shared.kv.as_deref().ok_or_else(|| self.failed_error())
     }
 
-    /// The database, for writing: refused once a write failed, so that nothing that cannot be
+    /// The backend, for writing: refused once a write failed, so that nothing that cannot be
     /// made durable is seen by readers.
-    pub(super) fn w(&self) -> Result<&Trees, StoreError> {
+    pub(super) fn w(&self) -> Result<&dyn Kv, StoreError> {
         let t = self.t()?;
-        if t.failed.load(Ordering::SeqCst) {
+        if self.shared.failed.load(Ordering::SeqCst) {
             return Err(self.failed_error());
         }
         Ok(t)
     }
 
+    /// The backend (export, import, checks).
+    pub fn kv(&self) -> Result<&dyn Kv, StoreError> {
+        self.w()
+    }
+
     /// Makes every write made before this call durable. Concurrent callers share flushes
     /// (group commit): a caller waits for the first flush that started after it asked. A flush
-    /// that fails or takes longer than [`FLUSH_TIMEOUT`] marks the database failed.
+    /// that fails or takes longer than [`FLUSH_TIMEOUT`] marks the store failed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let t = self.w()?;
-        match tokio::time::timeout(FLUSH_TIMEOUT, t.flusher.flush(&t.db)).await {
+        match tokio::time::timeout(FLUSH_TIMEOUT, t.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 self.mark_failed(&e.to_string());
@@ -249,16 +280,14 @@ impl Store {
     }
 
     fn mark_failed(&self, why: &str) {
-        if let Ok(t) = self.t() {
-            if !t.failed.swap(true, Ordering::SeqCst) {
-                tracing::error!(dir = %self.shared.dir.display(), why, "store writes fail; changes are refused, and the coordinator restarts by itself once the directory has room");
-            }
+        if !self.shared.failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(store = %self.shared.location, why, "store writes fail; changes are refused, and the coordinator restarts by itself once the store can take writes again");
         }
     }
 
     /// Whether a write failed (the coordinator must start again to write).
     pub fn failed(&self) -> bool {
-        self.t().is_ok_and(|t| t.failed.load(Ordering::SeqCst))
+        self.shared.failed.load(Ordering::SeqCst)
     }
 
     /// Whether [`watch`] stopped the coordinator so that it starts again.
@@ -267,38 +296,37 @@ impl Store {
     }
 
     /// Refuses new work (jobs, enrollments, schedules) while the directory has less free space
-    /// than the reserve, or after a write failed.
+    /// than the reserve, or after a write failed. (etcd keeps its own quota.)
     pub fn ensure_room(&self) -> Result<(), StoreError> {
         self.w()?;
         let min = self.shared.min_free_bytes;
+        let Location::Sled(dir) = &self.shared.location else {
+            return Ok(());
+        };
         if min == 0 {
             return Ok(());
         }
-        match free_bytes(&self.shared.dir) {
+        match free_bytes(dir) {
             Ok(free) if free < min => Err(StoreError::LowSpace {
-                dir: self.shared.dir.clone(),
+                dir: dir.clone(),
                 free_mib: free / MIB,
                 min_mib: min.div_ceil(MIB),
             }),
             Ok(_) => Ok(()),
             Err(e) => {
                 // Not knowing is no reason to refuse; the writes themselves will tell.
-                tracing::warn!(dir = %self.shared.dir.display(), error = %e, "cannot read the store's free space");
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the store's free space");
                 Ok(())
             }
         }
-    }
-
-    /// Whether the directory has at least the reserve free (or it cannot be told).
-    fn has_room(&self) -> bool {
-        free_bytes(&self.shared.dir).map_or(true, |f| f >= self.shared.min_free_bytes)
     }
 }
 
 /// Checks the store every second until `shutdown`: a flush finds a write that failed (which
 /// leaves no other mark), and once a failed store's directory has room again, this cancels
 /// `shutdown` and sets [`Store::needs_restart`], so the coordinator exits with an error and its
-/// service manager starts it again (sled cannot reopen it in the same process).
+/// service manager starts it again (sled cannot reopen it in the same process; etcd's mirror
+/// must be reloaded).
 pub async fn watch(store: Store, shutdown: CancellationToken) {
     loop {
         tokio::select! {
@@ -309,8 +337,12 @@ pub async fn watch(store: Store, shutdown: CancellationToken) {
             let _ = store.flush().await;
             continue;
         }
-        if store.has_room() {
-            tracing::error!(dir = %store.shared.dir.display(), "the store's directory has room again; stopping so that the coordinator starts again with a working store");
+        let recovered = match store.t() {
+            Ok(kv) => kv.recovered().await,
+            Err(_) => false,
+        };
+        if recovered {
+            tracing::error!(store = %store.shared.location, "the store can take writes again (room in its directory, or etcd answers); stopping so that the coordinator starts again with a working store");
             store.shared.restart.store(true, Ordering::SeqCst);
             shutdown.cancel();
             return;

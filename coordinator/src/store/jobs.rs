@@ -11,11 +11,14 @@
 //! the ids in it made each update encode, write and decode all N ids (quadratic in the fleet
 //! size per job). Records written before carry `task_ids` themselves; both shapes are read.
 
+use std::ops::Bound;
+
 use lab_proto::store::v1::{EventRecord, JobRecord, JobTasksRecord, TaskRecord};
 use lab_proto::v1::{job_event, JobEvent};
 use prost::Message;
 
-use super::{decode, Store, StoreError, Trees, RECORD_VERSION};
+use super::kv::{keys_in, Keys, Kv, Op, Order, TreeId};
+use super::{decode, Store, StoreError, RECORD_VERSION};
 
 /// Writes of one job change.
 #[derive(Debug, Default)]
@@ -74,7 +77,10 @@ impl Store {
         Self::write_batch(self.w()?, batch)
     }
 
-    fn write_batch(t: &Trees, batch: JobBatch) -> Result<Vec<(String, JobEvent)>, StoreError> {
+    fn write_batch(t: &dyn Kv, batch: JobBatch) -> Result<Vec<(String, JobEvent)>, StoreError> {
+        let mut ops = Vec::with_capacity(
+            batch.jobs.len() + batch.tasks.len() + batch.events.len() * 2 + batch.backups.len(),
+        );
         for mut job in batch.jobs {
             job.version = RECORD_VERSION;
             if !job.task_ids.is_empty() {
@@ -83,10 +89,17 @@ impl Store {
                     version: RECORD_VERSION,
                     task_ids: std::mem::take(&mut job.task_ids),
                 };
-                t.job_tasks
-                    .insert(job.job_id.as_bytes(), list.encode_to_vec())?;
+                ops.push(Op::Put(
+                    TreeId::JobTasks,
+                    job.job_id.as_bytes().to_vec(),
+                    list.encode_to_vec(),
+                ));
             }
-            t.jobs.insert(job.job_id.as_bytes(), job.encode_to_vec())?;
+            ops.push(Op::Put(
+                TreeId::Jobs,
+                job.job_id.as_bytes().to_vec(),
+                job.encode_to_vec(),
+            ));
         }
         for mut task in batch.tasks {
             task.version = RECORD_VERSION;
@@ -95,41 +108,51 @@ impl Store {
                 .as_ref()
                 .map(|i| i.task_id.clone())
                 .unwrap_or_default();
-            t.tasks.insert(id.as_bytes(), task.encode_to_vec())?;
+            ops.push(Op::Put(
+                TreeId::Tasks,
+                id.into_bytes(),
+                task.encode_to_vec(),
+            ));
         }
         let mut written = Vec::with_capacity(batch.events.len());
         for (job_id, event) in batch.events {
             if let Some(job_event::Body::Output(out)) = &event.body {
-                t.task_output.insert(
+                ops.push(Op::Put(
+                    TreeId::TaskOutput,
                     output_key(&out.task_id, event.seq),
-                    &(out.data.len() as u64).to_be_bytes(),
-                )?;
+                    (out.data.len() as u64).to_be_bytes().to_vec(),
+                ));
             }
             let key = event_key(&job_id, event.seq);
             let rec = EventRecord {
                 version: RECORD_VERSION,
                 event: Some(event),
             };
-            t.events.insert(key, rec.encode_to_vec())?;
+            ops.push(Op::Put(TreeId::Events, key, rec.encode_to_vec()));
             written.extend(rec.event.map(|e| (job_id, e)));
         }
         for (job_id, seq) in batch.dropped_events {
-            t.events.remove(event_key(&job_id, seq))?;
+            ops.push(Op::Delete(TreeId::Events, event_key(&job_id, seq)));
         }
         for (node, task) in batch.active_add {
-            t.node_tasks.insert(pair_key(&node, &task), &[])?;
+            ops.push(Op::Put(
+                TreeId::NodeTasks,
+                pair_key(&node, &task),
+                Vec::new(),
+            ));
         }
         for (node, task) in batch.active_remove {
-            t.node_tasks.remove(pair_key(&node, &task))?;
+            ops.push(Op::Delete(TreeId::NodeTasks, pair_key(&node, &task)));
         }
-        Self::write_backups(t, batch.backups)?;
+        Self::backup_ops(&mut ops, batch.backups);
+        t.apply(ops)?;
         Ok(written)
     }
 
     /// One job (without its task ids; see [`Store::task_ids_of`]).
     pub fn job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
         let t = self.t()?;
-        Ok(Self::get(&t.jobs, "jobs", job_id.as_bytes())?.map(with_count))
+        Ok(Self::get(t, TreeId::Jobs, job_id.as_bytes())?.map(with_count))
     }
 
     /// The task ids of `job` in rollout order.
@@ -138,8 +161,7 @@ impl Store {
         if !job.task_ids.is_empty() {
             return Ok(job.task_ids.clone());
         }
-        let list: Option<JobTasksRecord> =
-            Self::get(&t.job_tasks, "job_tasks", job.job_id.as_bytes())?;
+        let list: Option<JobTasksRecord> = Self::get(t, TreeId::JobTasks, job.job_id.as_bytes())?;
         Ok(list.map(|l| l.task_ids).unwrap_or_default())
     }
 
@@ -155,35 +177,39 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<JobRecord>, StoreError> {
         let t = self.t()?;
-        let range = match start {
-            Some(id) => t.jobs.range(..=id.as_bytes()),
-            None => t.jobs.range::<&[u8], _>(..),
+        let keys = match start {
+            Some(id) => Keys::Range(Bound::Unbounded, Bound::Included(id.as_bytes())),
+            None => Keys::All,
         };
-        range
-            .values()
-            .rev()
-            .take(limit)
-            .map(|v| decode("jobs", &v?).map(with_count))
-            .collect()
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        t.scan(TreeId::Jobs, keys, Order::Backward, &mut |_, v| {
+            out.push(decode("jobs", v).map(with_count)?);
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
     }
 
     /// Jobs not done yet.
     pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let t = self.t()?;
         let mut out = Vec::new();
-        for v in t.jobs.iter().values() {
-            let job: JobRecord = decode("jobs", &v?)?;
+        t.scan(TreeId::Jobs, Keys::All, Order::Forward, &mut |_, v| {
+            let job: JobRecord = decode("jobs", v)?;
             if !job.done {
                 out.push(with_count(job));
             }
-        }
+            Ok(true)
+        })?;
         Ok(out)
     }
 
     /// One task.
     pub fn task(&self, task_id: &str) -> Result<Option<TaskRecord>, StoreError> {
         let t = self.t()?;
-        Self::get(&t.tasks, "tasks", task_id.as_bytes())
+        Self::get(t, TreeId::Tasks, task_id.as_bytes())
     }
 
     /// The tasks of `job`, in rollout order.
@@ -204,13 +230,12 @@ impl Store {
         let start = event_key(job_id, from_seq);
         let end = event_key(job_id, u64::MAX);
         let mut out = Vec::new();
-        for item in t.events.range(start..=end) {
-            let (_, v) = item?;
-            let rec: EventRecord = decode("events", &v)?;
-            if let Some(e) = rec.event {
-                out.push(e);
-            }
-        }
+        let keys = Keys::Range(Bound::Included(&start), Bound::Included(&end));
+        t.scan(TreeId::Events, keys, Order::Forward, &mut |_, v| {
+            let rec: EventRecord = decode("events", v)?;
+            out.extend(rec.event);
+            Ok(true)
+        })?;
         Ok(out)
     }
 
@@ -218,12 +243,11 @@ impl Store {
     pub fn unfinished_tasks_of_node(&self, node: &str) -> Result<Vec<String>, StoreError> {
         let t = self.t()?;
         let prefix = format!("{node}\n");
-        let mut out = Vec::new();
-        for key in t.node_tasks.scan_prefix(prefix.as_bytes()).keys() {
-            let key = key?;
-            out.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
-        }
-        Ok(out)
+        let keys = keys_in(t, TreeId::NodeTasks, Keys::Prefix(prefix.as_bytes()))?;
+        Ok(keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+            .collect())
     }
 
     /// Deletes the oldest output events of `task_id` (of job `job_id`) until at least `bytes`
@@ -233,43 +257,52 @@ impl Store {
         let mut freed = 0;
         let mut prefix = task_id.as_bytes().to_vec();
         prefix.push(0);
-        for item in t.task_output.scan_prefix(&prefix) {
-            if freed >= bytes {
-                break;
-            }
-            let (key, len) = item?;
-            let seq_bytes: [u8; 8] = key[prefix.len()..].try_into().unwrap_or([0; 8]);
-            let len_bytes: [u8; 8] = len.as_ref().try_into().unwrap_or([0; 8]);
-            t.events
-                .remove(event_key(job_id, u64::from_be_bytes(seq_bytes)))?;
-            t.task_output.remove(key)?;
-            freed += u64::from_be_bytes(len_bytes);
-        }
+        let mut ops = Vec::new();
+        t.scan(
+            TreeId::TaskOutput,
+            Keys::Prefix(&prefix),
+            Order::Forward,
+            &mut |key, len| {
+                if freed >= bytes {
+                    return Ok(false);
+                }
+                let seq_bytes: [u8; 8] = key[prefix.len()..].try_into().unwrap_or([0; 8]);
+                let len_bytes: [u8; 8] = len.try_into().unwrap_or([0; 8]);
+                let seq = u64::from_be_bytes(seq_bytes);
+                ops.push(Op::Delete(TreeId::Events, event_key(job_id, seq)));
+                ops.push(Op::Delete(TreeId::TaskOutput, key.to_vec()));
+                freed += u64::from_be_bytes(len_bytes);
+                Ok(true)
+            },
+        )?;
+        t.apply(ops)?;
         Ok(freed)
     }
 
     /// Deletes a job with its tasks, events and indexes.
     pub async fn remove_job(&self, job: &JobRecord) -> Result<(), StoreError> {
         let t = self.w()?;
+        let mut ops = Vec::new();
         for task_id in &self.task_ids_of(job)? {
             if let Some(task) = self.task(task_id)? {
                 let node = task.info.map(|i| i.node).unwrap_or_default();
-                t.node_tasks.remove(pair_key(&node, task_id))?;
+                ops.push(Op::Delete(TreeId::NodeTasks, pair_key(&node, task_id)));
             }
-            t.tasks.remove(task_id.as_bytes())?;
+            ops.push(Op::Delete(TreeId::Tasks, task_id.as_bytes().to_vec()));
             let mut prefix = task_id.as_bytes().to_vec();
             prefix.push(0);
-            for key in t.task_output.scan_prefix(&prefix).keys() {
-                t.task_output.remove(key?)?;
+            for key in keys_in(t, TreeId::TaskOutput, Keys::Prefix(&prefix))? {
+                ops.push(Op::Delete(TreeId::TaskOutput, key));
             }
         }
         let mut prefix = job.job_id.as_bytes().to_vec();
         prefix.push(0);
-        for key in t.events.scan_prefix(&prefix).keys() {
-            t.events.remove(key?)?;
+        for key in keys_in(t, TreeId::Events, Keys::Prefix(&prefix))? {
+            ops.push(Op::Delete(TreeId::Events, key));
         }
-        t.jobs.remove(job.job_id.as_bytes())?;
-        t.job_tasks.remove(job.job_id.as_bytes())?;
+        ops.push(Op::Delete(TreeId::Jobs, job.job_id.as_bytes().to_vec()));
+        ops.push(Op::Delete(TreeId::JobTasks, job.job_id.as_bytes().to_vec()));
+        t.apply(ops)?;
         self.flush().await
     }
 }

@@ -1,14 +1,22 @@
-//! The coordinator's durable state: sled behind typed trees of versioned, prost-encoded records.
+//! The coordinator's durable state: typed trees of versioned, prost-encoded records over a
+//! small key-value seam ([`kv`]) with two backends: sled in the data directory (the default)
+//! or an etcd cluster shared by several coordinators.
 //!
-//! Architecture invariant: this is the only module that imports sled. Every write method returns
-//! only after the write is flushed to disk, so whatever a caller acknowledges to a peer survives a
-//! crash. Reads never block on I/O beyond sled's page cache.
+//! Architecture invariant: this is the only module that imports sled or etcd-client. Every
+//! write method returns only after the write is durable (flushed to disk, or committed by an
+//! etcd quorum), so whatever a caller acknowledges to a peer survives a crash. Reads never
+//! block on I/O beyond sled's page cache (etcd: never, they come from a mirror in memory).
 
 mod backups;
+mod etcd_client;
+pub mod etcd_kv;
+pub mod export;
 mod group_flush;
 mod health;
 mod jobs;
+pub mod kv;
 mod schedules;
+pub mod sled_kv;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -17,8 +25,10 @@ use std::path::Path;
 use lab_proto::store::v1::{CertificateRecord, FactsRecord, NodeRecord, UserRecord};
 use prost::Message;
 
-pub use health::{free_bytes, watch, StoreOptions, DEFAULT_MIN_FREE_MIB};
+pub use etcd_kv::EtcdOptions;
+pub use health::{free_bytes, watch, Location, StoreOptions, DEFAULT_MIN_FREE_MIB};
 pub use jobs::JobBatch;
+use kv::{Keys, Kv, Op, Order, TreeId};
 pub use tokens::TokenError;
 
 /// Version written into every record this code stores.
@@ -71,6 +81,9 @@ pub enum StoreError {
     /// The store cannot be opened.
     #[error("{0}")]
     Open(String),
+    /// etcd did not answer or refused a request.
+    #[error("the coordinator's store: {0}")]
+    Etcd(String),
 }
 
 /// The store handle; cheap to clone. Methods read through [`Store::t`] and write through
@@ -78,56 +91,6 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     shared: std::sync::Arc<health::Shared>,
-}
-
-/// The open sled database and its trees.
-pub(crate) struct Trees {
-    db: sled::Db,
-    nodes: sled::Tree,
-    facts: sled::Tree,
-    tokens: sled::Tree,
-    certs: sled::Tree,
-    users: sled::Tree,
-    jobs: sled::Tree,
-    tasks: sled::Tree,
-    events: sled::Tree,
-    node_tasks: sled::Tree,
-    task_output: sled::Tree,
-    job_tasks: sled::Tree,
-    schedules: sled::Tree,
-    backups: sled::Tree,
-    flusher: group_flush::GroupFlush,
-    /// Set when a flush failed or did not finish in time: after an I/O error sled 0.34 never
-    /// completes a flush of this database again (see [`health`]).
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl Trees {
-    /// Opens the database under `dir` (its directory must exist or be creatable).
-    fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
-        Ok(Trees {
-            nodes: db.open_tree("nodes")?,
-            facts: db.open_tree("facts")?,
-            tokens: db.open_tree("tokens")?,
-            certs: db.open_tree("certificates")?,
-            users: db.open_tree("users")?,
-            jobs: db.open_tree("jobs")?,
-            tasks: db.open_tree("tasks")?,
-            events: db.open_tree("events")?,
-            node_tasks: db.open_tree("node_tasks")?,
-            task_output: db.open_tree("task_output")?,
-            job_tasks: db.open_tree("job_tasks")?,
-            schedules: db.open_tree("schedules")?,
-            backups: db.open_tree("backups")?,
-            flusher: Default::default(),
-            failed: Default::default(),
-            db,
-        })
-    }
 }
 
 /// A record that carries a version field.
@@ -183,19 +146,24 @@ impl Store {
         Self::open_with(dir, &StoreOptions::default())
     }
 
-    fn get<T: Versioned>(
-        tree: &sled::Tree,
-        name: &'static str,
-        key: &[u8],
-    ) -> Result<Option<T>, StoreError> {
-        tree.get(key)?.map(|v| decode(name, &v)).transpose()
+    fn get<T: Versioned>(kv: &dyn Kv, tree: TreeId, key: &[u8]) -> Result<Option<T>, StoreError> {
+        kv.get(tree, key)?
+            .map(|v| decode(tree.name(), &v))
+            .transpose()
     }
 
-    fn list<T: Versioned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>, StoreError> {
-        tree.iter()
-            .values()
-            .map(|v| decode(name, &v?))
-            .collect::<Result<_, _>>()
+    fn list<T: Versioned>(kv: &dyn Kv, tree: TreeId) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        kv.scan(tree, Keys::All, Order::Forward, &mut |_, v| {
+            out.push(decode(tree.name(), v)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Writes one record.
+    fn put(kv: &dyn Kv, tree: TreeId, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        kv.apply(vec![Op::Put(tree, key.to_vec(), value)])
     }
 
     // --- nodes ---
@@ -203,25 +171,26 @@ impl Store {
     /// One node.
     pub fn node(&self, name: &str) -> Result<Option<NodeRecord>, StoreError> {
         let t = self.t()?;
-        Self::get(&t.nodes, "nodes", name.as_bytes())
+        Self::get(t, TreeId::Nodes, name.as_bytes())
     }
 
     /// All nodes, by name.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         let t = self.t()?;
-        Self::list(&t.nodes, "nodes")
+        Self::list(t, TreeId::Nodes)
     }
 
     /// Creates a node; fails if one of that name exists.
     pub async fn create_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        let swapped = t.nodes.compare_and_swap(
+        let swapped = t.compare_and_swap(
+            TreeId::Nodes,
             rec.name.as_bytes(),
-            None::<&[u8]>,
+            None,
             Some(rec.encode_to_vec()),
         )?;
-        if swapped.is_err() {
+        if !swapped {
             return Err(StoreError::Exists(format!("node '{}'", rec.name)));
         }
         self.flush().await
@@ -231,15 +200,15 @@ impl Store {
     pub async fn put_node(&self, mut rec: NodeRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        t.nodes.insert(rec.name.as_bytes(), rec.encode_to_vec())?;
+        Self::put(t, TreeId::Nodes, rec.name.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
     /// Deletes a node and its facts.
     pub async fn remove_node(&self, name: &str) -> Result<bool, StoreError> {
         let t = self.w()?;
-        let existed = t.nodes.remove(name.as_bytes())?.is_some();
-        t.facts.remove(name.as_bytes())?;
+        let existed = t.remove(TreeId::Nodes, name.as_bytes())?;
+        t.remove(TreeId::Facts, name.as_bytes())?;
         self.flush().await?;
         Ok(existed)
     }
@@ -249,14 +218,14 @@ impl Store {
     /// The latest facts of a node.
     pub fn facts(&self, node: &str) -> Result<Option<FactsRecord>, StoreError> {
         let t = self.t()?;
-        Self::get(&t.facts, "facts", node.as_bytes())
+        Self::get(t, TreeId::Facts, node.as_bytes())
     }
 
     /// Replaces the facts of a node.
     pub async fn put_facts(&self, node: &str, mut rec: FactsRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        t.facts.insert(node.as_bytes(), rec.encode_to_vec())?;
+        Self::put(t, TreeId::Facts, node.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
@@ -266,10 +235,8 @@ impl Store {
     pub async fn put_certificate(&self, mut rec: CertificateRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        t.certs.insert(
-            cert_key(&rec.identity_uri, &rec.serial),
-            rec.encode_to_vec(),
-        )?;
+        let key = cert_key(&rec.identity_uri, &rec.serial);
+        Self::put(t, TreeId::Certificates, &key, rec.encode_to_vec())?;
         self.flush().await
     }
 
@@ -280,26 +247,33 @@ impl Store {
         serial_hex: &str,
     ) -> Result<Option<CertificateRecord>, StoreError> {
         let t = self.t()?;
-        Self::get(
-            &t.certs,
-            "certificates",
-            &cert_key(identity_uri, serial_hex),
-        )
+        Self::get(t, TreeId::Certificates, &cert_key(identity_uri, serial_hex))
     }
 
     /// Marks every certificate of `identity_uri` revoked; returns how many were newly revoked.
     pub async fn revoke_certificates(&self, identity_uri: &str) -> Result<u32, StoreError> {
         let t = self.w()?;
-        let mut count = 0;
-        for item in t.certs.scan_prefix(format!("{identity_uri}\n")) {
-            let (key, value) = item?;
-            let mut rec: CertificateRecord = decode("certificates", &value)?;
-            if !rec.revoked {
-                rec.revoked = true;
-                t.certs.insert(key, rec.encode_to_vec())?;
-                count += 1;
-            }
-        }
+        let prefix = format!("{identity_uri}\n");
+        let mut ops = Vec::new();
+        t.scan(
+            TreeId::Certificates,
+            Keys::Prefix(prefix.as_bytes()),
+            Order::Forward,
+            &mut |key, value| {
+                let mut rec: CertificateRecord = decode("certificates", value)?;
+                if !rec.revoked {
+                    rec.revoked = true;
+                    ops.push(Op::Put(
+                        TreeId::Certificates,
+                        key.to_vec(),
+                        rec.encode_to_vec(),
+                    ));
+                }
+                Ok(true)
+            },
+        )?;
+        let count = ops.len() as u32;
+        t.apply(ops)?;
         self.flush().await?;
         Ok(count)
     }
@@ -309,27 +283,27 @@ impl Store {
     /// One operator.
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         let t = self.t()?;
-        Self::get(&t.users, "users", name.as_bytes())
+        Self::get(t, TreeId::Users, name.as_bytes())
     }
 
     /// All operators.
     pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let t = self.t()?;
-        Self::list(&t.users, "users")
+        Self::list(t, TreeId::Users)
     }
 
     /// Replaces an operator's record.
     pub async fn put_user(&self, mut rec: UserRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        t.users.insert(rec.name.as_bytes(), rec.encode_to_vec())?;
+        Self::put(t, TreeId::Users, rec.name.as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
     /// Removes an operator's record; whether there was one.
     pub async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
         let t = self.w()?;
-        let existed = t.users.remove(name.as_bytes())?.is_some();
+        let existed = t.remove(TreeId::Users, name.as_bytes())?;
         self.flush().await?;
         Ok(existed)
     }
@@ -338,12 +312,13 @@ impl Store {
     pub async fn create_user(&self, mut rec: UserRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        let swapped = t.users.compare_and_swap(
+        let swapped = t.compare_and_swap(
+            TreeId::Users,
             rec.name.as_bytes(),
-            None::<&[u8]>,
+            None,
             Some(rec.encode_to_vec()),
         )?;
-        if swapped.is_err() {
+        if !swapped {
             return Err(StoreError::Exists(format!("user '{}'", rec.name)));
         }
         self.flush().await

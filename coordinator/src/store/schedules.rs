@@ -4,9 +4,10 @@
 use lab_proto::store::v1::ScheduleRecord;
 use prost::Message;
 
+use super::kv::TreeId;
 use super::{Store, StoreError, Versioned, RECORD_VERSION};
 
-const TREE: &str = "schedules";
+const TREE: TreeId = TreeId::Schedules;
 
 impl Versioned for ScheduleRecord {
     fn version(&self) -> u32 {
@@ -24,12 +25,12 @@ fn name_of(rec: &ScheduleRecord) -> String {
 impl Store {
     /// One schedule.
     pub fn schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        Self::get(&self.t()?.schedules, TREE, name.as_bytes())
+        Self::get(self.t()?, TREE, name.as_bytes())
     }
 
     /// All schedules, by name.
     pub fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
-        Self::list(&self.t()?.schedules, TREE)
+        Self::list(self.t()?, TREE)
     }
 
     /// Creates a schedule; fails with [`StoreError::Exists`] if one of that name exists.
@@ -37,12 +38,8 @@ impl Store {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
         let name = name_of(&rec);
-        let swapped = t.schedules.compare_and_swap(
-            name.as_bytes(),
-            None::<&[u8]>,
-            Some(rec.encode_to_vec()),
-        )?;
-        if swapped.is_err() {
+        let swapped = t.compare_and_swap(TREE, name.as_bytes(), None, Some(rec.encode_to_vec()))?;
+        if !swapped {
             return Err(StoreError::Exists(format!("schedule '{name}'")));
         }
         self.flush().await
@@ -52,15 +49,14 @@ impl Store {
     pub async fn put_schedule(&self, mut rec: ScheduleRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        t.schedules
-            .insert(name_of(&rec).as_bytes(), rec.encode_to_vec())?;
+        Self::put(t, TREE, name_of(&rec).as_bytes(), rec.encode_to_vec())?;
         self.flush().await
     }
 
     /// Deletes a schedule; returns whether it existed.
     pub async fn remove_schedule(&self, name: &str) -> Result<bool, StoreError> {
         let t = self.w()?;
-        let existed = t.schedules.remove(name.as_bytes())?.is_some();
+        let existed = t.remove(TREE, name.as_bytes())?;
         self.flush().await?;
         Ok(existed)
     }
@@ -118,12 +114,8 @@ mod tests {
         let store = Store::open(&dir.path().join("state")).unwrap();
         let mut newer = rec("x", 1);
         newer.version = RECORD_VERSION + 1;
-        store
-            .t()
-            .unwrap()
-            .schedules
-            .insert("x", newer.encode_to_vec())
-            .unwrap();
+        let t = store.t().unwrap();
+        Store::put(t, TREE, b"x", newer.encode_to_vec()).unwrap();
         assert!(matches!(
             store.schedule("x"),
             Err(StoreError::NewerVersion { .. })

@@ -138,12 +138,7 @@ fn newer_records_are_refused() {
         name: "n".into(),
         ..Default::default()
     };
-    store
-        .t()
-        .unwrap()
-        .nodes
-        .insert("n", rec.encode_to_vec())
-        .unwrap();
+    Store::put(store.t().unwrap(), TreeId::Nodes, b"n", rec.encode_to_vec()).unwrap();
     assert!(matches!(
         store.node("n"),
         Err(StoreError::NewerVersion { .. })
@@ -231,12 +226,7 @@ async fn job_records_with_their_task_ids_inside_are_still_read() {
         task_ids: vec!["j0-0000".into(), "j0-0001".into()],
         ..Default::default()
     };
-    store
-        .t()
-        .unwrap()
-        .jobs
-        .insert("j0", old.encode_to_vec())
-        .unwrap();
+    Store::put(store.t().unwrap(), TreeId::Jobs, b"j0", old.encode_to_vec()).unwrap();
     let job = store.job("j0").unwrap().unwrap();
     assert_eq!(job.task_count, 2);
     assert_eq!(store.task_ids_of(&job).unwrap(), ["j0-0000", "j0-0001"]);

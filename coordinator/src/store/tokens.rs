@@ -3,6 +3,7 @@
 use lab_proto::store::v1::TokenRecord;
 use prost::Message;
 
+use super::kv::TreeId;
 use super::{decode, Store, StoreError, RECORD_VERSION};
 
 /// Why a token cannot be used.
@@ -27,15 +28,19 @@ impl Store {
     pub async fn put_token(&self, mut rec: TokenRecord) -> Result<(), StoreError> {
         let t = self.w()?;
         rec.version = RECORD_VERSION;
-        t.tokens
-            .insert(rec.token_id.as_bytes(), rec.encode_to_vec())?;
+        Self::put(
+            t,
+            TreeId::Tokens,
+            rec.token_id.as_bytes(),
+            rec.encode_to_vec(),
+        )?;
         self.flush().await
     }
 
     /// All tokens.
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let t = self.t()?;
-        Self::list(&t.tokens, "tokens")
+        Self::list(t, TreeId::Tokens)
     }
 
     /// The token `token_id` if `secret_sha256` is its secret and it is unused and unexpired;
@@ -48,7 +53,7 @@ impl Store {
         now_unix_ms: i64,
     ) -> Result<TokenRecord, StoreError> {
         let t = self.t()?;
-        let Some(current) = t.tokens.get(token_id.as_bytes())? else {
+        let Some(current) = t.get(TreeId::Tokens, token_id.as_bytes())? else {
             return Err(TokenError::Unknown.into());
         };
         let rec: TokenRecord = decode("tokens", &current)?;
@@ -101,19 +106,20 @@ impl Store {
     ) -> Result<Option<TokenRecord>, StoreError> {
         let t = self.w()?;
         loop {
-            let Some(current) = t.tokens.get(token_id.as_bytes())? else {
+            let Some(current) = t.get(TreeId::Tokens, token_id.as_bytes())? else {
                 return Ok(None);
             };
             let mut rec: TokenRecord = decode("tokens", &current)?;
             if !change(&mut rec)? {
                 return Ok(Some(rec));
             }
-            let swapped = t.tokens.compare_and_swap(
+            let swapped = t.compare_and_swap(
+                TreeId::Tokens,
                 token_id.as_bytes(),
-                Some(current),
+                Some(&current),
                 Some(rec.encode_to_vec()),
             )?;
-            if swapped.is_ok() {
+            if swapped {
                 self.flush().await?;
                 return Ok(Some(rec));
             }

@@ -1,0 +1,170 @@
+//! The few etcd v3 calls the etcd store makes (Range, Txn) over tonic, with the
+//! generated types of `lab_proto::etcd` (etcd's own wire format; the protobuf code is
+//! generated in Rust like the rest of labfleet's).
+//!
+//! Several members: one lazily connected channel per member; a call goes to the member that
+//! answered last and moves on to the next when a member cannot be reached or has no leader
+//! (`UNAVAILABLE`, a timeout), until every member was tried once. Moving on is safe for the
+//! store's transactions: each only puts and deletes whole keys, so applying one twice leaves
+//! the same keys.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lab_proto::etcd::{kv_client::KvClient, RangeRequest, RangeResponse, TxnRequest, TxnResponse};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::etcd_kv::EtcdOptions;
+use super::StoreError;
+
+/// How long one request to one member may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long connecting to one member may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest response accepted (a page of large value chunks).
+const MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
+/// Largest request sent (a transaction is kept below etcd's 1.5 MiB anyway).
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// A client of one etcd cluster.
+pub struct EtcdClient {
+    /// One channel per member, in the order given.
+    members: Vec<(String, Channel)>,
+    /// The member that answered last.
+    current: AtomicUsize,
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, StoreError> {
+    std::fs::read(path).map_err(|e| {
+        StoreError::Open(format!(
+            "cannot read {} for etcd's TLS: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Whether another member may answer what this one could not.
+fn try_next(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+    )
+}
+
+impl EtcdClient {
+    /// Channels to every member of `options` (nothing is dialed yet).
+    pub fn new(options: &EtcdOptions) -> Result<Self, StoreError> {
+        let tls = match (&options.ca, &options.cert, &options.key) {
+            (None, None, None) => None,
+            (Some(ca), cert, key) => {
+                let mut tls =
+                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+                match (cert, key) {
+                    (Some(c), Some(k)) => {
+                        tls = tls.identity(Identity::from_pem(read(c)?, read(k)?))
+                    }
+                    (None, None) => {}
+                    _ => {
+                        return Err(StoreError::Open(
+                            "--etcd-cert and --etcd-key go together".into(),
+                        ))
+                    }
+                }
+                Some(tls)
+            }
+            _ => {
+                return Err(StoreError::Open(
+                    "--etcd-cert and --etcd-key need --etcd-ca (the CA of etcd's members)".into(),
+                ))
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut members = Vec::new();
+        for member in &options.endpoints {
+            let url = format!("{scheme}://{member}");
+            let bad = |e: tonic::transport::Error| {
+                StoreError::Open(format!("etcd member '{member}': {e}"))
+            };
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(bad)?
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5));
+            if let Some(tls) = &tls {
+                endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+            }
+            members.push((member.clone(), endpoint.connect_lazy()));
+        }
+        Ok(EtcdClient {
+            members,
+            current: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `call` against the member that answered last, then the others in turn.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let first = self.current.load(Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for i in 0..self.members.len() {
+            let at = (first + i) % self.members.len();
+            let (name, channel) = &self.members[at];
+            let answer = tokio::time::timeout(REQUEST_TIMEOUT, call(channel.clone()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(format!(
+                        "no answer within {REQUEST_TIMEOUT:?}"
+                    )))
+                });
+            match answer {
+                Ok(t) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(t);
+                }
+                Err(status) if try_next(&status) => {
+                    tracing::debug!(member = %name, error = %status.message(), "etcd member did not answer; trying the next");
+                    errors.push(format!("{name}: {}", status.message()));
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        Err(tonic::Status::unavailable(format!(
+            "no etcd member answered ({})",
+            errors.join("; ")
+        )))
+    }
+
+    /// One page of a range read.
+    pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, tonic::Status> {
+        self.call(|ch| {
+            let request = request.clone();
+            async move {
+                let mut kv = KvClient::new(ch).max_decoding_message_size(MAX_RESPONSE_BYTES);
+                Ok(kv.range(request).await?.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// A transaction.
+    pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, tonic::Status> {
+        self.call(|ch| {
+            let request = request.clone();
+            async move {
+                let mut kv = KvClient::new(ch).max_encoding_message_size(MAX_REQUEST_BYTES);
+                Ok(kv.txn(request).await?.into_inner())
+            }
+        })
+        .await
+    }
+}
