@@ -73,6 +73,17 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
             server_names.push(san.clone());
         }
     }
+    // An etcd store is checked before anything is written: it must not hold a fleet yet.
+    let etcd_store = match &opts.store {
+        None | Some(Location::Sled(_)) => None,
+        Some(location) => {
+            let store = Store::open_at(location, &StoreOptions::default()).await?;
+            if !store.users()?.is_empty() {
+                return Err(already_a_fleet(&store).into());
+            }
+            Some(store)
+        }
+    };
     if dir.ca_key().exists() {
         if !opts.force {
             return Err(UsageError(format!(
@@ -104,9 +115,9 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         PUBLIC,
     )?;
 
-    let store = match &opts.store {
+    let store = match etcd_store {
         None => Store::open(&dir.state())?,
-        Some(location) => Store::open_at(location, &StoreOptions::default()).await?,
+        Some(store) => store,
     };
     let admin: UserName = ADMIN_USER.parse()?;
     let created = store
@@ -118,11 +129,7 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         })
         .await;
     if let Err(StoreError::Exists(_)) = created {
-        return Err(UsageError(format!(
-            "the store {} already holds a fleet (it has an admin); use another --etcd-prefix, or start the coordinator with it",
-            store.location()
-        ))
-        .into());
+        return Err(already_a_fleet(&store).into());
     }
     created?;
     let id = SpiffeId {
@@ -144,6 +151,13 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
     drop(store);
     dir.adopt_owner()?;
     Ok(())
+}
+
+fn already_a_fleet(store: &Store) -> UsageError {
+    UsageError(format!(
+        "the store {} already holds a fleet (it has operators); use another --etcd-prefix, or start the coordinator with it",
+        store.location()
+    ))
 }
 
 /// `init --force`: deletes what `init` wrote, after checking that no coordinator has the store
