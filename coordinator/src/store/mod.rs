@@ -2,7 +2,7 @@
 //! small key-value seam ([`kv`]) with two backends: sled in the data directory (the default)
 //! or an etcd cluster shared by several coordinators.
 //!
-//! Architecture invariant: this is the only module that imports sled or etcd-client. Every
+//! Architecture invariant: this is the only module that imports sled or speaks to etcd. Every
 //! write method returns only after the write is durable (flushed to disk, or committed by an
 //! etcd quorum), so whatever a caller acknowledges to a peer survives a crash. Reads never
 //! block on I/O beyond sled's page cache (etcd: never, they come from a mirror in memory).
