@@ -103,6 +103,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         | "/lab.v1.OperatorService/ListSchedules"
         | "/lab.v1.OperatorService/GetSchedule"
         | "/lab.v1.OperatorService/ListBackups"
+        | "/lab.v1.OperatorService/GetTopology"
         | "/lab.v1.OperatorService/RenewUser" => Operator(Role::Viewer),
         "/lab.v1.OperatorService/SubmitJob"
         | "/lab.v1.OperatorService/CancelJob"

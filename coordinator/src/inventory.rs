@@ -4,7 +4,8 @@
 //! Effective labels are the agent's config labels, then token and operator labels (later ones
 //! winning), then the labels the coordinator derives: `node=<name>` from the certificate,
 //! `status=online|offline|revoked` from the record and whether the node has a live session now
-//! (the caller says, see [`Online`]), and `os`, `hostname`, … from the facts. Derived labels always win, and reserved keys
+//! (the caller says, see [`Live`]), `os`, `hostname`, … from the facts, and `hypervisor=<pve node>`
+//! from the lab's topology (the caller says, see [`Live`]). Derived labels always win, and reserved keys
 //! ([`lab_proto::labels::RESERVED_KEYS`]) from any other source are left out, so a node cannot
 //! claim another node's identity label.
 
@@ -26,9 +27,29 @@ pub const DERIVED_LABELS: [(&str, &str); 5] = [
     (labels::HOSTNAME, "/platform/hostname"),
 ];
 
-/// Whether a node has a live session now (the coordinator's sessions answer; tests pass a
-/// closure). Decides the derived `status` label.
-pub type Online<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+/// What the coordinator knows of a node now, beyond its records: whether it has a live session
+/// (the derived `status` label) and which Proxmox host it runs on as a guest (the derived
+/// `hypervisor` label). The coordinator answers from its sessions and topology index; tests
+/// pass a closure saying who is online (on no hypervisor).
+pub trait Live: Sync {
+    /// Whether `node` has a live session now.
+    fn online(&self, node: &str) -> bool;
+    /// The PVE node name of the host `node` runs on as a guest, if any.
+    fn hypervisor(&self, node: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> bool + Sync> Live for F {
+    fn online(&self, node: &str) -> bool {
+        self(node)
+    }
+
+    fn hypervisor(&self, _node: &str) -> Option<String> {
+        None
+    }
+}
+
+/// A [`Live`] lent to the inventory's functions.
+pub type Online<'a> = &'a dyn Live;
 
 /// The derived `status` label of a node: revoked, else online or offline.
 pub fn status(record: &NodeRecord, online: bool) -> &'static str {
@@ -88,12 +109,12 @@ pub fn invalid_derived_labels(facts: &Value) -> Vec<String> {
 }
 
 /// Agent-config, then token/operator labels (later sources win), without reserved keys; then
-/// the derived labels (`node`, the node's name; `status` from `online`; those from facts), which
-/// always win.
+/// the derived labels (`node`, the node's name; `status` and `hypervisor` from `live`; those
+/// from facts), which always win.
 pub fn effective_labels(
     record: &NodeRecord,
     facts: &Value,
-    online: bool,
+    live: Online,
 ) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = record
         .agent_labels
@@ -104,7 +125,13 @@ pub fn effective_labels(
         .collect();
     out.extend(derived_labels(facts));
     out.insert(labels::NODE.into(), record.name.clone());
-    out.insert(labels::STATUS.into(), status(record, online).into());
+    out.insert(
+        labels::STATUS.into(),
+        status(record, live.online(&record.name)).into(),
+    );
+    if let Some(hv) = live.hypervisor(&record.name) {
+        out.insert(labels::HYPERVISOR.into(), hv);
+    }
     out
 }
 
@@ -115,7 +142,7 @@ pub fn entry(store: &Store, record: NodeRecord, online: Online) -> Result<NodeEn
         .as_ref()
         .and_then(|f| serde_json::from_str(&f.json).ok())
         .unwrap_or(Value::Null);
-    let labels = effective_labels(&record, &facts_doc, online(&record.name));
+    let labels = effective_labels(&record, &facts_doc, online);
     Ok(NodeEntry {
         record,
         facts,
@@ -181,7 +208,7 @@ pub fn select_names(
                 .matches(&e.labels, &e.facts_doc)
                 .then_some(e.record.name)
         } else {
-            let labels = || effective_labels(&record, &Value::Null, online(&record.name));
+            let labels = || effective_labels(&record, &Value::Null, online);
             (selector.is_empty() || selector.matches(&labels(), &Value::Null))
                 .then_some(record.name)
         };
@@ -209,12 +236,13 @@ mod tests {
             labels: [("role".into(), "k3s".into())].into(),
             ..Default::default()
         };
-        let labels = effective_labels(&record, &facts, true);
+        let labels = effective_labels(&record, &facts, &|_: &str| true);
         assert_eq!(labels["status"], "online");
         assert_eq!(
-            effective_labels(&record, &facts, false)["status"],
+            effective_labels(&record, &facts, &|_: &str| false)["status"],
             "offline"
         );
+        assert!(!labels.contains_key("hypervisor"));
         assert_eq!(labels["os"], "debian");
         assert_eq!(labels["os-version"], "12");
         assert_eq!(labels["virt"], "kvm");
@@ -245,7 +273,7 @@ mod tests {
             ..Default::default()
         };
         for facts in [Value::Null, json!({"platform": {"os": "debian"}})] {
-            let labels = effective_labels(&record, &facts, false);
+            let labels = effective_labels(&record, &facts, &|_: &str| false);
             assert_eq!(labels["node"], "n1", "{facts}");
             assert_eq!(labels["status"], "offline", "{facts}");
             assert!(!labels.contains_key("hostname"), "{labels:?}");
@@ -254,12 +282,12 @@ mod tests {
         }
         let sel: Selector = "node=n2".parse().unwrap();
         assert!(!sel.matches(
-            &effective_labels(&record, &Value::Null, false),
+            &effective_labels(&record, &Value::Null, &|_: &str| false),
             &Value::Null
         ));
         let sel: Selector = "status=online".parse().unwrap();
         assert!(!sel.matches(
-            &effective_labels(&record, &Value::Null, false),
+            &effective_labels(&record, &Value::Null, &|_: &str| false),
             &Value::Null
         ));
     }
@@ -269,6 +297,7 @@ mod tests {
         let mut derived: Vec<&str> = DERIVED_LABELS.iter().map(|(k, _)| *k).collect();
         derived.push(labels::NODE);
         derived.push(labels::STATUS);
+        derived.push(labels::HYPERVISOR);
         derived.sort_unstable();
         let mut reserved = labels::RESERVED_KEYS.to_vec();
         reserved.sort_unstable();
@@ -341,6 +370,42 @@ mod tests {
             assert_eq!(names, want, "{text}");
             assert_eq!(names, full, "{text}");
         }
+    }
+
+    /// Node `b` runs on pve1; nobody is online.
+    struct OnPve1;
+
+    impl Live for OnPve1 {
+        fn online(&self, _node: &str) -> bool {
+            false
+        }
+
+        fn hypervisor(&self, node: &str) -> Option<String> {
+            (node == "b").then(|| "pve1".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hypervisor_label_selects_without_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for name in ["a", "b"] {
+            let mut record = NodeRecord {
+                name: name.into(),
+                ..Default::default()
+            };
+            // a label someone set before the key was reserved never takes effect
+            record.labels.insert("hypervisor".into(), "pve9".into());
+            store.put_node(record).await.unwrap();
+        }
+        let selector: Selector = "hypervisor=pve1".parse().unwrap();
+        assert!(!needs_facts(&selector));
+        assert_eq!(select_names(&store, &selector, &OnPve1).unwrap(), ["b"]);
+        let all = select(&store, &Selector::everything(), &OnPve1).unwrap();
+        assert_eq!(all[0].labels.get("hypervisor"), None);
+        assert_eq!(all[1].labels["hypervisor"], "pve1");
+        let selector: Selector = "!hypervisor".parse().unwrap();
+        assert_eq!(select_names(&store, &selector, &OnPve1).unwrap(), ["a"]);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod state;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod topology;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -15,14 +15,14 @@ use lab_proto::v1::{
     CancelJobRequest, CreateScheduleRequest, CreateTokenRequest, CreateTokenResponse,
     CreateUserRequest, CreateUserResponse, DeleteScheduleRequest, DeleteScheduleResponse,
     DeleteUserRequest, DeleteUserResponse, ForgetBackupsRequest, ForgetBackupsResponse,
-    GetJobRequest, GetNodeRequest, GetScheduleRequest, JobCounts, JobEvent, JobInfo,
-    LabelNodeRequest, ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse,
-    ListNodesRequest, ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse,
-    ListTokensRequest, ListTokensResponse, ListUsersRequest, ListUsersResponse, Node,
-    RemoveNodeRequest, RemoveNodeResponse, RenewUserRequest, RenewUserResponse, RevokeNodeRequest,
-    RevokeNodeResponse, RevokeTokenRequest, RevokeUserRequest, Schedule, SetSchedulePausedRequest,
-    SetUserRoleRequest, SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest,
-    WhoAmIRequest, WhoAmIResponse,
+    GetJobRequest, GetNodeRequest, GetScheduleRequest, GetTopologyRequest, GetTopologyResponse,
+    JobCounts, JobEvent, JobInfo, LabelNodeRequest, ListBackupsRequest, ListBackupsResponse,
+    ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, ListSchedulesRequest,
+    ListSchedulesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
+    ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse, RenewUserRequest,
+    RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse, RevokeTokenRequest,
+    RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest, SubmitJobRequest,
+    SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -50,9 +50,9 @@ impl OperatorApi {
         OperatorApi { coord }
     }
 
-    /// Whether a node has a live session now, for the derived `status` label.
-    fn online(&self) -> impl Fn(&str) -> bool + Sync + '_ {
-        |node: &str| self.coord.sessions.is_online(node)
+    /// Live state for the derived `status` and `hypervisor` labels.
+    fn online(&self) -> &Coordinator {
+        &self.coord
     }
 
     fn node_view(&self, entry: NodeEntry) -> Node {
@@ -181,7 +181,7 @@ impl OperatorApi {
             ));
         }
         self.coord.store.put_node(node.clone()).await?;
-        Ok(self.node_view(entry(&self.coord.store, node, &self.online())?))
+        Ok(self.node_view(entry(&self.coord.store, node, self.online())?))
     }
 
     async fn revoke(&self, name: &str) -> Result<RevokeNodeResponse, ApiError> {
@@ -211,6 +211,7 @@ impl OperatorApi {
     async fn remove(&self, name: &str) -> Result<RemoveNodeResponse, ApiError> {
         self.revoke(name).await?;
         self.coord.store.remove_node(name).await?;
+        self.coord.topology.remove(name);
         tracing::warn!(node = %name, "node removed");
         Ok(RemoveNodeResponse {})
     }
@@ -320,7 +321,7 @@ impl OperatorService for OperatorApi {
         let mut page = Page::new(page_size(req.page_size, MAX_NODES_PAGE), PAGE_BYTES);
         let mut next_page_token = String::new();
         let online = self.online();
-        for entry in select_from(&self.coord.store, &selector, &req.page_token, &online)
+        for entry in select_from(&self.coord.store, &selector, &req.page_token, online)
             .map_err(ApiError::from)?
         {
             if let Err(left_out) = page.push(self.node_view(entry.map_err(ApiError::from)?)) {
@@ -336,7 +337,7 @@ impl OperatorService for OperatorApi {
 
     async fn get_node(&self, req: Request<GetNodeRequest>) -> Result<Response<Node>, Status> {
         let rec = self.existing_node(&req.get_ref().name)?;
-        let e = entry(&self.coord.store, rec, &self.online()).map_err(ApiError::from)?;
+        let e = entry(&self.coord.store, rec, self.online()).map_err(ApiError::from)?;
         Ok(Response::new(self.node_view(e)))
     }
 
@@ -623,7 +624,7 @@ impl OperatorService for OperatorApi {
     ) -> Result<Response<ListBackupsResponse>, Status> {
         let selector: Selector = req.get_ref().selector.parse().map_err(ApiError::from)?;
         let now = crate::clock::now_ms();
-        let backups = crate::backups::list(&self.coord.store, &selector, now, &self.online())
+        let backups = crate::backups::list(&self.coord.store, &selector, now, self.online())
             .map_err(ApiError::from)?;
         Ok(Response::new(ListBackupsResponse { backups }))
     }
@@ -644,5 +645,23 @@ impl OperatorService for OperatorApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(ForgetBackupsResponse { forgotten }))
+    }
+
+    async fn get_topology(
+        &self,
+        _req: Request<GetTopologyRequest>,
+    ) -> Result<Response<GetTopologyResponse>, Status> {
+        let coord = self.coord.clone();
+        // The join (when facts changed) and the serialization are CPU work over every node.
+        let json = tokio::task::spawn_blocking(move || {
+            let t = coord
+                .topology
+                .topology(&|n: &str| coord.sessions.is_online(n));
+            serde_json::to_string(&t)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("topology task failed: {e}")))?
+        .map_err(|e| Status::internal(format!("cannot serialize the topology: {e}")))?;
+        Ok(Response::new(GetTopologyResponse { json }))
     }
 }

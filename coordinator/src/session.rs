@@ -322,6 +322,7 @@ async fn on_facts(
         )
         .await
         .map_err(ApiError::from)?;
+    coord.topology.update(name.as_str(), &doc);
     let _ = tx.send(msg(CoordMsg::FactsAck(FactsAck { digest }))).await;
     Ok(())
 }

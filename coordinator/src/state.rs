@@ -76,6 +76,8 @@ pub struct Coordinator {
     pub limits: crate::ratelimit::AccessLimits,
     /// Operators' open streams and the lock serializing user changes.
     pub operators: crate::operators::Operators,
+    /// The lab's topology from every node's facts.
+    pub topology: crate::topology::TopologyIndex,
 }
 
 impl Coordinator {
@@ -117,6 +119,8 @@ impl Coordinator {
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.settings().display()))?;
         let jobs = crate::jobs::Jobs::new(options.jobs.clone());
         let limits = crate::ratelimit::AccessLimits::new(options.node_cert_ttl);
+        let topology = crate::topology::TopologyIndex::new(crate::topology::own_product_uuid());
+        topology.load(&store)?;
         Ok(Coordinator {
             store,
             ca,
@@ -132,6 +136,7 @@ impl Coordinator {
             schedules: Default::default(),
             limits,
             operators: Default::default(),
+            topology,
         })
     }
 
@@ -141,6 +146,7 @@ impl Coordinator {
             store: &self.store,
             jobs: &self.jobs,
             sessions: &self.sessions,
+            topology: &self.topology,
         }
     }
 
@@ -169,5 +175,15 @@ impl Coordinator {
             trust_domain: self.trust_domain.clone(),
             identity: Identity::Operator(user.clone()),
         }
+    }
+}
+
+impl crate::inventory::Live for Coordinator {
+    fn online(&self, node: &str) -> bool {
+        self.sessions.is_online(node)
+    }
+
+    fn hypervisor(&self, node: &str) -> Option<String> {
+        self.topology.hypervisor_of(node)
     }
 }

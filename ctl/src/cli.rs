@@ -68,6 +68,23 @@ pub enum Command {
         #[arg(long, env = "LAB_BACKUPS_FAIL_ON_RED")]
         fail_on_red: bool,
     },
+    /// The lab as a graph: hypervisors, their guests and the nodes inside, clusters and pools
+    ///
+    /// Joined by the coordinator from facts: a Proxmox guest's smbios1 UUID is the DMI product
+    /// UUID of the node inside it; k3s nodes group by cluster token, Ceph by fsid, PostgreSQL
+    /// standbys under their primary. Lines starting with '!' are alerts, '?' problems the join
+    /// could not decide. Nodes on a hypervisor carry the derived label 'hypervisor=<pve node>'.
+    #[command(
+        after_help = "Examples:\n  labctl topology\n  labctl topology --under pve1\n  labctl topology -o dot | dot -Tpng > lab.png\n  labctl topology -o svg > lab.svg     # says on stderr whether Graphviz drew it\n  labctl nodes -l hypervisor=pve1"
+    )]
+    Topology {
+        /// Only this hypervisor's subtree (its enrolled or PVE node name)
+        #[arg(long, env = "LAB_TOPOLOGY_UNDER")]
+        under: Option<String>,
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "tree")]
+        output: crate::cmd::topology::TopologyFormat,
+    },
     /// Set (KEY=VALUE) or remove (KEY-) operator labels of a node
     #[command(
         after_help = "Examples:\n  labctl label n1 role=nas site=attic\n  labctl label n1 site-"
@@ -75,8 +92,8 @@ pub enum Command {
     Label {
         /// Node name
         node: String,
-        /// KEY=VALUE to set, KEY- to remove (node, status, hostname, os, os-version, arch and
-        /// virt are derived by the coordinator and cannot be set)
+        /// KEY=VALUE to set, KEY- to remove (node, status, hostname, os, os-version, arch, virt
+        /// and hypervisor are derived by the coordinator and cannot be set)
         #[arg(required = true)]
         changes: Vec<String>,
     },

@@ -96,6 +96,10 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             let client = context::dial(&ctx()?).await?;
             cmd::secrets::recipients(client, output, &extra).await
         }
+        Command::Topology { under, output } => {
+            let client = context::dial(&ctx()?).await?;
+            cmd::topology::show(client, under.as_deref(), output).await
+        }
         Command::Label { node, changes } => {
             let (set, remove) = cmd::nodes::parse_label_changes(&changes)?;
             cmd::nodes::label(context::dial(&ctx()?).await?, node, set, remove).await

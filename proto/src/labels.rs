@@ -2,7 +2,7 @@
 //!
 //! Reserved keys name a node's identity, presence or facts the coordinator derives itself
 //! (`node=<name>` from the certificate, `status=online|offline|revoked` from its session, `os`,
-//! `hostname`, … from the fact document). Nothing else may set them:
+//! `hostname`, … from the fact document, `hypervisor` from the lab's topology). Nothing else may set them:
 //! the coordinator ignores them in an agent's config labels, refuses them from operators and
 //! tokens, and its derived values always win, so a node cannot pose as another one in a
 //! selector such as `node=n2`.
@@ -23,6 +23,9 @@ pub const OS_VERSION: &str = "os-version";
 pub const ARCH: &str = "arch";
 /// `platform.virtualization` of the node's facts.
 pub const VIRT: &str = "virt";
+/// The PVE node name of the enrolled Proxmox host the node runs on as a guest (its DMI product
+/// UUID is a guest's `smbios1` UUID there); absent on a node that is no known guest.
+pub const HYPERVISOR: &str = "hypervisor";
 
 /// The node's presence: [`STATUS_ONLINE`] (a live session now), [`STATUS_OFFLINE`] or
 /// [`STATUS_REVOKED`]; `labctl run --online-only` adds `status=online` to its selector.
@@ -34,8 +37,11 @@ pub const STATUS_OFFLINE: &str = "offline";
 /// [`STATUS`] of a revoked node.
 pub const STATUS_REVOKED: &str = "revoked";
 
-/// Keys only the coordinator sets (derived from the node's identity, presence and facts).
-pub const RESERVED_KEYS: [&str; 7] = [NODE, STATUS, HOSTNAME, OS, OS_VERSION, ARCH, VIRT];
+/// Keys only the coordinator sets (derived from the node's identity, presence, facts and
+/// topology).
+pub const RESERVED_KEYS: [&str; 8] = [
+    NODE, STATUS, HOSTNAME, OS, OS_VERSION, ARCH, VIRT, HYPERVISOR,
+];
 
 /// Whether `key` is one the coordinator derives and nobody else may set.
 pub fn is_reserved(key: &str) -> bool {
@@ -73,7 +79,7 @@ pub enum LabelError {
     #[error("invalid value for label '{0}': at most {MAX_LABEL_LEN} printable characters, without control, direction-changing or invisible characters")]
     BadValue(String),
     /// The key is reserved.
-    #[error("label '{0}' is reserved: the coordinator derives it from the node's identity, presence and facts (reserved: {keys}); choose another key", keys = RESERVED_KEYS.join(", "))]
+    #[error("label '{0}' is reserved: the coordinator derives it from the node's identity, presence, facts and topology (reserved: {keys}); choose another key", keys = RESERVED_KEYS.join(", "))]
     Reserved(String),
 }
 

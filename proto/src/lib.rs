@@ -23,6 +23,7 @@ pub mod shutdown;
 pub mod sops;
 pub mod tls;
 pub mod token;
+pub mod topology;
 pub mod v1ext;
 
 /// Generated types of the wire contract, package `lab.v1`.

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod dashboard;
 pub mod etcd;
 pub mod file_server;
+pub mod fixture_root;
 pub mod postgres;
 pub mod rogue;
 pub mod sops;
@@ -431,6 +432,36 @@ impl Cluster {
     /// A new agent, not yet enrolled.
     pub fn new_agent(&self, name: &str) -> Agent {
         Agent::new(name, self.tmp.path())
+    }
+
+    /// Enrolls a new agent `name` and starts it reporting the facts of the fixture tree
+    /// `facts_root` (`lab-agent run --facts-root`).
+    pub fn add_agent_with_facts_root(&mut self, name: &str, facts_root: &Path) {
+        let mut agent = self.new_agent(name);
+        let out = agent.enroll_output(&self.coord.addr, &self.token(&[]));
+        assert!(
+            out.status.success(),
+            "enroll {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        agent.start_with(&["--facts-root", facts_root.to_str().expect("utf-8 path")]);
+        self.agents.push(agent);
+    }
+
+    /// The names of the nodes `labctl nodes -l SELECTOR` lists.
+    pub fn node_names(&self, selector: &str) -> Vec<String> {
+        let out = self.labctl(&["nodes", "-l", selector, "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "{selector}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let nodes: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("nodes json");
+        nodes
+            .iter()
+            .filter_map(|n| n["name"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// `labctl nodes -o json`.

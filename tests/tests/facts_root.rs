@@ -11,24 +11,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use lab_tests::fixture_root::{pve_host, symlink, write};
 use lab_tests::{bin, stderr, wait_until, Cluster};
 use serde_json::Value;
 
 const VM_UUID: &str = "5c1d7e2a-8b3f-4a6c-9d0e-1f2a3b4c5d6e";
 const SYSTEM: &str =
     "/nix/store/8ilzc1l5n0qbbbm3lfr1m3m0k5jyh1ha-nixos-system-vm1-24.05.20240612.abcdef0";
-
-fn write(root: &Path, rel: &str, content: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
-
-fn symlink(root: &Path, rel: &str, target: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(target, path).unwrap();
-}
 
 /// A Proxmox VE host `pve1`: guests 100 (vm1), 101 (not enrolled), 102 (malformed smbios1).
 fn proxmox_host(root: &Path) {
@@ -41,17 +30,7 @@ fn proxmox_host(root: &Path) {
         "sys/class/dmi/id/product_uuid",
         "0a0b0c0d-0000-4000-8000-000000000001\n",
     );
-    write(
-        root,
-        "var/lib/dpkg/status",
-        "Package: pve-manager\nStatus: install ok installed\nVersion: 8.2.4\n",
-    );
-    std::fs::create_dir_all(root.join("usr/share/perl5/PVE")).unwrap();
-    write(
-        root,
-        "etc/pve/corosync.conf",
-        "totem {\n  cluster_name: homelab\n}\n",
-    );
+    pve_host(root);
     let qemu = "etc/pve/nodes/pve1/qemu-server";
     write(
         root,
@@ -148,13 +127,7 @@ fn node_facts(c: &Cluster, name: &str) -> Value {
 }
 
 fn names(c: &Cluster, selector: &str) -> Vec<String> {
-    let out = c.labctl(&["nodes", "-l", selector, "-o", "json"]);
-    assert!(out.status.success(), "{selector}: {}", stderr(&out));
-    let nodes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    nodes
-        .iter()
-        .map(|n| n["name"].as_str().unwrap().to_owned())
-        .collect()
+    c.node_names(selector)
 }
 
 #[test]
@@ -163,11 +136,7 @@ fn agents_report_facts_from_fixture_roots() {
     for (name, build) in [("pve1", proxmox_host as fn(&Path)), ("vm1", nixos_vm)] {
         let root = c.tmp.path().join(format!("root-{name}"));
         build(&root);
-        let mut agent = c.new_agent(name);
-        let out = agent.enroll_output(&c.coord.addr, &c.token(&[]));
-        assert!(out.status.success(), "{}", stderr(&out));
-        agent.start_with(&["--facts-root", root.to_str().unwrap()]);
-        c.agents.push(agent);
+        c.add_agent_with_facts_root(name, &root);
     }
     wait_until(
         || {

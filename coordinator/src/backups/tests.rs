@@ -346,7 +346,7 @@ async fn list_filters_by_selector_and_computes_health() {
         )
         .await;
     }
-    let all = list(&store, &Selector::everything(), now, &|_| false).unwrap();
+    let all = list(&store, &Selector::everything(), now, &|_: &str| false).unwrap();
     let view: Vec<(&str, BackupHealth)> =
         all.iter().map(|s| (s.node.as_str(), s.health())).collect();
     assert_eq!(
@@ -355,12 +355,14 @@ async fn list_filters_by_selector_and_computes_health() {
     );
     assert_eq!((all[0].size_bytes, all[0].added_bytes), (4096, 409));
     assert_eq!(all[0].snapshot_id, "s");
-    let one = list(&store, &"node=n2".parse().unwrap(), now, &|_| false).unwrap();
+    let one = list(&store, &"node=n2".parse().unwrap(), now, &|_: &str| false).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].node, "n2");
-    assert!(list(&store, &"node=n3".parse().unwrap(), now, &|_| false)
-        .unwrap()
-        .is_empty());
+    assert!(
+        list(&store, &"node=n3".parse().unwrap(), now, &|_: &str| false)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -76,6 +76,18 @@ pub struct Cx<'a> {
     pub jobs: &'a Jobs,
     /// Live agent sessions.
     pub sessions: &'a Sessions,
+    /// The lab's topology (the derived `hypervisor` label).
+    pub topology: &'a crate::topology::TopologyIndex,
+}
+
+impl crate::inventory::Live for Cx<'_> {
+    fn online(&self, node: &str) -> bool {
+        self.sessions.is_online(node)
+    }
+
+    fn hypervisor(&self, node: &str) -> Option<String> {
+        self.topology.hypervisor_of(node)
+    }
 }
 
 /// In-memory part of the job engine.

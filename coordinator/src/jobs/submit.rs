@@ -74,10 +74,7 @@ pub async fn submit_once(
 /// Validates `spec` and resolves its selector to the names of nodes that are not revoked.
 fn targets(cx: &Cx<'_>, spec: &JobSpec) -> Result<Vec<String>, ApiError> {
     let selector = super::spec::validate(spec)?;
-    let online = |node: &str| cx.sessions.is_online(node);
-    Ok(crate::inventory::select_names(
-        cx.store, &selector, &online,
-    )?)
+    Ok(crate::inventory::select_names(cx.store, &selector, cx)?)
 }
 
 /// Stores job `job_id` with one task per node, unless a job with that id exists.

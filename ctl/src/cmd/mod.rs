@@ -9,5 +9,6 @@ pub mod nodes;
 pub mod schedule;
 pub mod secrets;
 pub mod token;
+pub mod topology;
 pub mod user;
 pub mod watch;
