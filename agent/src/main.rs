@@ -62,7 +62,8 @@ enum Command {
         max_tasks: u32,
         /// Read the files facts come from under this directory instead of / (a mounted disk
         /// image, a fixture tree); programs (systemctl, k3s, ceph, psql), filesystem usage and
-        /// interface addresses are then left out, as they describe only the running system
+        /// interface addresses are then left out, as they describe only the running system.
+        /// Config tasks look for NixOS and its system profile there too (for tests)
         #[arg(long, env = "LAB_FACTS_ROOT", value_name = "DIR", default_value = "/")]
         facts_root: PathBuf,
     },

@@ -151,6 +151,7 @@ pub async fn run(
         max_tasks: opts.max_tasks,
         node_key: Some(key.clone()),
         private_dir: Some(private_dir),
+        root: opts.facts_root.clone(),
         ..TasksOptions::default()
     };
     let tasks = Tasks::open(dir.root().join("tasks"), task_opts).await?;

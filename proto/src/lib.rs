@@ -15,6 +15,7 @@ pub mod identity;
 pub mod labels;
 pub mod limits;
 pub mod logging;
+pub mod nixos;
 pub mod pages;
 pub mod pem;
 pub mod recipient;

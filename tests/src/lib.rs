@@ -312,12 +312,19 @@ impl Agent {
 
     /// Starts `lab-agent run` with extra arguments.
     pub fn start_with(&mut self, extra: &[&str]) {
+        self.start_with_env(extra, &[]);
+    }
+
+    /// Starts `lab-agent run` with extra arguments and environment variables (e.g. a `PATH`
+    /// with stand-in programs first).
+    pub fn start_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
         let child = Command::new(bin("lab-agent"))
             .args(["run", "--data-dir"])
             .arg(&self.dir)
             .args(["--reconnect-max", "2s"])
             .args(extra)
             .env("LAB_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file(&self.logs, &format!("agent-{}", self.name)))
             .spawn()

@@ -21,7 +21,7 @@ use super::platform::parse_os_release;
 use super::rootfs::{dir_names, exists, link_text, read_raw, read_trimmed, resolve};
 
 /// The system profile whose `system-N-link` target names the current generation.
-const SYSTEM_PROFILE: &str = "nix/var/nix/profiles/system";
+pub const SYSTEM_PROFILE: &str = "nix/var/nix/profiles/system";
 
 /// The directory of the profile and its generation links.
 const PROFILES: &str = "nix/var/nix/profiles";
@@ -152,11 +152,7 @@ pub fn collect(root: &Path) -> Option<NixOs> {
 /// The generations of the system profile, oldest first, at most [`MAX_GENERATIONS`]; and how
 /// many older ones were left out.
 fn generations(root: &Path, current: Option<&str>, booted: Option<&str>) -> (Vec<Generation>, u64) {
-    let mut numbers: Vec<u64> = dir_names(root, PROFILES)
-        .iter()
-        .filter_map(|name| parse_generation(name))
-        .collect();
-    numbers.sort_unstable();
+    let numbers = generation_numbers(root);
     let omitted = numbers.len().saturating_sub(MAX_GENERATIONS);
     let list = numbers[omitted..]
         .iter()
@@ -175,6 +171,23 @@ fn generations(root: &Path, current: Option<&str>, booted: Option<&str>) -> (Vec
         })
         .collect();
     (list, omitted as u64)
+}
+
+/// The generation the system profile points to (`system -> system-N-link`), if any.
+pub fn profile_generation(root: &Path) -> Option<u64> {
+    link_text(root, SYSTEM_PROFILE)
+        .as_deref()
+        .and_then(parse_generation)
+}
+
+/// The numbers of every `system-N-link` in the profile directory, ascending.
+pub fn generation_numbers(root: &Path) -> Vec<u64> {
+    let mut numbers: Vec<u64> = dir_names(root, PROFILES)
+        .iter()
+        .filter_map(|name| parse_generation(name))
+        .collect();
+    numbers.sort_unstable();
+    numbers
 }
 
 /// The kernel release of the system at `system` (a path under `root`): the one directory in

@@ -105,6 +105,7 @@ impl CommandSpec {
             env: self.env.clone(),
             cwd: self.cwd.clone(),
             stream: false,
+            timeout: None,
         }
     }
 }

@@ -71,7 +71,7 @@ pub enum ResourceKind {
     Package(package::PackageSpec),
     /// A systemd unit's running and enabled state.
     Service(service::ServiceSpec),
-    /// `nixos-rebuild` of a flake.
+    /// `nixos-rebuild` (health-gated switch) or a rollback.
     NixosRebuild(nixos::NixosSpec),
     /// A guarded command.
     Command(command::CommandSpec),
@@ -113,7 +113,7 @@ impl Resource {
                 service::ServiceSpec::try_from(s).map(ResourceKind::Service),
             ),
             Some(Kind::NixosRebuild(n)) => (
-                format!("nixosRebuild {}", n.flake),
+                nixos::default_name(&n),
                 nixos::NixosSpec::try_from(n).map(ResourceKind::NixosRebuild),
             ),
             Some(Kind::Command(c)) => (
@@ -180,6 +180,8 @@ pub struct Report {
     pub diff: String,
     /// The error, or the state after (e.g. "active (running), enabled").
     pub message: String,
+    /// nixosRebuild switch and rollback: generations, health gate, rollback.
+    pub nixos: Option<nixos::Outcome>,
 }
 
 impl Report {
@@ -189,6 +191,7 @@ impl Report {
             status: Status::Unchanged,
             diff: String::new(),
             message: message.into(),
+            nixos: None,
         }
     }
 
@@ -198,6 +201,7 @@ impl Report {
             status: Status::Changed,
             diff: diff.into(),
             message: message.into(),
+            nixos: None,
         }
     }
 
@@ -207,6 +211,7 @@ impl Report {
             status: Status::Failed,
             diff: String::new(),
             message: message.into(),
+            nixos: None,
         }
     }
 }
@@ -249,6 +254,7 @@ impl ConfigReport {
                     status: r.report.status.to_proto() as i32,
                     diff: r.report.diff.clone(),
                     message: r.report.message.clone(),
+                    nixos: r.report.nixos.as_ref().map(nixos::Outcome::to_proto),
                 })
                 .collect(),
         }
@@ -350,6 +356,7 @@ pub async fn apply(spec: &ConfigSpec, cx: &mut Cx<'_>) -> ConfigReport {
                 status: Status::Skipped,
                 diff: String::new(),
                 message: reason.clone(),
+                nixos: None,
             },
             (None, Err(e)) => Report::failed(e.clone()),
             (None, Ok(kind)) => apply_one(kind, cx).await,

@@ -7,6 +7,7 @@
 //! parsing and for the resource's message) and, when asked, streamed to the task's output as it is read.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::Cx;
 use crate::process::exec::{self, Event, Limits};
@@ -24,6 +25,8 @@ pub struct Cmd {
     pub cwd: String,
     /// Also write its output to the task's output as it is read.
     pub stream: bool,
+    /// Kill its process group after this long (it then ends `TimedOut`); `None` = never.
+    pub timeout: Option<Duration>,
 }
 
 impl Cmd {
@@ -34,12 +37,19 @@ impl Cmd {
             env: BTreeMap::from([("LC_ALL".to_owned(), "C".to_owned())]),
             cwd: String::new(),
             stream: false,
+            timeout: None,
         }
     }
 
     /// Streams its output to the task's output too.
     pub fn streamed(mut self) -> Self {
         self.stream = true;
+        self
+    }
+
+    /// Kills it after `limit` (see [`Cmd::timeout`]).
+    pub fn limit(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -74,7 +84,7 @@ pub async fn run(cx: &mut Cx<'_>, cmd: Cmd) -> Ran {
         }
     };
     let limits = Limits {
-        timeout: None,
+        timeout: cmd.timeout,
         cancel: cx.stop.clone(),
         cancel_grace: cx.grace,
     };

@@ -54,6 +54,9 @@ pub struct TasksOptions {
     /// A directory only the agent can read, for the password files of backup tasks whose
     /// password comes from a SOPS file (`<data-dir>/secrets`).
     pub private_dir: Option<PathBuf>,
+    /// Root of the host's files for config tasks' detection (`etc/NIXOS`, the NixOS system
+    /// profile) and their templates' facts: `lab-agent run --facts-root`, `/` in production.
+    pub root: PathBuf,
 }
 
 impl Default for TasksOptions {
@@ -65,6 +68,7 @@ impl Default for TasksOptions {
             retention: Duration::from_secs(7 * 24 * 3600),
             node_key: None,
             private_dir: None,
+            root: PathBuf::from("/"),
         }
     }
 }

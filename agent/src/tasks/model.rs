@@ -271,6 +271,7 @@ mod tests {
                     status: 2,
                     diff: "+hi\n".into(),
                     message: String::new(),
+                    nixos: None,
                 }],
             })),
         };

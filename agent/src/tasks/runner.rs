@@ -308,6 +308,7 @@ async fn run_config(
     let grace = inner.opts.cancel_grace;
     let mut emit = |stream, data| emitter.output(stream, data);
     let mut cx = resources::Cx::new(spec.check, stop.clone(), grace, &mut emit);
+    cx.root = inner.opts.root.clone();
     let (report, why) = supervise(resources::apply(spec, &mut cx), task, grace, &stop).await;
     config_outcome(report, why)
 }

@@ -88,8 +88,8 @@ pub fn validate_config(config: &ConfigTask) -> Result<(), ApiError> {
                 }
             }
             Some(resource::Kind::NixosRebuild(n)) => {
-                if n.flake.is_empty() {
-                    return bad(format!("{}: flake is missing", at("nixosRebuild")));
+                if let Err(e) = lab_proto::nixos::validate(n) {
+                    return bad(format!("{}: {e}", at("nixosRebuild")));
                 }
             }
             Some(resource::Kind::Command(c)) => {

@@ -10,6 +10,7 @@ pub mod prefix;
 pub mod progress;
 pub mod result;
 pub mod result_backup;
+pub mod result_nixos;
 pub mod spec;
 pub mod view;
 pub mod waiting;

@@ -119,7 +119,7 @@ async fn service_and_nixos_fail_clearly_here() {
     }
     let nixos = res(resource::Kind::NixosRebuild(NixosRebuildResource {
         flake: "/etc/nixos#nas".into(),
-        action: 0,
+        ..Default::default()
     }));
     let (report, _) = run(false, vec![nixos.clone()]).await;
     assert_eq!(report.resources[0].resource, "nixosRebuild /etc/nixos#nas");
@@ -142,12 +142,17 @@ async fn service_and_nixos_fail_clearly_here() {
         return;
     }
     let (report, _) = run_at(root.path(), false, vec![nixos]).await;
+    let got = &report.resources[0].report;
     assert_eq!(
-        report.resources[0].report,
-        Report::failed(
+        (got.status, got.message.as_str()),
+        (
+            Status::Failed,
             "cannot run 'nixos-rebuild': No such file or directory; generation 7 is still active"
         )
     );
+    let outcome = got.nixos.as_ref().unwrap();
+    assert_eq!((outcome.before, outcome.after), (Some(7), Some(7)));
+    assert!(!outcome.rolled_back);
 }
 
 fn which(program: &str) -> bool {

@@ -6,8 +6,8 @@
 use lab_proto::v1::{
     container_task, resource, task_spec, CommandResource, ConfigTask, ContainerEnsure,
     ContainerLogs, ContainerRef, ContainerTask, ExecTask, FileResource, ImageRef, JobSpec,
-    NixosRebuildResource, PackageResource, Resource, Rollout, ServiceResource, SopsValue, TaskSpec,
-    ValueFrom,
+    NixosHealthCheck, NixosRebuildResource, PackageResource, Resource, Rollout, ServiceResource,
+    SopsValue, TaskSpec, ValueFrom,
 };
 
 use super::doc::{self, string_map, strings, JobSpecDoc};
@@ -234,10 +234,8 @@ fn resource(index: usize, r: doc::ResourceDoc) -> Result<Resource, String> {
         found.push(("service", resource::Kind::Service(service)));
     }
     if let Some(n) = nixos_rebuild {
-        let rebuild = NixosRebuildResource {
-            flake: n.flake,
-            action: nixos_action(n.action) as i32,
-        };
+        let rebuild = nixos_rebuild_resource(n)
+            .map_err(|e| format!("spec.task.config.resources[{index}].nixosRebuild: {e}"))?;
         found.push(("nixosRebuild", resource::Kind::NixosRebuild(rebuild)));
     }
     if let Some(c) = command {
@@ -352,6 +350,42 @@ fn service_state(s: Option<doc::ServiceState>) -> lab_proto::v1::ServiceState {
     }
 }
 
+/// Pause between health attempts when the spec names none.
+const DEFAULT_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A `nixosRebuild:` resource, checked as the coordinator and the agent check it.
+pub(crate) fn nixos_rebuild_resource(
+    n: doc::NixosRebuildDoc,
+) -> Result<NixosRebuildResource, String> {
+    let doc::NixosRebuildDoc {
+        flake,
+        action,
+        upgrade,
+        health,
+        generation,
+    } = n;
+    if flake.as_deref() == Some("") {
+        return Err(
+            "flake is empty; give a flake reference, or omit flake for the channel configuration"
+                .into(),
+        );
+    }
+    let rebuild = NixosRebuildResource {
+        flake: flake.unwrap_or_default(),
+        action: nixos_action(action) as i32,
+        health: health.map(|h| NixosHealthCheck {
+            argv: strings(&h.argv),
+            timeout_ms: millis(h.timeout),
+            retries: h.retries,
+            interval_ms: millis(Some(h.interval.unwrap_or(DEFAULT_HEALTH_INTERVAL))),
+        }),
+        generation: generation.unwrap_or(0),
+        upgrade,
+    };
+    lab_proto::nixos::validate(&rebuild)?;
+    Ok(rebuild)
+}
+
 fn nixos_action(a: Option<doc::NixosAction>) -> lab_proto::v1::NixosAction {
     use lab_proto::v1::NixosAction as A;
     match a {
@@ -360,6 +394,7 @@ fn nixos_action(a: Option<doc::NixosAction>) -> lab_proto::v1::NixosAction {
         Some(doc::NixosAction::Boot) => A::Boot,
         Some(doc::NixosAction::Test) => A::Test,
         Some(doc::NixosAction::DryActivate) => A::DryActivate,
+        Some(doc::NixosAction::Rollback) => A::Rollback,
     }
 }
 

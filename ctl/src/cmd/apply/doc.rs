@@ -238,10 +238,68 @@ pub enum ServiceState {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NixosRebuildDoc {
-    /// Flake reference.
-    pub flake: String,
-    /// switch (default), boot, test or dryActivate.
+    /// Flake reference; absent = the channel configuration.
+    pub flake: Option<String>,
+    /// switch (default), boot, test, dryActivate or rollback.
     pub action: Option<NixosAction>,
+    /// Channel configuration: update the channels first (`--upgrade`).
+    #[serde(default)]
+    pub upgrade: bool,
+    /// After a switch: the check that keeps the new generation or rolls it back.
+    pub health: Option<NixosHealthDoc>,
+    /// Rollback: the generation to go to; absent = the previous one.
+    #[serde(default, deserialize_with = "generation")]
+    pub generation: Option<u64>,
+}
+
+/// `nixosRebuild.health:` the health gate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NixosHealthDoc {
+    /// The check (no shell).
+    pub argv: Vec<Str>,
+    /// How long one attempt may run (required).
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    /// Further attempts after a failed one.
+    #[serde(default)]
+    pub retries: u32,
+    /// Pause between attempts (default 5s).
+    #[serde(default, deserialize_with = "duration")]
+    pub interval: Option<Duration>,
+}
+
+/// `generation`: a positive whole number.
+fn generation<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a generation number such as 41")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            if v == 0 || i64::try_from(v).is_err() {
+                return Err(E::custom(format!(
+                    "generation {v} is not a generation number; give one of the node's \
+                     nixos.generations (they start at 1), or omit it for the previous one"
+                )));
+            }
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(format!(
+                    "generation {v} is negative; give one of the node's nixos.generations, \
+                     or omit it for the previous one"
+                ))),
+            }
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// `nixosRebuild.action`.
@@ -256,6 +314,8 @@ pub enum NixosAction {
     Test,
     /// `nixos-rebuild dry-activate`.
     DryActivate,
+    /// Back to `generation`, or the previous one.
+    Rollback,
 }
 
 /// `command:` resource.

@@ -97,6 +97,7 @@ fn sections() -> Vec<(&'static str, Probe)> {
         ("resources[].package", fields::<PackageDoc>()),
         ("resources[].service", fields::<ServiceDoc>()),
         ("resources[].nixosRebuild", fields::<NixosRebuildDoc>()),
+        ("nixosRebuild.health", fields::<NixosHealthDoc>()),
         ("resources[].command", fields::<CommandDoc>()),
         ("task.container", fields::<ContainerDoc>()),
         ("container.ensure", fields::<EnsureDoc>()),

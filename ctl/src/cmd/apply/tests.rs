@@ -112,6 +112,7 @@ fn example_becomes_the_expected_job_spec() {
             kind: Some(resource::Kind::NixosRebuild(NixosRebuildResource {
                 flake: "/etc/nixos#nas".into(),
                 action: NixosAction::Switch as i32,
+                ..Default::default()
             })),
         },
         Resource {

@@ -3,7 +3,8 @@
 //! indented below. Pure; whether to color is the caller's decision ([`use_color`]).
 //!
 //! JSON (field names are stable):
-//! - `{"config": {"check": bool, "resources": [{"resource", "status", "diff", "message"}]}}`
+//! - `{"config": {"check": bool, "resources": [{"resource", "status", "diff", "message"}]}}`;
+//!   a nixosRebuild switch or rollback adds `"nixos"`, see [`super::result_nixos`]
 //! - `{"container": {"container", "container_id", "status", "message"}}`
 //! - `{"backup": {...}}`, see [`super::result_backup`]
 //!
@@ -16,6 +17,7 @@ use lab_proto::v1::{task_result, ConfigResult, ContainerResult, ResourceStatus, 
 use serde::Serialize;
 
 use super::result_backup::{self, BackupResultView};
+use super::result_nixos::{self, NixosView};
 
 /// The structured result of a task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +51,10 @@ pub struct ResourceResultView {
     pub diff: Option<String>,
     /// The error, or the state after.
     pub message: Option<String>,
+    /// nixosRebuild switch and rollback: generations, health gate, rollback (absent for other
+    /// resources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nixos: Option<NixosView>,
 }
 
 /// `result.container`.
@@ -99,6 +105,7 @@ fn config_view(c: &ConfigResult) -> ConfigResultView {
                 status: status_name(r.status()),
                 diff: non_empty(&r.diff),
                 message: non_empty(&r.message),
+                nixos: r.nixos.as_ref().map(result_nixos::view),
             })
             .collect(),
     }
@@ -202,6 +209,9 @@ pub fn render(node: &str, result: &ResultView, succeeded: bool, color: bool) -> 
                     r.diff.as_deref(),
                     color,
                 );
+                if let Some(n) = &r.nixos {
+                    result_nixos::render(&mut out, n);
+                }
             }
         }
         ResultView::Container(c) => {
@@ -243,6 +253,7 @@ mod tests {
             status: status as i32,
             diff: diff.into(),
             message: message.into(),
+            nixos: None,
         }
     }
 

@@ -615,6 +615,7 @@ mod tests {
                     status: ResourceStatus::Changed as i32,
                     diff: "install htop".into(),
                     message: String::new(),
+                    nixos: None,
                 }],
             })),
         });

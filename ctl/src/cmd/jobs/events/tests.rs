@@ -200,6 +200,7 @@ fn results_of_config_tasks_are_rendered_when_final() {
                     status: ResourceStatus::Changed as i32,
                     diff: "--- /etc/motd\n+++ /etc/motd\n-a\n+b\n".into(),
                     message: String::new(),
+                    nixos: None,
                 }],
             })),
         });
