@@ -96,6 +96,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         "/lab.v1.AgentService/Connect" | "/lab.v1.AgentService/Renew" => Node,
         "/lab.v1.OperatorService/WhoAmI"
         | "/lab.v1.OperatorService/ListNodes"
+        | "/lab.v1.OperatorService/CountNodes"
         | "/lab.v1.OperatorService/GetNode"
         | "/lab.v1.OperatorService/GetJob"
         | "/lab.v1.OperatorService/ListJobs"

@@ -16,6 +16,7 @@ use lab_proto::selector::{Requirement, Selector};
 use lab_proto::store::v1::{FactsRecord, NodeRecord};
 use serde_json::Value;
 
+use crate::listing::{self, FactsNeed};
 use crate::store::{Store, StoreError};
 
 /// Labels derived from facts, and the fact path each comes from.
@@ -135,12 +136,23 @@ pub fn effective_labels(
     out
 }
 
-/// Builds the entry of one stored node.
+/// Builds the entry of one stored node, with its whole fact document.
 pub fn entry(store: &Store, record: NodeRecord, online: Online) -> Result<NodeEntry, StoreError> {
+    entry_with(store, record, online, FactsNeed::Whole)
+}
+
+/// Builds the entry of one stored node, reading as much of its facts as `need` says
+/// (`facts_doc` is then only the platform part; the labels are the same either way).
+pub fn entry_with(
+    store: &Store,
+    record: NodeRecord,
+    online: Online,
+    need: FactsNeed,
+) -> Result<NodeEntry, StoreError> {
     let facts = store.facts(&record.name)?;
     let facts_doc = facts
         .as_ref()
-        .and_then(|f| serde_json::from_str(&f.json).ok())
+        .map(|f| listing::facts_doc(&f.json, &f.platform_json, need))
         .unwrap_or(Value::Null);
     let labels = effective_labels(&record, &facts_doc, online);
     Ok(NodeEntry {
@@ -157,26 +169,26 @@ pub fn select(
     selector: &Selector,
     online: Online,
 ) -> Result<Vec<NodeEntry>, StoreError> {
-    select_from(store, selector, "", online)?.collect()
+    select_from(store, selector, "", online, FactsNeed::Whole)?.collect()
 }
 
 /// The nodes the selector matches, by name, from the name `start` on (inclusive); each entry is
-/// built (facts read and parsed) only when the iterator reaches it, so a page reads no more
-/// fact documents than it needs.
+/// built (facts read and parsed, as much as `need` says) only when the iterator reaches it, so
+/// a page reads no more node records and fact documents than it needs. `need` must cover the
+/// selector's `facts.*` terms (see [`listing::facts_need`]).
 pub fn select_from<'a>(
     store: &'a Store,
     selector: &'a Selector,
     start: &str,
     online: Online<'a>,
+    need: FactsNeed,
 ) -> Result<impl Iterator<Item = Result<NodeEntry, StoreError>> + 'a, StoreError> {
-    let records = store.nodes()?.into_iter();
-    let start = start.to_owned();
-    Ok(records
-        .filter(move |r| r.name.as_str() >= start.as_str())
-        .filter_map(move |record| match entry(store, record, online) {
+    Ok(store.nodes_from(start, usize::MAX)?.into_iter().filter_map(move |record| {
+        match entry_with(store, record, online, need) {
             Ok(e) => selector.matches(&e.labels, &e.facts_doc).then_some(Ok(e)),
             Err(err) => Some(Err(err)),
-        }))
+        }
+    }))
 }
 
 /// Whether `selector` can depend on a node's facts: a `facts.*` term, or a label that may be
@@ -197,13 +209,14 @@ pub fn select_names(
     online: Online,
 ) -> Result<Vec<String>, StoreError> {
     let with_facts = needs_facts(selector);
+    let need = listing::facts_need(selector, Some(&[]));
     let mut out = Vec::new();
     for record in store.nodes()? {
         if record.revoked {
             continue;
         }
         let matched = if with_facts {
-            let e = entry(store, record, online)?;
+            let e = entry_with(store, record, online, need)?;
             selector
                 .matches(&e.labels, &e.facts_doc)
                 .then_some(e.record.name)

@@ -17,6 +17,7 @@ pub mod error;
 pub mod init;
 pub mod inventory;
 pub mod jobs;
+pub mod listing;
 pub mod metrics;
 pub mod operator_api;
 pub mod operators;

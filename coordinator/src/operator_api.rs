@@ -12,10 +12,11 @@ use lab_proto::store::v1::{JobRecord, NodeRecord, TokenRecord};
 use lab_proto::token::EnrollToken;
 use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
-    CancelJobRequest, CreateScheduleRequest, CreateTokenRequest, CreateTokenResponse,
-    CreateUserRequest, CreateUserResponse, DeleteScheduleRequest, DeleteScheduleResponse,
-    DeleteUserRequest, DeleteUserResponse, ForgetBackupsRequest, ForgetBackupsResponse,
-    GetJobRequest, GetNodeRequest, GetScheduleRequest, GetTopologyRequest, GetTopologyResponse,
+    CancelJobRequest, CountNodesRequest, CountNodesResponse, CreateScheduleRequest,
+    CreateTokenRequest, CreateTokenResponse, CreateUserRequest, CreateUserResponse,
+    DeleteScheduleRequest, DeleteScheduleResponse, DeleteUserRequest, DeleteUserResponse,
+    ForgetBackupsRequest, ForgetBackupsResponse, GetJobRequest, GetNodeRequest, GetScheduleRequest,
+    GetTopologyRequest, GetTopologyResponse,
     JobCounts, JobEvent, JobInfo, LabelNodeRequest, ListBackupsRequest, ListBackupsResponse,
     ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, ListSchedulesRequest,
     ListSchedulesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
@@ -31,6 +32,7 @@ use crate::clock::now_ms;
 use crate::error::validate_labels;
 use crate::error::ApiError;
 use crate::inventory::{entry, select_from, NodeEntry};
+use crate::listing;
 use crate::operators::user_view;
 use crate::paging::{
     self, page_size, Page, MAX_JOBS_PAGE, MAX_NODES_PAGE, MAX_TASKS_PAGE, PAGE_BYTES,
@@ -56,11 +58,17 @@ impl OperatorApi {
     }
 
     fn node_view(&self, entry: NodeEntry) -> Node {
+        self.node_view_with(entry, None)
+    }
+
+    /// A node as operators see it; with `keep`, its facts only at those JSON pointers (none:
+    /// no facts) instead of the whole document.
+    fn node_view_with(&self, entry: NodeEntry, keep: Option<&[String]>) -> Node {
         let NodeEntry {
             record: rec,
             facts,
+            facts_doc,
             labels,
-            ..
         } = entry;
         let online = self.coord.sessions.is_online(&rec.name);
         let last_seen = self
@@ -69,7 +77,14 @@ impl OperatorApi {
             .last_seen_ms(&rec.name)
             .unwrap_or(rec.last_seen_unix_ms);
         let (facts_json, facts_collected_unix_ms) = facts
-            .map(|f| (f.json, f.collected_unix_ms))
+            .map(|f| match keep {
+                None => (f.json, f.collected_unix_ms),
+                Some([]) => (String::new(), f.collected_unix_ms),
+                Some(paths) => (
+                    listing::keep_facts(&facts_doc, paths).to_string(),
+                    f.collected_unix_ms,
+                ),
+            })
             .unwrap_or_default();
         Node {
             online,
@@ -112,9 +127,17 @@ impl OperatorApi {
         page_size: usize,
         budget: usize,
     ) -> Result<JobInfo, ApiError> {
-        let ids = self.coord.store.task_ids_of(&job)?;
+        // Without tasks the count in the record does (no need to read 10,000 ids).
+        let ids = match page_size {
+            0 => Vec::new(),
+            _ => self.coord.store.task_ids_of(&job)?,
+        };
         let counts = JobCounts {
-            total: ids.len() as u32,
+            total: if page_size == 0 {
+                job.task_count
+            } else {
+                ids.len() as u32
+            },
             pending: job.pending_tasks,
             finished: job.final_tasks,
             succeeded: job.succeeded_tasks,
@@ -318,13 +341,17 @@ impl OperatorService for OperatorApi {
     ) -> Result<Response<ListNodesResponse>, Status> {
         let selector: Selector = req.get_ref().selector.parse().map_err(ApiError::from)?;
         let req = req.into_inner();
+        listing::check_fact_paths(&req.fact_paths).map_err(ApiError::InvalidArgument)?;
+        let keep = req.omit_facts.then_some(req.fact_paths.as_slice());
+        let need = listing::facts_need(&selector, keep);
         let mut page = Page::new(page_size(req.page_size, MAX_NODES_PAGE), PAGE_BYTES);
         let mut next_page_token = String::new();
         let online = self.online();
-        for entry in select_from(&self.coord.store, &selector, &req.page_token, online)
+        for entry in select_from(&self.coord.store, &selector, &req.page_token, online, need)
             .map_err(ApiError::from)?
         {
-            if let Err(left_out) = page.push(self.node_view(entry.map_err(ApiError::from)?)) {
+            let node = self.node_view_with(entry.map_err(ApiError::from)?, keep);
+            if let Err(left_out) = page.push(node) {
                 next_page_token = left_out.name;
                 break;
             }
@@ -333,6 +360,26 @@ impl OperatorService for OperatorApi {
             nodes: page.into_items(),
             next_page_token,
         }))
+    }
+
+    async fn count_nodes(
+        &self,
+        req: Request<CountNodesRequest>,
+    ) -> Result<Response<CountNodesResponse>, Status> {
+        let req = req.into_inner();
+        let selector: Selector = req.selector.parse().map_err(ApiError::from)?;
+        let groupings =
+            listing::parse_groupings(&req.group_by).map_err(ApiError::InvalidArgument)?;
+        let need = listing::facts_need(&selector, Some(&[]));
+        let mut counts = listing::Counts::new(groupings);
+        let online = self.online();
+        for entry in
+            select_from(&self.coord.store, &selector, "", online, need).map_err(ApiError::from)?
+        {
+            let entry = entry.map_err(ApiError::from)?;
+            counts.add(&entry.labels, &entry.record.agent_version);
+        }
+        Ok(Response::new(counts.into_response()))
     }
 
     async fn get_node(&self, req: Request<GetNodeRequest>) -> Result<Response<Node>, Status> {
@@ -505,21 +552,41 @@ impl OperatorService for OperatorApi {
         let want = limit
             .saturating_sub(returned)
             .min(page_size(req.page_size, MAX_JOBS_PAGE));
-        let records = self
-            .coord
-            .store
-            .jobs_newest_from(start.as_deref(), want + 1)
-            .map_err(ApiError::from)?;
+        let store = &self.coord.store;
+        // With a node: each job with only that node's task (and no other task read).
+        let records: Vec<(JobRecord, Option<String>)> = if req.node.is_empty() {
+            store
+                .jobs_newest_from(start.as_deref(), want + 1)
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|job| (job, None))
+                .collect()
+        } else {
+            let node = parse_name::<NodeName>(&req.node)?;
+            store
+                .node_jobs_newest_from(node.as_str(), start.as_deref(), want + 1)
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|(job, task)| (job, Some(task)))
+                .collect()
+        };
         let mut page = Page::new(want, PAGE_BYTES);
         let mut next_page_token = String::new();
-        let tasks_page = if req.omit_tasks { 0 } else { MAX_TASKS_PAGE };
-        for (i, job) in records.into_iter().enumerate() {
+        let tasks_page = if req.omit_tasks || !req.node.is_empty() {
+            0
+        } else {
+            MAX_TASKS_PAGE
+        };
+        for (i, (job, node_task)) in records.into_iter().enumerate() {
             let id = job.job_id.clone();
-            let left_out = i >= want
-                || page.is_full()
-                || page
-                    .push(self.job_info(job, "", tasks_page, page.remaining())?)
-                    .is_err();
+            let left_out = i >= want || page.is_full() || {
+                let mut info = self.job_info(job, "", tasks_page, page.remaining())?;
+                if let (Some(task), false) = (node_task, req.omit_tasks) {
+                    let task = store.task(&task).map_err(ApiError::from)?;
+                    info.tasks.extend(task.and_then(|t| t.info));
+                }
+                page.push(info).is_err()
+            };
             if left_out {
                 if returned + i < limit {
                     next_page_token = paging::job_token(returned + i, &id);

@@ -316,6 +316,7 @@ async fn on_facts(
             FactsRecord {
                 digest: digest.clone(),
                 json,
+                platform_json: crate::listing::platform_json(&doc),
                 collected_unix_ms: now_ms(),
                 ..Default::default()
             },

@@ -14,22 +14,49 @@ pub async fn all_nodes(
     client: &mut OperatorServiceClient<Channel>,
     selector: &str,
 ) -> Result<Vec<Node>, Status> {
+    nodes(
+        client,
+        ListNodesRequest {
+            selector: selector.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Every node `selector` matches, by name, with only the facts at the JSON pointers
+/// `fact_paths` (`ListNodesRequest.omit_facts`): for tables of many nodes. A coordinator from
+/// before that option sends whole fact documents, which read the same.
+pub async fn all_nodes_brief(
+    client: &mut OperatorServiceClient<Channel>,
+    selector: &str,
+    fact_paths: &[&str],
+) -> Result<Vec<Node>, Status> {
+    nodes(
+        client,
+        ListNodesRequest {
+            selector: selector.to_owned(),
+            omit_facts: true,
+            fact_paths: fact_paths.iter().map(|p| (*p).to_owned()).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Every page of `request`'s listing.
+async fn nodes(
+    client: &mut OperatorServiceClient<Channel>,
+    mut request: ListNodesRequest,
+) -> Result<Vec<Node>, Status> {
     let mut nodes = Vec::new();
-    let mut page_token = String::new();
     loop {
-        let page = client
-            .list_nodes(ListNodesRequest {
-                selector: selector.to_owned(),
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let page = client.list_nodes(request.clone()).await?.into_inner();
         nodes.extend(page.nodes);
         if page.next_page_token.is_empty() {
             return Ok(nodes);
         }
-        page_token = page.next_page_token;
+        request.page_token = page.next_page_token;
     }
 }
 

@@ -321,3 +321,162 @@ fn a_node_cannot_take_another_nodes_identity_label() {
     }
     assert_eq!(names(&c, "node=n2"), ["n2"]);
 }
+
+/// Every node with whole fact documents, through the API.
+async fn full_listing(
+    admin: &mut lab_proto::v1::operator_service_client::OperatorServiceClient<
+        tonic::transport::Channel,
+    >,
+    selector: &str,
+) -> Vec<lab_proto::v1::Node> {
+    lab_proto::pages::all_nodes(admin, selector).await.unwrap()
+}
+
+#[test]
+fn brief_listings_counts_and_a_nodes_jobs_agree_with_the_whole_inventory() {
+    use lab_proto::v1::{CountNodesRequest, ListJobsRequest, ListNodesRequest};
+    use serde_json::{json, Value};
+
+    let mut c = Cluster::builder().agents(3).start();
+    assert!(c.labctl(&["label", "n1", "role=db"]).status.success());
+    let first = c.labctl(&["run", "-l", "node=n1", "--", "true"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let everywhere = c.labctl(&["run", "--", "true"]);
+    assert!(everywhere.status.success(), "{}", stderr(&everywhere));
+    c.agents[2].stop(false);
+    c.wait_online("n3", false, Duration::from_secs(15));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut admin = c.coord.admin_client().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let full = loop {
+            let full = full_listing(&mut admin, "").await;
+            if full.iter().all(|n| !n.facts_json.is_empty()) {
+                break full;
+            }
+            assert!(std::time::Instant::now() < deadline, "facts of every node");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(full.len(), 3);
+
+        // Without facts but the paths asked for; labels and state as in the whole listing.
+        let paths = ["/platform/cpus", "/hardware/memory/total_bytes", "/nope"];
+        let brief = lab_proto::pages::all_nodes_brief(&mut admin, "", &paths)
+            .await
+            .unwrap();
+        assert_eq!(brief.len(), 3);
+        for (b, f) in brief.iter().zip(&full) {
+            assert_eq!((&b.name, &b.labels, b.online), (&f.name, &f.labels, f.online));
+            let whole: Value = serde_json::from_str(&f.facts_json).unwrap();
+            let kept: Value = serde_json::from_str(&b.facts_json).unwrap();
+            assert_eq!(
+                kept,
+                json!({"platform": {"cpus": whole["platform"]["cpus"]},
+                       "hardware": {"memory": {"total_bytes": whole["hardware"]["memory"]["total_bytes"]}}}),
+                "{}",
+                b.name
+            );
+            assert!(b.facts_json.len() < f.facts_json.len() / 4, "{}", b.facts_json);
+        }
+        let bare = admin
+            .list_nodes(ListNodesRequest {
+                omit_facts: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(bare.nodes.iter().all(|n| n.facts_json.is_empty()));
+        assert!(bare.nodes.iter().all(|n| n.facts_collected_unix_ms > 0));
+        // Selectors pick the same nodes either way, fact terms included.
+        for selector in [
+            "os=debian,role=db",
+            "facts.platform.cpus>=1,status=online",
+            "facts.hardware.memory.total_bytes>=1,!role",
+        ] {
+            let names = |nodes: Vec<lab_proto::v1::Node>| {
+                nodes.into_iter().map(|n| n.name).collect::<Vec<_>>()
+            };
+            let brief = lab_proto::pages::all_nodes_brief(&mut admin, selector, &["/platform"])
+                .await
+                .unwrap();
+            let whole = names(full_listing(&mut admin, selector).await);
+            assert!(!whole.is_empty(), "{selector}");
+            assert_eq!(names(brief), whole, "{selector}");
+        }
+        let bad = admin
+            .list_nodes(ListNodesRequest {
+                omit_facts: true,
+                fact_paths: vec!["platform.cpus".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(bad.message().contains("not a JSON pointer"), "{}", bad.message());
+
+        // Counts: two online, one offline, by OS and role as the labels say.
+        let counts = admin
+            .count_nodes(CountNodesRequest {
+                selector: String::new(),
+                group_by: vec!["os,os-version".into(), "role".into()],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (counts.total, counts.online, counts.offline, counts.revoked),
+            (3, 2, 1, 0)
+        );
+        let os = &full[0].labels;
+        assert_eq!(counts.groups[0].keys, ["os", "os-version"]);
+        assert_eq!(counts.groups[0].groups.len(), 1);
+        assert_eq!(
+            counts.groups[0].groups[0].values,
+            [os["os"].clone(), os["os-version"].clone()]
+        );
+        assert_eq!(counts.groups[0].groups[0].nodes, 3);
+        let roles: Vec<(Vec<String>, u32)> = counts.groups[1]
+            .groups
+            .iter()
+            .map(|g| (g.values.clone(), g.nodes))
+            .collect();
+        assert_eq!(roles, [(vec![String::new()], 2), (vec!["db".into()], 1)]);
+        assert_eq!(counts.agent_versions.values().sum::<u32>(), 3);
+        let online_db = admin
+            .count_nodes(CountNodesRequest {
+                selector: "role=db,status=online".into(),
+                group_by: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((online_db.total, online_db.online), (1, 1));
+        let bad = admin
+            .count_nodes(CountNodesRequest {
+                selector: String::new(),
+                group_by: vec!["os,".into()],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+        // A node's jobs: each with that node's task only, newest first.
+        let jobs = |node: &str| ListJobsRequest {
+            node: node.into(),
+            ..Default::default()
+        };
+        let of_n2 = admin.list_jobs(jobs("n2")).await.unwrap().into_inner().jobs;
+        assert_eq!(of_n2.len(), 1);
+        assert_eq!(of_n2[0].counts.unwrap().total, 3);
+        assert_eq!(of_n2[0].tasks.len(), 1);
+        assert_eq!(of_n2[0].tasks[0].node, "n2");
+        let of_n1 = admin.list_jobs(jobs("n1")).await.unwrap().into_inner().jobs;
+        assert_eq!(of_n1.len(), 2);
+        assert!(of_n1[0].submitted_unix_ms >= of_n1[1].submitted_unix_ms);
+        assert_eq!(of_n1[1].counts.unwrap().total, 1);
+        assert!(of_n1.iter().all(|j| j.tasks.len() == 1 && j.tasks[0].node == "n1"));
+        let bad = admin.list_jobs(jobs("../n1")).await.unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    });
+}

@@ -127,6 +127,16 @@ fn the_dashboard_shows_the_fleet_and_follows_a_job_live() {
         b.eval("document.getElementById('backups-red').textContent"),
         json!("1 red")
     );
+    // The OS and agent mix as the coordinator counted them (CountNodes), not from a listing.
+    let os = b.eval("Array.from(document.querySelectorAll('#os-mix li')).map(l => l.textContent)");
+    let os = os.as_array().unwrap();
+    assert_eq!(os.len(), 1, "{os:?}");
+    assert!(os[0].as_str().unwrap().starts_with("debian "), "{os:?}");
+    assert!(os[0].as_str().unwrap().ends_with(" 2"), "{os:?}");
+    assert_eq!(
+        b.eval("document.querySelector('#agent-mix li b').textContent"),
+        json!("2")
+    );
     shots(&mut b, "overview");
 
     // Nodes: names and online state, offline first.
@@ -169,6 +179,11 @@ fn the_dashboard_shows_the_fleet_and_follows_a_job_live() {
     assert_eq!(
         b.eval("document.querySelector('#backups tr[data-health]').dataset.health"),
         json!("red")
+    );
+    // Its tasks, which the coordinator picks by node: the failed backup (n2's is not there).
+    assert_eq!(
+        b.eval("Array.from(document.querySelectorAll('#node-tasks tbody tr')).map(r => r.querySelector('.badge').textContent)"),
+        json!(["failed"])
     );
     shots(&mut b, "node");
 

@@ -116,6 +116,9 @@ async fn create(
             ..Default::default()
         };
         job.task_ids.push(task_id.clone());
+        batch
+            .node_jobs
+            .push((node.clone(), job.job_id.clone(), task_id.clone()));
         batch.active_add.push((node.clone(), task_id));
         push_event(&mut job, &mut batch, job_event::Body::Task(info.clone()));
         tasks.push(TaskRecord {

@@ -5,7 +5,9 @@
 //! Trees: `jobs` (job id → JobRecord; ids sort by submit time), `tasks` (task id → TaskRecord),
 //! `events` (job id ‖ seq → EventRecord), `node_tasks` (node ‖ task id: the node's unfinished
 //! tasks), `task_output` (task id ‖ event seq → bytes: output events, oldest first, for trimming),
-//! `job_tasks` (job id → JobTasksRecord: the task ids in rollout order, written once at submit).
+//! `job_tasks` (job id → JobTasksRecord: the task ids in rollout order, written once at submit),
+//! `node_jobs` (node ‖ job id → task id: every job with a task on the node, written at submit;
+//! filled from `tasks` when a store from before it is opened).
 //!
 //! A job record is rewritten with every task update, so it carries only the task count: keeping
 //! the ids in it made each update encode, write and decode all N ids (quadratic in the fleet
@@ -33,6 +35,8 @@ pub struct JobBatch {
     pub active_add: Vec<(String, String)>,
     /// (node, task id) pairs that became final.
     pub active_remove: Vec<(String, String)>,
+    /// New tasks as (node, job id, task id), for the node's job history.
+    pub node_jobs: Vec<(String, String, String)>,
     /// Backup index records changed by a task that reached a final state.
     pub backups: Vec<lab_proto::store::v1::BackupRecord>,
     /// Stored events to delete, with their job id (a task's progress event replaced by a
@@ -144,6 +148,13 @@ impl Store {
         for (node, task) in batch.active_remove {
             ops.push(Op::Delete(TreeId::NodeTasks, pair_key(&node, &task)));
         }
+        for (node, job_id, task_id) in batch.node_jobs {
+            ops.push(Op::Put(
+                TreeId::NodeJobs,
+                pair_key(&node, &job_id),
+                task_id.into_bytes(),
+            ));
+        }
         Self::backup_ops(&mut ops, batch.backups);
         t.apply(ops)?;
         Ok(written)
@@ -189,6 +200,40 @@ impl Store {
             out.push(decode("jobs", v).map(with_count)?);
             Ok(out.len() < limit)
         })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` jobs with a task on `node`, newest first, from job `start` on (inclusive;
+    /// `None`: the newest), each with the id of the node's task.
+    pub fn node_jobs_newest_from(
+        &self,
+        node: &str,
+        start: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(JobRecord, String)>, StoreError> {
+        let t = self.t()?;
+        let prefix = pair_key(node, "");
+        let end = start.map(|id| pair_key(node, id));
+        let keys = match &end {
+            Some(end) => Keys::Range(Bound::Included(&prefix), Bound::Included(end)),
+            None => Keys::Prefix(&prefix),
+        };
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        t.scan(TreeId::NodeJobs, keys, Order::Backward, &mut |k, v| {
+            let job_id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            found.push((job_id, String::from_utf8_lossy(v).into_owned()));
+            Ok(found.len() < limit)
+        })?;
+        let mut out = Vec::with_capacity(found.len());
+        for (job_id, task_id) in found {
+            // A job removed since is skipped (its entries go with it).
+            if let Some(job) = self.job(&job_id)? {
+                out.push((job, task_id));
+            }
+        }
         Ok(out)
     }
 
@@ -287,6 +332,7 @@ impl Store {
             if let Some(task) = self.task(task_id)? {
                 let node = task.info.map(|i| i.node).unwrap_or_default();
                 ops.push(Op::Delete(TreeId::NodeTasks, pair_key(&node, task_id)));
+                ops.push(Op::Delete(TreeId::NodeJobs, pair_key(&node, &job.job_id)));
             }
             ops.push(Op::Delete(TreeId::Tasks, task_id.as_bytes().to_vec()));
             let mut prefix = task_id.as_bytes().to_vec();

@@ -50,11 +50,14 @@ pub enum TreeId {
     Schedules,
     /// node ‖ "\n" ‖ backup name → BackupRecord
     Backups,
+    /// node ‖ "\n" ‖ job id → task id: every job with a task on the node (written at submit;
+    /// jobs from before it existed are not in it)
+    NodeJobs,
 }
 
 impl TreeId {
     /// Every tree, in the order export writes them.
-    pub const ALL: [TreeId; 13] = [
+    pub const ALL: [TreeId; 14] = [
         TreeId::Nodes,
         TreeId::Facts,
         TreeId::Tokens,
@@ -68,6 +71,7 @@ impl TreeId {
         TreeId::JobTasks,
         TreeId::Schedules,
         TreeId::Backups,
+        TreeId::NodeJobs,
     ];
 
     /// The tree's name in sled and in etcd keys.
@@ -86,6 +90,7 @@ impl TreeId {
             TreeId::JobTasks => "job_tasks",
             TreeId::Schedules => "schedules",
             TreeId::Backups => "backups",
+            TreeId::NodeJobs => "node_jobs",
         }
     }
 

@@ -20,6 +20,7 @@ pub mod sled_kv;
 mod tokens;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 
 use lab_proto::store::v1::{CertificateRecord, FactsRecord, NodeRecord, UserRecord};
@@ -178,6 +179,21 @@ impl Store {
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         let t = self.t()?;
         Self::list(t, TreeId::Nodes)
+    }
+
+    /// Up to `limit` nodes from the name `start` on (inclusive), by name.
+    pub fn nodes_from(&self, start: &str, limit: usize) -> Result<Vec<NodeRecord>, StoreError> {
+        let t = self.t()?;
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let keys = Keys::Range(Bound::Included(start.as_bytes()), Bound::Unbounded);
+        t.scan(TreeId::Nodes, keys, Order::Forward, &mut |_, v| {
+            out.push(decode(TreeId::Nodes.name(), v)?);
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
     }
 
     /// Creates a node; fails if one of that name exists.

@@ -185,12 +185,19 @@ async fn removing_a_job_removes_its_tasks_events_and_indexes() {
             ],
             active_add: vec![("n1".into(), "j1-0000".into())],
             active_remove: vec![],
+            node_jobs: vec![("n1".into(), "j1".into(), "j1-0000".into())],
             backups: vec![],
             dropped_events: vec![],
         })
         .await
         .unwrap();
     assert_eq!(store.events("j1", 1).unwrap().len(), 2);
+    let of_n1 = store.node_jobs_newest_from("n1", None, 10).unwrap();
+    assert_eq!(of_n1.len(), 1);
+    assert_eq!(
+        (of_n1[0].0.job_id.as_str(), of_n1[0].1.as_str()),
+        ("j1", "j1-0000")
+    );
     assert_eq!(store.unfinished_tasks_of_node("n1").unwrap(), ["j1-0000"]);
     // The record rewritten with every update holds the count; the ids live in `job_tasks`.
     let stored = store.job("j1").unwrap().unwrap();
@@ -210,6 +217,10 @@ async fn removing_a_job_removes_its_tasks_events_and_indexes() {
     assert!(store.task("j1-0000").unwrap().is_none());
     assert!(store.events("j1", 1).unwrap().is_empty());
     assert!(store.unfinished_tasks_of_node("n1").unwrap().is_empty());
+    assert!(store
+        .node_jobs_newest_from("n1", None, 10)
+        .unwrap()
+        .is_empty());
     assert!(store.jobs_newest_first(10).unwrap().is_empty());
     assert!(store.task_ids_of(&stored).unwrap().is_empty());
 }
@@ -243,4 +254,59 @@ async fn job_records_with_their_task_ids_inside_are_still_read() {
     assert!(job.task_ids.is_empty());
     assert_eq!(job.task_count, 2);
     assert_eq!(store.task_ids_of(&job).unwrap(), ["j0-0000", "j0-0001"]);
+}
+
+#[tokio::test]
+async fn a_nodes_jobs_newest_first_also_in_a_store_from_before_the_index() {
+    use lab_proto::store::v1::{JobRecord, TaskRecord};
+    use lab_proto::v1::TaskInfo;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    {
+        let store = Store::open(&path).unwrap();
+        // Written as before `node_jobs` existed: jobs and tasks, no index entries.
+        for (job, node) in [("j1", "n1"), ("j2", "n10"), ("j3", "n1"), ("j4", "n1")] {
+            let task = TaskRecord {
+                job_id: job.into(),
+                info: Some(TaskInfo {
+                    task_id: format!("{job}-0000"),
+                    node: node.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let record = JobRecord {
+                job_id: job.into(),
+                task_ids: vec![format!("{job}-0000")],
+                ..Default::default()
+            };
+            let batch = JobBatch {
+                jobs: vec![record],
+                tasks: vec![task],
+                ..Default::default()
+            };
+            store.commit_jobs(batch).await.unwrap();
+        }
+        assert!(store
+            .node_jobs_newest_from("n1", None, 10)
+            .unwrap()
+            .is_empty());
+    }
+    let store = Store::open(&path).unwrap();
+    let of = |node: &str, start: Option<&str>, limit| -> Vec<(String, String)> {
+        store
+            .node_jobs_newest_from(node, start, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(job, task)| (job.job_id, task))
+            .collect()
+    };
+    let pair = |j: &str| (j.to_owned(), format!("{j}-0000"));
+    assert_eq!(of("n1", None, 10), [pair("j4"), pair("j3"), pair("j1")]);
+    assert_eq!(of("n1", None, 2), [pair("j4"), pair("j3")]);
+    assert_eq!(of("n1", Some("j3"), 10), [pair("j3"), pair("j1")]);
+    // "n1" is not a prefix of "n10"'s entries, nor the other way round.
+    assert_eq!(of("n10", None, 10), [pair("j2")]);
+    assert!(of("n", None, 10).is_empty());
 }

@@ -64,6 +64,10 @@ pub struct NodeView {
     pub facts: Option<Value>,
 }
 
+/// The facts [`view`] reads (besides the whole document for `node show`): listings ask the
+/// coordinator for only these.
+pub(crate) const VIEW_FACTS: [&str; 1] = ["/platform"];
+
 pub(crate) fn view(node: Node, with_facts: bool) -> NodeView {
     let facts: Value = serde_json::from_str(&node.facts_json).unwrap_or(Value::Null);
     let platform = |key: &str| facts.pointer(&format!("/platform/{key}")).cloned();
@@ -209,7 +213,7 @@ async fn fetch(
     client: &mut OperatorServiceClient<Channel>,
     selector: &str,
 ) -> anyhow::Result<Vec<NodeView>> {
-    let nodes = lab_proto::pages::all_nodes(client, selector)
+    let nodes = lab_proto::pages::all_nodes_brief(client, selector, &VIEW_FACTS)
         .await
         .map_err(from_status)?;
     Ok(nodes.into_iter().map(|n| view(n, false)).collect())

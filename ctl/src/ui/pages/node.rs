@@ -1,5 +1,5 @@
 //! `GET /nodes/{name}`: one node — its state, labels, facts as a collapsible tree with a search
-//! box (each leaf shows the `facts.…` path a selector uses), its tasks in the recent jobs, and
+//! box (each leaf shows the `facts.…` path a selector uses), its tasks in its recent jobs, and
 //! its backups.
 
 use std::fmt::Write as _;
@@ -16,7 +16,8 @@ use crate::output;
 use crate::ui::html::{self, time, Esc, Nav, Url};
 use crate::ui::server::{render, PageResult, Ui};
 
-/// Recent jobs searched for this node's tasks (their first page of tasks).
+/// The node's recent jobs shown, each with the node's own task (the coordinator picks them by
+/// node, however many tasks a job has).
 const RECENT_JOBS: u32 = 20;
 /// Largest fact tree shown open at the first level.
 const OPEN_LEAVES: usize = 40;
@@ -30,6 +31,7 @@ pub async fn get(State(ui): State<Arc<Ui>>, Path(name): Path<String>) -> PageRes
         c1.get_node(GetNodeRequest { name: name.clone() }),
         c2.list_jobs(ListJobsRequest {
             limit: RECENT_JOBS,
+            node: name.clone(),
             ..Default::default()
         }),
         c3.list_backups(ListBackupsRequest { selector }),
@@ -97,7 +99,7 @@ pub async fn get(State(ui): State<Arc<Ui>>, Path(name): Path<String>) -> PageRes
                 );
             }
             if rows.is_empty() {
-                body.push_str("<p class=\"muted\">No task in the recent jobs.</p>");
+                body.push_str("<p class=\"muted\">No task yet.</p>");
             } else {
                 body.push_str(&super::table(
                     "node-tasks",

@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 
 use super::Paging;
-use crate::cmd::nodes::{status, view, NodeView, DERIVED};
+use crate::cmd::nodes::{status, view, NodeView, DERIVED, VIEW_FACTS};
 use crate::output;
 use crate::ui::html::{self, time, Esc, Nav, Url};
 use crate::ui::server::{render, PageResult, Ui};
@@ -196,7 +196,7 @@ pub async fn get(State(ui): State<Arc<Ui>>, Query(p): Query<Params>) -> PageResu
         return Ok(render(&ui.frame("Nodes", Nav::Nodes, &who), &body));
     }
     let mut client = ui.client();
-    let nodes = lab_proto::pages::all_nodes(&mut client, &selector).await?;
+    let nodes = lab_proto::pages::all_nodes_brief(&mut client, &selector, &VIEW_FACTS).await?;
     let mut views: Vec<NodeView> = nodes.into_iter().map(|n| view(n, false)).collect();
     sort(&mut views, column, descending);
     let paging = Paging::new(p.page, PER_PAGE, views.len());

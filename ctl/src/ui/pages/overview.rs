@@ -2,13 +2,14 @@
 //! health, jobs that failed in the last 24 hours, the schedules firing next, and whether the
 //! coordinator answers (and how fast).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use lab_proto::v1::{BackupHealth, ListBackupsRequest, ListSchedulesRequest, Node};
+use lab_proto::v1::{
+    BackupHealth, CountNodesRequest, CountNodesResponse, ListBackupsRequest, ListSchedulesRequest,
+};
 
 use super::{counts_bar, job_state, recent_jobs};
 use crate::output;
@@ -17,6 +18,8 @@ use crate::ui::server::{render, PageResult, Ui};
 
 /// Jobs looked at for the "failed in the last 24 hours" list.
 const RECENT_JOBS: u32 = 500;
+/// The grouping of the OS mix: "debian 12".
+const OS_MIX: &str = "os,os-version";
 /// Schedules listed as firing next.
 const NEXT_SCHEDULES: usize = 5;
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -28,12 +31,15 @@ pub async fn get(State(ui): State<Arc<Ui>>) -> PageResult {
     let rtt = started.elapsed();
     let (mut c1, mut c2, mut c3, mut c4) = (ui.client(), ui.client(), ui.client(), ui.client());
     let (nodes, backups, jobs, schedules) = tokio::join!(
-        lab_proto::pages::all_nodes(&mut c1, ""),
+        c1.count_nodes(CountNodesRequest {
+            selector: String::new(),
+            group_by: vec![OS_MIX.into()],
+        }),
         c2.list_backups(ListBackupsRequest::default()),
         recent_jobs(&mut c3, RECENT_JOBS),
         c4.list_schedules(ListSchedulesRequest {}),
     );
-    let nodes = nodes?;
+    let nodes = nodes?.into_inner();
     let backups = backups?.into_inner().backups;
     let jobs = jobs?;
     let schedules = schedules?.into_inner().schedules;
@@ -41,35 +47,33 @@ pub async fn get(State(ui): State<Arc<Ui>>) -> PageResult {
     let mut body = String::from("<div class=\"cards\">");
 
     // Nodes.
-    let online = nodes.iter().filter(|n| n.online).count();
-    let revoked = nodes.iter().filter(|n| n.revoked).count();
-    let offline = nodes.iter().filter(|n| !n.online && !n.revoked).count();
     let _ = write!(
         body,
         "<section class=\"card\" id=\"card-nodes\"><h2><a href=\"/nodes\">Nodes</a></h2>\
-<p class=\"big\"><span id=\"nodes-online\">{online}</span> online · \
-<a href=\"/nodes?l=status%3Doffline\" id=\"nodes-offline\" class=\"{}\">{offline} offline</a> · \
+<p class=\"big\"><span id=\"nodes-online\">{}</span> online · \
+<a href=\"/nodes?l=status%3Doffline\" id=\"nodes-offline\" class=\"{}\">{} offline</a> · \
 <span id=\"nodes-total\">{}</span> total</p>{}",
-        if offline > 0 { "bad" } else { "" },
-        nodes.len(),
+        nodes.online,
+        if nodes.offline > 0 { "bad" } else { "" },
+        nodes.offline,
+        nodes.total,
         html::stacked_bar(&[
-            ("good", online as u64, "online"),
-            ("bad", offline as u64, "offline"),
-            ("neutral", revoked as u64, "revoked"),
+            ("good", nodes.online.into(), "online"),
+            ("bad", nodes.offline.into(), "offline"),
+            ("neutral", nodes.revoked.into(), "revoked"),
         ])
     );
-    body.push_str(&mix("OS", &os_mix(&nodes), "os-mix"));
-    body.push_str(&mix(
-        "Agent versions",
-        &count_by(&nodes, |n| {
-            if n.agent_version.is_empty() {
-                "unknown".into()
-            } else {
-                n.agent_version.clone()
-            }
-        }),
-        "agent-mix",
-    ));
+    let (os, other) = os_mix(&nodes);
+    body.push_str(&mix("OS", &os, other, "os-mix"));
+    let agents: Vec<(String, u64)> = nodes
+        .agent_versions
+        .iter()
+        .map(|(v, n)| {
+            let v = if v.is_empty() { "unknown" } else { v };
+            (v.to_owned(), u64::from(*n))
+        })
+        .collect();
+    body.push_str(&mix("Agent versions", &agents, 0, "agent-mix"));
     body.push_str("</section>");
 
     // Backups.
@@ -177,36 +181,78 @@ pub async fn get(State(ui): State<Arc<Ui>>) -> PageResult {
     Ok(render(&ui.frame("Overview", Nav::Overview, &who), &body))
 }
 
-/// "debian 12" per node (from the derived labels), counted.
-fn os_mix(nodes: &[Node]) -> BTreeMap<String, usize> {
-    count_by(nodes, |n| {
-        match (n.labels.get("os"), n.labels.get("os-version")) {
-            (Some(os), Some(v)) => format!("{os} {v}"),
-            (Some(os), None) => os.clone(),
-            _ => "unknown".into(),
-        }
-    })
+/// "debian 12" per node (from the derived labels) as the coordinator counted them, and the
+/// nodes in combinations it left out. Pure.
+fn os_mix(counts: &CountNodesResponse) -> (Vec<(String, u64)>, u64) {
+    let Some(groups) = counts.groups.first() else {
+        return (Vec::new(), 0);
+    };
+    let mix = groups
+        .groups
+        .iter()
+        .map(|g| {
+            let text = match g.values.as_slice() {
+                [os, v] if !os.is_empty() && !v.is_empty() => format!("{os} {v}"),
+                [os, _] if !os.is_empty() => os.clone(),
+                _ => "unknown".into(),
+            };
+            (text, u64::from(g.nodes))
+        })
+        .collect();
+    (mix, groups.other_nodes.into())
 }
 
-fn count_by(nodes: &[Node], key: impl Fn(&Node) -> String) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for n in nodes {
-        *out.entry(key(n)).or_insert(0) += 1;
-    }
-    out
-}
-
-/// A small list of values with counts, most common first.
-fn mix(title: &str, counts: &BTreeMap<String, usize>, id: &str) -> String {
-    let mut items: Vec<_> = counts.iter().collect();
-    items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+/// A small list of values with counts, most common first; `other` nodes were not counted by
+/// value.
+fn mix(title: &str, counts: &[(String, u64)], other: u64, id: &str) -> String {
+    let mut items: Vec<&(String, u64)> = counts.iter().collect();
+    items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut out = format!("<h3>{title}</h3><ul class=\"mix\" id=\"{id}\">");
     for (value, n) in items.iter().take(8) {
         let _ = write!(out, "<li><span>{}</span> <b>{n}</b></li>", Esc(value));
     }
-    if items.len() > 8 {
-        let _ = write!(out, "<li class=\"muted\">and {} more</li>", items.len() - 8);
+    let more: u64 = items.iter().skip(8).map(|(_, n)| n).sum::<u64>() + other;
+    if more > 0 {
+        let _ = write!(out, "<li class=\"muted\">and {more} more</li>");
     }
     out.push_str("</ul>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lab_proto::v1::{NodeGroup, NodeGroups};
+
+    #[test]
+    fn the_os_mix_reads_the_coordinators_counts() {
+        let group = |os: &str, v: &str, nodes| NodeGroup {
+            values: vec![os.into(), v.into()],
+            nodes,
+        };
+        let counts = CountNodesResponse {
+            groups: vec![NodeGroups {
+                keys: vec!["os".into(), "os-version".into()],
+                groups: vec![
+                    group("debian", "12", 5),
+                    group("", "", 2),
+                    group("alpine", "", 1),
+                ],
+                other_nodes: 3,
+            }],
+            ..Default::default()
+        };
+        let (os, other) = os_mix(&counts);
+        assert_eq!(
+            os,
+            [
+                ("debian 12".into(), 5),
+                ("unknown".into(), 2),
+                ("alpine".into(), 1)
+            ]
+        );
+        let out = mix("OS", &os, other, "os-mix");
+        assert!(out.contains("<span>debian 12</span> <b>5</b>"), "{out}");
+        assert!(out.contains("and 3 more"), "{out}");
+    }
 }
