@@ -183,12 +183,15 @@ pub fn select_from<'a>(
     online: Online<'a>,
     need: FactsNeed,
 ) -> Result<impl Iterator<Item = Result<NodeEntry, StoreError>> + 'a, StoreError> {
-    Ok(store.nodes_from(start, usize::MAX)?.into_iter().filter_map(move |record| {
-        match entry_with(store, record, online, need) {
-            Ok(e) => selector.matches(&e.labels, &e.facts_doc).then_some(Ok(e)),
-            Err(err) => Some(Err(err)),
-        }
-    }))
+    Ok(store
+        .nodes_from(start, usize::MAX)?
+        .into_iter()
+        .filter_map(
+            move |record| match entry_with(store, record, online, need) {
+                Ok(e) => selector.matches(&e.labels, &e.facts_doc).then_some(Ok(e)),
+                Err(err) => Some(Err(err)),
+            },
+        ))
 }
 
 /// Whether `selector` can depend on a node's facts: a `facts.*` term, or a label that may be

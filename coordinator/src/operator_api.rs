@@ -16,14 +16,14 @@ use lab_proto::v1::{
     CreateTokenRequest, CreateTokenResponse, CreateUserRequest, CreateUserResponse,
     DeleteScheduleRequest, DeleteScheduleResponse, DeleteUserRequest, DeleteUserResponse,
     ForgetBackupsRequest, ForgetBackupsResponse, GetJobRequest, GetNodeRequest, GetScheduleRequest,
-    GetTopologyRequest, GetTopologyResponse,
-    JobCounts, JobEvent, JobInfo, LabelNodeRequest, ListBackupsRequest, ListBackupsResponse,
-    ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, ListSchedulesRequest,
-    ListSchedulesResponse, ListTokensRequest, ListTokensResponse, ListUsersRequest,
-    ListUsersResponse, Node, RemoveNodeRequest, RemoveNodeResponse, RenewUserRequest,
-    RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse, RevokeTokenRequest,
-    RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest, SubmitJobRequest,
-    SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest, WhoAmIResponse,
+    GetTopologyRequest, GetTopologyResponse, JobCounts, JobEvent, JobInfo, LabelNodeRequest,
+    ListBackupsRequest, ListBackupsResponse, ListJobsRequest, ListJobsResponse, ListNodesRequest,
+    ListNodesResponse, ListSchedulesRequest, ListSchedulesResponse, ListTokensRequest,
+    ListTokensResponse, ListUsersRequest, ListUsersResponse, Node, RemoveNodeRequest,
+    RemoveNodeResponse, RenewUserRequest, RenewUserResponse, RevokeNodeRequest, RevokeNodeResponse,
+    RevokeTokenRequest, RevokeUserRequest, Schedule, SetSchedulePausedRequest, SetUserRoleRequest,
+    SubmitJobRequest, SubmitJobResponse, TokenInfo, User, WatchJobRequest, WhoAmIRequest,
+    WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
