@@ -42,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 pub use datadir::DataDir;
 pub use state::{Coordinator, ServeOptions};
 
-/// Loads the coordinator from `dir`, binds the listeners and serves until `shutdown`.
+/// Loads the coordinator from `dir`, binds the listeners and serves until `shutdown`. With an
+/// etcd store it first waits to become the leader (see [`store::leader`]), without listening.
 pub async fn run(
     dir: DataDir,
     listen: SocketAddr,
@@ -50,6 +51,9 @@ pub async fn run(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Some(leadership) = elect(&dir, &options, &shutdown).await? else {
+        return Ok(());
+    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -61,10 +65,11 @@ pub async fn run(
         ),
         None => None,
     };
-    serve_on(dir, listener, metrics, options, shutdown).await
+    serve_elected(dir, listener, metrics, options, shutdown, leadership).await
 }
 
-/// Serves on listeners the caller already bound (port 0 in tests, `labctl dev`).
+/// Serves on listeners the caller already bound (port 0 in tests, `labctl dev`); with an etcd
+/// store, once this coordinator is the leader.
 pub async fn serve_on(
     dir: DataDir,
     listener: TcpListener,
@@ -72,18 +77,93 @@ pub async fn serve_on(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Some(leadership) = elect(&dir, &options, &shutdown).await? else {
+        return Ok(());
+    };
+    serve_elected(dir, listener, metrics, options, shutdown, leadership).await
+}
+
+/// With an etcd store: waits until this coordinator leads (`Some(Some(_))`) or `shutdown`
+/// (`None`). sled: `Some(None)` at once.
+async fn elect(
+    dir: &DataDir,
+    options: &ServeOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Option<store::leader::Leadership>>> {
+    let Some(store::Location::Etcd(etcd)) = &options.store else {
+        return Ok(Some(None));
+    };
+    let advertise = datadir::Settings::load(dir)?.advertise;
+    let won = store::leader::campaign(etcd, &advertise, options.leader_ttl, shutdown).await?;
+    Ok(won.map(Some))
+}
+
+async fn serve_elected(
+    dir: DataDir,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+    leadership: Option<store::leader::Leadership>,
+) -> anyhow::Result<()> {
     let location = options
         .store
         .clone()
         .unwrap_or_else(|| store::Location::Sled(dir.state()));
-    let store = store::Store::open_at(&location, &Coordinator::store_options(&options)).await?;
+    // The lease is renewed from the moment it was won: loading a large store may take longer
+    // than its TTL.
+    let leadership = leadership.map(Arc::new);
+    let lost = Arc::new(std::sync::OnceLock::<String>::new());
+    let opened_store = Arc::new(std::sync::OnceLock::<store::Store>::new());
+    if let Some(l) = &leadership {
+        let (l, lost, opened, shutdown) = (
+            l.clone(),
+            lost.clone(),
+            opened_store.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Some(why) = l.hold(&shutdown).await {
+                tracing::error!(why = %why, "stepping down: this coordinator is no longer the leader; writes are refused and it exits so that it starts again as a standby");
+                let _ = lost.set(why.clone());
+                if let Some(store) = opened.get() {
+                    store.step_down(&why);
+                }
+                shutdown.cancel();
+            }
+        });
+    }
+    let mut store_options = Coordinator::store_options(&options);
+    store_options.fence = leadership.as_ref().map(|l| l.fence());
+    let store = match store::Store::open_at(&location, &store_options).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(l) = &leadership {
+                l.resign().await;
+            }
+            return Err(e.into());
+        }
+    };
+    let _ = opened_store.set(store.clone());
     let coord = Arc::new(Coordinator::with_store(&dir, store, options, shutdown)?);
+    coord.metrics.leader.set(1);
+    if lost.get().is_some() {
+        coord
+            .store
+            .step_down("leadership was lost while loading the store");
+    }
     tracing::info!(
         listen = %listener.local_addr()?,
         trust_domain = %coord.trust_domain,
         "coordinator serving"
     );
     server::serve(coord.clone(), &dir, listener, metrics).await?;
+    if let Some(why) = lost.get() {
+        anyhow::bail!("stepped down as leader: {why}; start the coordinator again (systemd does) to wait as a standby");
+    }
+    if let Some(l) = &leadership {
+        l.resign().await;
+    }
     if coord.store.needs_restart() {
         anyhow::bail!(
             "stopped because the store {location} failed to write and can take writes again (its directory has room, or etcd answers); start the coordinator again (systemd does) to write again"

@@ -160,6 +160,10 @@ enum Command {
         /// are capped separately, at 1024 or a quarter of the open file limit)
         #[arg(long, env = "LAB_MAX_UNAUTH_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
         max_unauth_per_source: u32,
+        /// etcd store: TTL of the leader lease; a standby takes over this long after the
+        /// leader stopped (sled: unused)
+        #[arg(long, env = "LAB_LEADER_TTL", default_value = "5s", value_parser = parse_ttl)]
+        leader_ttl: Duration,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -253,6 +257,7 @@ async fn main() -> ExitCode {
             unauth_idle_timeout,
             max_unauth_connections,
             max_unauth_per_source,
+            leader_ttl,
             store,
         } => {
             let metrics = match metrics_listen.as_str() {
@@ -288,6 +293,7 @@ async fn main() -> ExitCode {
                             ..Default::default()
                         },
                         store: Some(location),
+                        leader_ttl,
                     };
                     lab_coordinator::run(DataDir::new(data_dir), listen, metrics, options, shutdown)
                         .await
@@ -306,6 +312,16 @@ async fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// A lease TTL: whole seconds, at least 2 (etcd's leases count seconds; a renewal every
+/// TTL/3 needs room).
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.subsec_nanos() != 0 || d.as_secs() < 2 {
+        return Err(format!("'{text}' must be whole seconds, at least 2s"));
+    }
+    Ok(d)
 }
 
 /// `store export` / `store import`.

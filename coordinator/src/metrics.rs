@@ -42,6 +42,8 @@ pub struct Metrics {
     pub connections_refused: Family<Vec<(String, String)>, Counter<u64, AtomicU64>>,
     /// Connections without a client certificate closed after being idle or too old.
     pub unauthenticated_closed_idle: Counter<u64, AtomicU64>,
+    /// 1 while this coordinator is the active one (always with sled), 0 once it stepped down.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -59,8 +61,14 @@ impl Default for Metrics {
             unauthenticated_connections: Gauge::default(),
             connections_refused: Family::default(),
             unauthenticated_closed_idle: Counter::default(),
+            leader: Gauge::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "leader",
+            "1 while this coordinator is the active one (etcd store: it holds the leader lease)",
+            m.leader.clone(),
+        );
         registry.register(
             "nodes_online",
             "Agents with a live session",

@@ -30,6 +30,9 @@ pub struct ServeOptions {
     pub connections: crate::accept::ConnectionLimits,
     /// Where the store lives; `None`: sled in the data directory.
     pub store: Option<Location>,
+    /// etcd: TTL of the leader lease (a standby takes over this long after the leader stopped
+    /// renewing it).
+    pub leader_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -42,6 +45,7 @@ impl Default for ServeOptions {
             min_free_bytes: crate::store::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
             connections: crate::accept::ConnectionLimits::default(),
             store: None,
+            leader_ttl: crate::store::leader::DEFAULT_TTL,
         }
     }
 }
@@ -97,6 +101,7 @@ impl Coordinator {
             cache_bytes: options.store_cache_bytes,
             min_free_bytes: options.min_free_bytes,
             create: false,
+            fence: None,
         }
     }
 

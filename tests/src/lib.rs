@@ -131,9 +131,18 @@ pub struct Coordinator {
 impl Coordinator {
     /// Runs `lab-coordinator init` into `root/NAME`.
     pub fn init(root: &Path, name: &str, trust_domain: &str) -> Coordinator {
+        Self::init_with_store(root, name, trust_domain, etcd::test_store_args())
+    }
+
+    /// Runs `lab-coordinator init` into `root/NAME` with these `--store`/`--etcd-*` arguments.
+    pub fn init_with_store(
+        root: &Path,
+        name: &str,
+        trust_domain: &str,
+        store_args: Vec<String>,
+    ) -> Coordinator {
         let dir = root.join(name);
         let addr = format!("127.0.0.1:{}", free_port());
-        let store_args = etcd::test_store_args();
         let out = Command::new(bin("lab-coordinator"))
             .args(["init", "--data-dir"])
             .arg(&dir)
@@ -194,8 +203,50 @@ impl Coordinator {
         self.start_with(&[]);
     }
 
+    /// A second coordinator of the same fleet (etcd store): a copy of this one's data directory
+    /// in `root/NAME` with its own listen, advertised and metrics addresses, not started.
+    pub fn copy_as(&self, root: &Path, name: &str) -> Coordinator {
+        let dir = root.join(name);
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(&self.dir)
+            .arg(&dir)
+            .output()
+            .expect("run cp");
+        assert!(out.status.success(), "cp: {}", stderr(&out));
+        let addr = format!("127.0.0.1:{}", free_port());
+        for file in ["coordinator.toml", "labctl.toml"] {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path).expect("read copied settings");
+            std::fs::write(&path, text.replace(&self.addr, &addr)).expect("write settings");
+        }
+        Coordinator {
+            dir,
+            addr,
+            metrics_addr: format!("127.0.0.1:{}", free_port()),
+            heartbeat: self.heartbeat.clone(),
+            node_cert_ttl: self.node_cert_ttl.clone(),
+            extra_args: self.extra_args.clone(),
+            nofile: self.nofile,
+            store_args: self.store_args.clone(),
+            logs: root.to_path_buf(),
+            child: None,
+        }
+    }
+
     /// Starts `serve` with extra arguments and waits until it accepts connections.
     pub fn start_with(&mut self, extra: &[&str]) {
+        self.spawn_with(extra);
+        let addr = self.addr.clone();
+        wait_until(
+            || std::net::TcpStream::connect(&addr).is_ok(),
+            Duration::from_secs(20),
+            "coordinator listening",
+        );
+    }
+
+    /// Starts `serve` with extra arguments without waiting for anything.
+    pub fn spawn_with(&mut self, extra: &[&str]) {
         let mut cmd = match self.nofile {
             None => Command::new(bin("lab-coordinator")),
             Some(n) => {
@@ -230,12 +281,22 @@ impl Coordinator {
             .spawn()
             .expect("spawn coordinator");
         self.child = Some(child);
-        let addr = self.addr.clone();
-        wait_until(
-            || std::net::TcpStream::connect(&addr).is_ok(),
-            Duration::from_secs(20),
-            "coordinator listening",
-        );
+    }
+
+    /// The process id of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The exit code once the process ended (`None` while it runs or if a signal ended it).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        let c = self.child.as_mut()?;
+        c.try_wait().ok().flatten().and_then(|s| s.code())
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.logs.join("coordinator.log")).unwrap_or_default()
     }
 
     /// Stops the process (SIGKILL when `hard`).

@@ -1,4 +1,5 @@
-//! The few etcd v3 calls the etcd store makes (Range, Txn) over tonic, with the
+//! The few etcd v3 calls the etcd store makes (Range, Txn, and the Lease calls of leader
+//! election) over tonic, with the
 //! generated types of `lab_proto::etcd` (etcd's own wire format; the protobuf code is
 //! generated in Rust like the rest of labfleet's).
 //!
@@ -13,7 +14,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lab_proto::etcd::{kv_client::KvClient, RangeRequest, RangeResponse, TxnRequest, TxnResponse};
+use lab_proto::etcd::{
+    kv_client::KvClient, lease_client::LeaseClient, LeaseGrantRequest, LeaseKeepAliveRequest,
+    LeaseRevokeRequest, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::etcd_kv::EtcdOptions;
@@ -164,6 +168,54 @@ impl EtcdClient {
                 let mut kv = KvClient::new(ch).max_encoding_message_size(MAX_REQUEST_BYTES);
                 Ok(kv.txn(request).await?.into_inner())
             }
+        })
+        .await
+    }
+
+    /// Grants a lease of `ttl` seconds; returns its id.
+    pub async fn lease_grant(&self, ttl: i64) -> Result<i64, tonic::Status> {
+        self.call(|ch| async move {
+            let request = LeaseGrantRequest {
+                ttl,
+                ..Default::default()
+            };
+            let answer = LeaseClient::new(ch)
+                .lease_grant(request)
+                .await?
+                .into_inner();
+            if !answer.error.is_empty() {
+                return Err(tonic::Status::failed_precondition(answer.error));
+            }
+            Ok(answer.id)
+        })
+        .await
+    }
+
+    /// Renews lease `id` once; returns its remaining TTL in seconds (0: the lease is gone).
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<i64, tonic::Status> {
+        self.call(|ch| async move {
+            let once = tokio_stream::once(LeaseKeepAliveRequest { id });
+            let mut answers = LeaseClient::new(ch)
+                .lease_keep_alive(once)
+                .await?
+                .into_inner();
+            match answers.message().await? {
+                Some(answer) => Ok(answer.ttl),
+                None => Err(tonic::Status::unavailable(
+                    "etcd closed the keep-alive stream without an answer",
+                )),
+            }
+        })
+        .await
+    }
+
+    /// Revokes lease `id` (its keys are deleted).
+    pub async fn lease_revoke(&self, id: i64) -> Result<(), tonic::Status> {
+        self.call(|ch| async move {
+            LeaseClient::new(ch)
+                .lease_revoke(LeaseRevokeRequest { id })
+                .await?;
+            Ok(())
         })
         .await
     }

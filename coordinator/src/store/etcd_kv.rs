@@ -4,6 +4,8 @@
 //! Key layout under the prefix P (default `/labfleet/`):
 //! - `P t/<tree>/<key>`: one record; the value is `0 ‖ bytes` (inline) or, for values above
 //!   [`CHUNK_BYTES`], a manifest `1 ‖ generation (u64 BE) ‖ chunks (u32 BE) ‖ length (u64 BE)`;
+//! - `P leader`: the active coordinator's address, attached to its lease (see
+//!   [`leader`](super::leader)); not part of the trees;
 //! - `P c/<tree>/<key length (u32 BE)> ‖ key ‖ generation (u64 BE) ‖ index (u32 BE)`: the
 //!   chunks of a large value. A new value gets a new generation; the old generation's chunks
 //!   are deleted in the transaction that writes the new manifest, so a reader at any revision
@@ -17,7 +19,9 @@
 //! callers share one commit (group commit), as they share a flush with sled.
 //!
 //! Architecture invariant: exactly one coordinator writes a prefix; the mirror is the truth
-//! for it, so compare-and-swap is decided against the mirror. A commit that fails leaves the
+//! for it, so compare-and-swap is decided against the mirror. `serve` enforces it with a
+//! [`Fence`] from [`leader`](super::leader): every transaction is conditioned on the leader
+//! key still being the one this coordinator created, so a deposed leader writes nothing. A commit that fails leaves the
 //! mirror ahead of etcd, so the backend refuses every later write and flush (the store reports
 //! it failed and the coordinator restarts, reloading from etcd).
 
@@ -33,6 +37,7 @@ use lab_proto::etcd::{
 
 use super::etcd_client::EtcdClient;
 use super::kv::{prefix_end, FlushFuture, Keys, Kv, Op, Order, TreeId, Value, Visit};
+use super::leader::Fence;
 use super::StoreError;
 
 /// Values above this many bytes are stored in chunks.
@@ -43,6 +48,9 @@ pub const MAX_TXN_OPS: usize = 128;
 pub const MAX_TXN_BYTES: usize = 1024 * 1024;
 /// Keys per page when loading.
 const LOAD_PAGE: i64 = 256;
+
+/// The leader key's name under the prefix.
+pub const LEADER_KEY: &str = "leader";
 
 const INLINE: u8 = 0;
 const CHUNKED: u8 = 1;
@@ -183,6 +191,11 @@ pub struct EtcdKv {
     broken: AtomicBool,
     /// Revision of etcd when the mirror was loaded.
     loaded_revision: i64,
+    /// The leadership every commit is conditioned on (`None`: unconditioned, for init and
+    /// store import/export, which run without a coordinator).
+    fence: Option<Fence>,
+    /// Why the backend refuses writes, once it does.
+    refused: std::sync::OnceLock<String>,
 }
 
 fn etcd_error(what: &str, url: &str, e: tonic::Status) -> StoreError {
@@ -190,8 +203,9 @@ fn etcd_error(what: &str, url: &str, e: tonic::Status) -> StoreError {
 }
 
 impl EtcdKv {
-    /// Connects and loads every tree under the prefix into memory.
-    pub async fn open(options: &EtcdOptions) -> Result<Self, StoreError> {
+    /// Connects and loads every tree under the prefix into memory; with `fence`, every commit
+    /// is conditioned on it.
+    pub async fn open(options: &EtcdOptions, fence: Option<Fence>) -> Result<Self, StoreError> {
         let client = EtcdClient::new(options)?;
         let url = options.url();
         let prefix = options.prefix.as_bytes().to_vec();
@@ -224,6 +238,8 @@ impl EtcdKv {
             done: AtomicU64::new(0),
             broken: AtomicBool::new(false),
             loaded_revision: revision,
+            fence,
+            refused: std::sync::OnceLock::new(),
         })
     }
 
@@ -243,8 +259,9 @@ impl EtcdKv {
 
     fn check(&self) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) {
+            let why = self.refused.get().map_or("an earlier commit failed", |w| w);
             return Err(StoreError::Etcd(format!(
-                "an earlier commit to etcd at {} failed; changes are refused until the coordinator restarts",
+                "{why} (etcd at {}); changes are refused until the coordinator restarts",
                 self.url
             )));
         }
@@ -270,13 +287,25 @@ impl EtcdKv {
             let txns = committer.plan(&self.prefix, changes);
             for txn in txns {
                 let request = TxnRequest {
+                    compare: self.fence.iter().map(Fence::compare).collect(),
                     success: txn,
                     ..Default::default()
                 };
-                let sent = self.client.txn(request).await;
-                if let Err(e) = sent {
-                    self.broken.store(true, Ordering::SeqCst);
-                    return Err(etcd_error("cannot commit to etcd", &self.url, e));
+                match self.client.txn(request).await {
+                    Ok(answer) if answer.succeeded => {}
+                    Ok(_) => {
+                        let why = "this coordinator is no longer the leader (another one holds the leader key)";
+                        let _ = self.refused.set(why.into());
+                        self.broken.store(true, Ordering::SeqCst);
+                        return Err(StoreError::Etcd(format!(
+                            "{why}; nothing was written to etcd at {}",
+                            self.url
+                        )));
+                    }
+                    Err(e) => {
+                        self.broken.store(true, Ordering::SeqCst);
+                        return Err(etcd_error("cannot commit to etcd", &self.url, e));
+                    }
                 }
             }
             self.done.fetch_max(upto, Ordering::SeqCst);
@@ -479,6 +508,9 @@ async fn load(client: &EtcdClient, prefix: &[u8], url: &str) -> Result<(Loaded, 
         let kvs = &resp.kvs;
         for item in kvs {
             let rest = &item.key[prefix.len()..];
+            if rest == LEADER_KEY.as_bytes() {
+                continue;
+            }
             let (kind, rest) = rest.split_at(rest.len().min(2));
             let slash = rest.iter().position(|&b| b == b'/');
             let Some(slash) = slash else {

@@ -60,6 +60,9 @@ pub struct StoreOptions {
     /// Whether a store that does not exist yet may be created (`init`, tests). `serve` opens an
     /// existing one only: an empty store would have no admin and lock every operator out.
     pub create: bool,
+    /// etcd: the leadership every commit is conditioned on (`serve`); `None` for sled and for
+    /// commands that run without a coordinator.
+    pub fence: Option<super::leader::Fence>,
 }
 
 impl Default for StoreOptions {
@@ -68,6 +71,7 @@ impl Default for StoreOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_MIB * MIB,
             create: true,
+            fence: None,
         }
     }
 }
@@ -188,7 +192,7 @@ impl Store {
                     .map_err(|e| StoreError::Open(format!("opening the store failed: {e}")))?
             }
             Location::Etcd(etcd) => {
-                let kv = EtcdKv::open(etcd).await?;
+                let kv = EtcdKv::open(etcd, options.fence.clone()).await?;
                 tracing::info!(store = %location, revision = kv.loaded_revision(), "loaded the store from etcd");
                 Self::from_kv(Box::new(kv), location.clone(), options)
             }
@@ -283,6 +287,11 @@ impl Store {
         if !self.shared.failed.swap(true, Ordering::SeqCst) {
             tracing::error!(store = %self.shared.location, why, "store writes fail; changes are refused, and the coordinator restarts by itself once the store can take writes again");
         }
+    }
+
+    /// Refuses every write from now on because this coordinator lost its leadership (`why`).
+    pub fn step_down(&self, why: &str) {
+        self.mark_failed(why);
     }
 
     /// Whether a write failed (the coordinator must start again to write).

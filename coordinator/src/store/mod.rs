@@ -15,6 +15,7 @@ mod group_flush;
 mod health;
 mod jobs;
 pub mod kv;
+pub mod leader;
 mod schedules;
 pub mod sled_kv;
 mod tokens;
