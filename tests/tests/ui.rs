@@ -307,7 +307,7 @@ fn the_dashboard_shows_the_fleet_and_follows_a_job_live() {
     );
     shots(&mut b, "schedules");
 
-    // Topology: nodes grouped by virt, clickable.
+    // Topology: the coordinator's topology (here every node is on no hypervisor), nodes clickable.
     b.goto(&format!("{}/topology", ui.base));
     let nodes = b.eval(
         "Array.from(document.querySelectorAll('#topology a.node')).map(a => a.dataset.node).sort()",
