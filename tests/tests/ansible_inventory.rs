@@ -83,7 +83,7 @@ fn ansible_reads_groups_and_hostvars_from_labels_and_facts() {
         let out = c.labctl(args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     };
-    label(&["label", "n1", "role=k3s", "hypervisor=pve1"]);
+    label(&["label", "n1", "role=k3s", "rack=r1"]);
     label(&["label", "n2", "role=k3s", "site=attic"]);
     label(&["label", "n3", "role=nas"]);
     // The os label is derived from facts, which arrive just after the session starts.
@@ -106,7 +106,7 @@ fn ansible_reads_groups_and_hostvars_from_labels_and_facts() {
     );
     assert_eq!(hosts(&doc, "role_k3s"), ["n1", "n2"], "{doc:#}");
     assert_eq!(hosts(&doc, "role_nas"), ["n3"]);
-    assert_eq!(hosts(&doc, "hypervisor_pve1"), ["n1"]);
+    assert_eq!(hosts(&doc, "rack_r1"), ["n1"]);
     assert_eq!(hosts(&doc, "site_attic"), ["n2"]);
     assert_eq!(hosts(&doc, "os_debian"), ["n1", "n2", "n3"]);
     assert_eq!(hosts(&doc, "status_online"), ["n1", "n2", "n3"]);
@@ -117,7 +117,7 @@ fn ansible_reads_groups_and_hostvars_from_labels_and_facts() {
         .iter()
         .map(|g| g.as_str().unwrap())
         .collect();
-    for group in ["role_k3s", "role_nas", "os_debian", "hypervisor_pve1"] {
+    for group in ["role_k3s", "role_nas", "os_debian", "rack_r1"] {
         assert!(
             children.contains(&group),
             "{group} not under all: {children:?}"
@@ -148,7 +148,7 @@ fn ansible_reads_groups_and_hostvars_from_labels_and_facts() {
     assert_eq!(n1["labfleet_online"], true);
     assert!(n1["labfleet_last_seen"].as_str().unwrap().ends_with('Z'));
     assert_eq!(n1["labfleet_labels"]["role"], "k3s");
-    assert_eq!(n1["labfleet_labels"]["hypervisor"], "pve1");
+    assert_eq!(n1["labfleet_labels"]["rack"], "r1");
     assert_eq!(
         n1["labfleet_facts"]["platform"]["cpus"],
         shown["facts"]["platform"]["cpus"]
@@ -184,7 +184,7 @@ fn ansible_reads_groups_and_hostvars_from_labels_and_facts() {
             .collect()
     };
     assert_eq!(section("role_k3s"), ["n1", "n2"], "{graph}");
-    assert_eq!(section("hypervisor_pve1"), ["n1"], "{graph}");
+    assert_eq!(section("rack_r1"), ["n1"], "{graph}");
 
     // --host prints one host's variables (Ansible itself never needs it: _meta is there).
     let out = ansible(&c, &dir, "ansible-inventory", &["--host", "n3"], &[]);
