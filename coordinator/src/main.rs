@@ -333,6 +333,15 @@ async fn store_command(command: StoreCommand) -> anyhow::Result<()> {
             store,
         } => {
             let location = store.location(&data_dir)?;
+            if let Location::Sled(dir) = &location {
+                if !dir.join("db").is_file() {
+                    return Err(lab_coordinator::init::UsageError(format!(
+                        "there is no sled store to export at {} (give the coordinator's --data-dir, or --store etcd://… for an etcd store)",
+                        dir.display()
+                    ))
+                    .into());
+                }
+            }
             (
                 export::export_store(&location, &file).await?,
                 "exported",

@@ -340,14 +340,22 @@ async fn export_and_import_round_trip(backend: Backend) {
         assert_eq!(export::summarize(&store).unwrap(), before);
         assert!(store.user("admin").unwrap().is_some());
     }
-    // A damaged file is refused before anything is written.
-    let mut bytes = std::fs::read(&file).unwrap();
+    // A damaged or missing file is refused before anything is written: the same target then
+    // takes the good file (import needs an empty store).
+    let good = std::fs::read(&file).unwrap();
+    let mut bytes = good.clone();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     std::fs::write(&file, bytes).unwrap();
     let (_t3, to) = location(backend);
     let err = export::import_store(&to, &file).await.unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
+    let missing = file.with_extension("missing");
+    let err = export::import_store(&to, &missing).await.unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+    std::fs::write(&file, good).unwrap();
+    let imported = export::import_store(&to, &file).await.unwrap();
+    assert_eq!(imported, before);
 }
 
 macro_rules! both_backends {

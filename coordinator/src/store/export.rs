@@ -42,7 +42,7 @@ pub enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("cannot read or write {path}")]
     Io {
         /// The file.
         path: String,
@@ -116,14 +116,16 @@ pub async fn export_store(location: &Location, path: &Path) -> Result<Summary, E
     export(&store, path)
 }
 
-/// Creates the store at `location` (it must be empty) and imports `path` into it.
+/// Reads and checks `path` first (a missing or damaged file changes nothing), then creates the
+/// store at `location` (it must be empty) and imports the file into it.
 pub async fn import_store(location: &Location, path: &Path) -> Result<Summary, ExportError> {
+    let file = parse(path)?;
     let options = StoreOptions {
         min_free_bytes: 0,
         ..Default::default()
     };
     let store = Store::open_at(location, &options).await?;
-    import(&store, path).await
+    write(&store, file).await
 }
 
 /// Count and digest of every non-empty tree of `store`.
@@ -191,22 +193,25 @@ pub fn export(store: &Store, path: &Path) -> Result<Summary, ExportError> {
     Ok(sums.finish())
 }
 
-/// Writes the records of the export `path` into the empty `store`, flushes, and checks what
-/// the store then holds against the file.
+/// The records of an export file, checked whole (checksum, header, every record, count).
+struct ExportFile {
+    records: Vec<(TreeId, Vec<u8>, Vec<u8>)>,
+    summary: Summary,
+}
+
+/// Imports `path` into `store`, which must be empty. The file is read and checked whole before
+/// anything is written.
 pub async fn import(store: &Store, path: &Path) -> Result<Summary, ExportError> {
+    let file = parse(path)?;
+    write(store, file).await
+}
+
+/// Reads `path` and checks it whole: checksum, header, every record, the count.
+fn parse(path: &Path) -> Result<ExportFile, ExportError> {
     let format = |what: String| ExportError::Format {
         path: path.display().to_string(),
         what,
     };
-    let kv = store.kv()?;
-    for tree in TreeId::ALL {
-        if !kv.is_empty(tree)? {
-            return Err(ExportError::NotEmpty(
-                store.location().to_string(),
-                tree.name(),
-            ));
-        }
-    }
     let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
         path: path.display().to_string(),
         source,
@@ -226,8 +231,7 @@ pub async fn import(store: &Store, path: &Path) -> Result<Summary, ExportError> 
     }
     let mut r: &[u8] = &bytes[MAGIC.len()..body];
     let mut sums = Summer::default();
-    let mut ops = Vec::new();
-    let mut count = 0u64;
+    let mut records = Vec::new();
     let short = |_| format("a record is cut short".into());
     loop {
         let mut len = [0u8; 1];
@@ -243,21 +247,42 @@ pub async fn import(store: &Store, path: &Path) -> Result<Summary, ExportError> 
         let key = read_block(&mut r).map_err(short)?;
         let value = read_block(&mut r).map_err(short)?;
         sums.add(tree, &key, &value);
-        count += 1;
+        records.push((tree, key, value));
+    }
+    let mut n = [0u8; 8];
+    r.read_exact(&mut n).map_err(short)?;
+    if u64::from_be_bytes(n) != records.len() as u64 {
+        return Err(format("its record count does not match".into()));
+    }
+    Ok(ExportFile {
+        records,
+        summary: sums.finish(),
+    })
+}
+
+/// Writes a checked file into `store` (refused unless every tree is empty), then reads every
+/// record back and compares count and digest per tree with the file.
+async fn write(store: &Store, file: ExportFile) -> Result<Summary, ExportError> {
+    let kv = store.kv()?;
+    for tree in TreeId::ALL {
+        if !kv.is_empty(tree)? {
+            return Err(ExportError::NotEmpty(
+                store.location().to_string(),
+                tree.name(),
+            ));
+        }
+    }
+    let mut ops = Vec::new();
+    for (tree, key, value) in file.records {
         ops.push(Op::Put(tree, key, value));
         if ops.len() >= IMPORT_BATCH {
             kv.apply(std::mem::take(&mut ops))?;
             store.flush().await?;
         }
     }
-    let mut n = [0u8; 8];
-    r.read_exact(&mut n).map_err(short)?;
-    if u64::from_be_bytes(n) != count {
-        return Err(format("its record count does not match".into()));
-    }
     kv.apply(ops)?;
     store.flush().await?;
-    let expected = sums.finish();
+    let expected = file.summary;
     let found = summarize(store)?;
     for tree in TreeId::ALL {
         let name = tree.name();
