@@ -355,7 +355,7 @@ fn brief_listings_counts_and_a_nodes_jobs_agree_with_the_whole_inventory() {
                 break full;
             }
             assert!(std::time::Instant::now() < deadline, "facts of every node");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await; // sleep-ok: poll interval under the deadline above
         };
         assert_eq!(full.len(), 3);
 

@@ -1,3 +1,6 @@
+//! Unit tests of the topology join: guests matched to nodes by SMBIOS UUID (case-insensitive),
+//! ambiguous UUIDs reported as problems, k3s/Ceph/PostgreSQL grouping and the alerts.
+
 use super::*;
 use crate::topology::summary::{Ceph, GuestFacts, K3s, Pool, Pve};
 use lab_proto::topology::GuestKind;

@@ -1,3 +1,6 @@
+//! Unit tests of the switch/rollback decisions: a failed switch skips the health gate, a failed
+//! gate rolls back to the generation that ran before, timeouts and failed rollbacks are reported.
+
 use super::*;
 
 fn gate(retries: u32) -> Gate {
