@@ -22,6 +22,7 @@ pub mod recipient;
 pub mod selector;
 pub mod shutdown;
 pub mod sops;
+pub mod standby;
 pub mod tls;
 pub mod token;
 pub mod topology;
