@@ -1,9 +1,9 @@
-//! A real etcd (Debian's `etcd-server`) for the tests, on loopback ports in a temp dir: one
-//! member shared by every test of a process ([`shared`]), or a cluster of its own
-//! ([`Etcd::cluster`]) for a test that kills members.
+//! A real etcd (Debian's `etcd-server`) for the tests, on loopback ports in a temp dir: a
+//! three-member cluster shared by every test of a process ([`shared`]), or a cluster of its
+//! own ([`Etcd::cluster`]) for a test that kills members.
 //!
 //! `LAB_TEST_STORE=etcd` makes [`crate::Coordinator::init`] put the coordinator's store in the
-//! shared member, under a prefix of its own ([`test_store_args`]), so the end-to-end suites run
+//! shared cluster, under a prefix of its own ([`test_store_args`]), so the end-to-end suites run
 //! unchanged on either backend.
 
 use std::io::{Read, Write};
@@ -32,8 +32,8 @@ pub struct Etcd {
     members: Vec<Member>,
     token: String,
     _dir: Option<tempfile::TempDir>,
-    /// For the shared member: closing this pipe (at process exit) stops etcd.
-    _keepalive: Option<ChildStdin>,
+    /// For the shared cluster: closing these pipes (at process exit) stops its members.
+    _keepalive: Vec<ChildStdin>,
 }
 
 fn member_args(m: &Member, cluster: &str, token: &str) -> Vec<String> {
@@ -123,7 +123,7 @@ impl Etcd {
             members: new_members(dir.path(), n),
             token: unique("lab-test"),
             _dir: Some(dir),
-            _keepalive: None,
+            _keepalive: Vec::new(),
         };
         for i in 0..n {
             etcd.start_member(i);
@@ -184,45 +184,57 @@ impl Drop for Etcd {
     }
 }
 
-/// One etcd member shared by every test of this process. It stops when the process exits: it
-/// runs under a shell that kills it once the test process's end of its stdin closes, and
-/// removes its data.
+/// Members of the [`shared`] cluster: three, so the end-to-end suites run against a quorum
+/// (every write replicated) as they would in production.
+const SHARED_MEMBERS: usize = 3;
+
+/// One etcd cluster shared by every test of this process. It stops when the process exits:
+/// each member runs under a shell that kills it once the test process's end of its stdin
+/// closes, and removes its data.
 pub fn shared() -> &'static Etcd {
     static SHARED: OnceLock<Etcd> = OnceLock::new();
     SHARED.get_or_init(|| {
         require(ETCD, "etcd-server");
         let root = tempfile::tempdir().expect("tempdir").keep();
-        let members = new_members(&root, 1);
+        let members = new_members(&root, SHARED_MEMBERS);
         let token = unique("lab-test");
-        let args = member_args(&members[0], &initial_cluster(&members), &token);
-        let log = std::fs::File::create(root.join("etcd.log")).expect("etcd log");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"root=$1; shift; "$@" & pid=$!; while read -r _; do :; done; kill -9 $pid; wait $pid; rm -rf "$root""#)
-            .arg("sh")
-            .arg(&root)
-            .arg(ETCD)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn etcd");
-        let keepalive = child.stdin.take();
+        let cluster = initial_cluster(&members);
+        let keepalive = members
+            .iter()
+            .map(|m| {
+                let log = std::fs::File::create(m.data_dir.with_extension("log"))
+                    .expect("etcd log");
+                let mut child = Command::new("sh")
+                    .arg("-c")
+                    .arg(r#"dir=$1; shift; "$@" & pid=$!; while read -r _; do :; done; kill -9 $pid; wait $pid; rm -rf "$dir""#)
+                    .arg("sh")
+                    .arg(&m.data_dir)
+                    .arg(ETCD)
+                    .args(member_args(m, &cluster, &token))
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("spawn etcd");
+                let stdin = child.stdin.take().expect("piped stdin");
+                // The shell owns etcd and ends with this process; nothing waits for it.
+                drop(child);
+                stdin
+            })
+            .collect();
         let etcd = Etcd {
             members,
             token,
             _dir: None,
             _keepalive: keepalive,
         };
-        let port = etcd.members[0].client_port;
-        wait_until_seen(
-            || healthy(port),
-            Duration::from_secs(30),
-            "shared etcd member healthy",
-        );
-        // The shell owns etcd and ends with this process; nothing waits for it.
-        drop(child);
+        for m in &etcd.members {
+            wait_until_seen(
+                || healthy(m.client_port),
+                Duration::from_secs(30),
+                &format!("shared etcd member {} healthy", m.name),
+            );
+        }
         etcd
     })
 }

@@ -1,5 +1,5 @@
 //! The store's contract, one test body run against both backends: sled in a temp dir and a
-//! real etcd (the process's shared member, a fresh key prefix per test). Also: export and
+//! real etcd (the process's shared three-member cluster, a fresh key prefix per test). Also: export and
 //! import across backends, and a 3-member etcd cluster that loses a member.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
