@@ -6,6 +6,11 @@
 # advertise and trustDomain: CA, server certificate, admin operator and the first admin config,
 # DATADIR/labctl.toml (readable by root and lab-coordinator only). Later starts keep the CA;
 # changing advertise afterwards needs 'lab-coordinator cert --advertise' (see INSTALL.md).
+#
+# With store = "etcd://…" the state lives in etcd instead of dataDir/state, and several
+# coordinators on the same etcd cluster and prefix elect one leader; the others wait as
+# standbys. etcd's client certificate and key are handed over with LoadCredential, so they may
+# stay readable by root only.
 {
   config,
   lib,
@@ -28,6 +33,25 @@ let
   underVarLib = lib.hasPrefix "/var/lib/" cfg.dataDir && stateDirectory != "";
   # The port of HOST:PORT or [V6]:PORT.
   listenPort = lib.toInt (lib.last (lib.splitString ":" cfg.listen));
+  usesEtcd = lib.hasPrefix "etcd://" cfg.store;
+  # etcd's TLS files, each (credential name, path) when set.
+  etcdCredentials = lib.filter (c: c.path != null) [
+    {
+      name = "etcd-ca";
+      env = "LAB_ETCD_CA";
+      path = cfg.etcdCaFile;
+    }
+    {
+      name = "etcd-cert";
+      env = "LAB_ETCD_CERT";
+      path = cfg.etcdCertFile;
+    }
+    {
+      name = "etcd-key";
+      env = "LAB_ETCD_KEY";
+      path = cfg.etcdKeyFile;
+    }
+  ];
   initOnce = pkgs.writeShellScript "lab-coordinator-init" ''
     set -eu
     if [ -e ${escapeShellArg cfg.dataDir}/ca.key ]; then exit 0; fi
@@ -82,6 +106,49 @@ in
       description = "Cache size of the embedded store in MiB (LAB_STORE_CACHE_MIB).";
     };
 
+    store = mkOption {
+      type = types.str;
+      default = "sled";
+      example = "etcd://10.0.0.11:2379,10.0.0.12:2379,10.0.0.13:2379";
+      description = ''
+        Where the coordinator keeps its state (LAB_STORE): "sled", embedded in dataDir, or
+        etcd://HOST:PORT[,HOST:PORT…]. With etcd, several coordinators sharing the cluster and
+        etcdPrefix elect one leader; the others wait as standbys and take over when it stops.
+      '';
+    };
+
+    etcdPrefix = mkOption {
+      type = types.str;
+      default = "/labfleet/";
+      description = "Key prefix of this fleet in etcd (LAB_ETCD_PREFIX); fleets sharing an etcd use different ones.";
+    };
+
+    etcdCaFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/etc/etcd/pki/ca.crt";
+      description = "CA certificate (PEM) of etcd's members; turns on TLS to etcd. Read at start through LoadCredential.";
+    };
+
+    etcdCertFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "Client certificate (PEM) for etcd's mutual TLS, read through LoadCredential.";
+    };
+
+    etcdKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/lab-coordinator-etcd.key";
+      description = "Key of etcdCertFile, read through LoadCredential (it may stay readable by root only).";
+    };
+
+    leaderTtl = mkOption {
+      type = types.str;
+      default = "5s";
+      description = "etcd store: lease TTL of the leader (LAB_LEADER_TTL); a standby takes over this long after the leader stopped.";
+    };
+
     dataDir = mkOption {
       type = types.str;
       default = "/var/lib/lab-coordinator";
@@ -104,6 +171,14 @@ in
       {
         assertion = lib.hasPrefix "/" cfg.dataDir;
         message = "services.lab-coordinator.dataDir must be an absolute path";
+      }
+      {
+        assertion = cfg.store == "sled" || usesEtcd;
+        message = "services.lab-coordinator.store must be \"sled\" or etcd://HOST:PORT[,HOST:PORT…]";
+      }
+      {
+        assertion = (cfg.etcdCertFile == null) == (cfg.etcdKeyFile == null);
+        message = "services.lab-coordinator.etcdCertFile and etcdKeyFile go together";
       }
     ];
 
@@ -133,7 +208,15 @@ in
         LAB_DATA_DIR = cfg.dataDir;
         LAB_LISTEN = cfg.listen;
         LAB_STORE_CACHE_MIB = toString cfg.storeCacheMiB;
-      };
+      }
+      // lib.optionalAttrs usesEtcd (
+        {
+          LAB_STORE = cfg.store;
+          LAB_ETCD_PREFIX = cfg.etcdPrefix;
+          LAB_LEADER_TTL = cfg.leaderTtl;
+        }
+        // lib.listToAttrs (map (c: lib.nameValuePair c.env "%d/${c.name}") etcdCredentials)
+      );
       serviceConfig = {
         # READY=1 once the store is open and the listener bound.
         Type = "notify";
@@ -143,9 +226,12 @@ in
         ExecStart = "${exe} serve --data-dir ${escapeShellArg cfg.dataDir} ${escapeShellArgs cfg.extraArgs}";
         Restart = "on-failure";
         RestartSec = "2s";
+        # With an etcd store a standby is not ready until it becomes the leader.
+        TimeoutStartSec = "infinity";
         UMask = "0077";
         LimitNOFILE = 65536;
         ReadWritePaths = [ cfg.dataDir ];
+        LoadCredential = map (c: "${c.name}:${c.path}") etcdCredentials;
 
         # The sandbox of deploy/systemd/lab-coordinator.service: only its state directory, TCP
         # and its own processes.

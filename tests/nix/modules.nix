@@ -117,6 +117,23 @@ let
     storeCacheMiB = 4;
   }).cfg.storeCacheMiB;
 
+  cEtcd = evalModule coordinator "lab-coordinator" {
+    enable = true;
+    advertise = "10.0.0.6:7443";
+    store = "etcd://10.0.0.11:2379,10.0.0.12:2379";
+    etcdCaFile = "/etc/etcd/ca.pem";
+    etcdCertFile = "/etc/etcd/client.pem";
+    etcdKeyFile = "/run/secrets/etcd.key";
+    leaderTtl = "3s";
+  };
+  cEtcdSvc = cEtcd.conf.systemd.services.lab-coordinator;
+  cBadStore = evalModule coordinator "lab-coordinator" {
+    enable = true;
+    advertise = "x:7443";
+    store = "postgres://db";
+    etcdCertFile = "/c.pem";
+  };
+
   checks = {
     "agent: no assertion fails" = a1.failed == [ ];
     "agent: disabled renders nothing" = aOff.conf == { };
@@ -150,6 +167,22 @@ let
     "agent: tokenFile as a path literal is refused" = !aPath.success;
 
     "coordinator: no assertion fails" = c1.failed == [ ];
+    "coordinator: sled by default, no credentials" =
+      !(c1svc.environment ? LAB_STORE) && c1svc.serviceConfig.LoadCredential == [ ];
+    "coordinator: a standby may wait to start" = c1svc.serviceConfig.TimeoutStartSec == "infinity";
+    "coordinator etcd: no assertion fails" = cEtcd.failed == [ ];
+    "coordinator etcd: store, prefix, ttl and TLS files by credential" =
+      cEtcdSvc.environment.LAB_STORE == "etcd://10.0.0.11:2379,10.0.0.12:2379"
+      && cEtcdSvc.environment.LAB_ETCD_PREFIX == "/labfleet/"
+      && cEtcdSvc.environment.LAB_LEADER_TTL == "3s"
+      && cEtcdSvc.environment.LAB_ETCD_CA == "%d/etcd-ca"
+      && cEtcdSvc.environment.LAB_ETCD_KEY == "%d/etcd-key"
+      && cEtcdSvc.serviceConfig.LoadCredential == [
+        "etcd-ca:/etc/etcd/ca.pem"
+        "etcd-cert:/etc/etcd/client.pem"
+        "etcd-key:/run/secrets/etcd.key"
+      ];
+    "coordinator etcd: bad store and a lone cert are refused" = builtins.length cBadStore.failed == 2;
     "coordinator: own user, notify" =
       c1svc.serviceConfig.User == "lab-coordinator" && c1svc.serviceConfig.Type == "notify";
     "coordinator: environment" =

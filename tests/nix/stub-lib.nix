@@ -57,4 +57,7 @@ rec {
   last = l: builtins.elemAt l (builtins.length l - 1);
   toInt = s: builtins.fromJSON s;
   elem = builtins.elem;
+  inherit filter;
+  listToAttrs = builtins.listToAttrs;
+  nameValuePair = name: value: { inherit name value; };
 }
