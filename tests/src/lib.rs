@@ -12,6 +12,7 @@ pub mod file_server;
 pub mod fixture_root;
 pub mod postgres;
 pub mod rogue;
+pub mod schedule_runs;
 pub mod sops;
 pub mod systemd_fleet;
 pub mod systemd_host;

@@ -5,30 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use lab_tests::schedule_runs::{
+    assert_each_due_time_fired_once, create_tick, fired, job_file, ms_of, now_ms,
+};
 use lab_tests::{stderr, wait_until, Cluster};
 use serde_json::Value;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// A Job spec file whose task appends its job id to `marks` on the node.
-fn job_file(dir: &Path, name: &str, marks: &Path) -> PathBuf {
-    let path = dir.join(format!("{name}.yaml"));
-    let text = format!(
-        "apiVersion: labfleet/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  selector: \"*\"\n  task:\n    exec: {{argv: [sh, -c, 'echo $LAB_JOB_ID >> {}']}}\n",
-        marks.display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn ok(c: &Cluster, args: &[&str]) -> String {
     let out = c.labctl(args);
@@ -40,60 +23,22 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&ok(c, args)).unwrap()
 }
 
-/// Jobs submitted by schedule `name`: (due time from the job id, job JSON), by due time.
-fn fired(c: &Cluster, name: &str) -> Vec<(i64, Value)> {
-    let by = format!("schedule:{name}");
-    let suffix = format!("-{name}");
-    let mut out: Vec<(i64, Value)> = json(c, &["jobs", "-o", "json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|j| j["submitted_by"] == by.as_str())
-        .map(|j| {
-            let id = j["id"].as_str().unwrap();
-            let hex = id
-                .strip_suffix(&suffix)
-                .unwrap_or_else(|| panic!("job id {id}"));
-            (i64::from_str_radix(hex, 16).unwrap(), j.clone())
-        })
-        .collect();
-    out.sort_by_key(|(due, _)| *due);
-    out
-}
-
 fn schedule_json(c: &Cluster, name: &str) -> Value {
     json(c, &["schedule", "show", name, "-o", "json"])
-}
-
-fn ms_of(rfc3339: &Value) -> i64 {
-    let t = humantime::parse_rfc3339(rfc3339.as_str().unwrap()).unwrap();
-    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 #[test]
 fn fires_every_two_seconds_and_a_crash_neither_doubles_nor_loses_a_firing() {
     let mut c = Cluster::builder().agents(1).start();
     let marks = c.tmp.path().join("runs");
-    let file = job_file(c.tmp.path(), "tick", &marks);
-    let created = ok(
-        &c,
-        &[
-            "schedule",
-            "create",
-            "tick",
-            "--cron",
-            "*/2 * * * * *",
-            "-f",
-            file.to_str().unwrap(),
-        ],
-    );
+    let created = create_tick(&c.coord.admin_config(), c.tmp.path(), &marks);
     assert!(
         created.starts_with("schedule tick created, next run "),
         "{created}"
     );
 
     wait_until(
-        || fired(&c, "tick").len() >= 2,
+        || fired(&c.coord.admin_config(), "tick").len() >= 2,
         Duration::from_secs(15),
         "two firings",
     );
@@ -108,35 +53,26 @@ fn fires_every_two_seconds_and_a_crash_neither_doubles_nor_loses_a_firing() {
     );
     let restarted_at = now_ms();
     c.coord.start();
-    let before = fired(&c, "tick").len();
+    let before = fired(&c.coord.admin_config(), "tick").len();
     wait_until(
-        || fired(&c, "tick").len() >= before + 3,
+        || fired(&c.coord.admin_config(), "tick").len() >= before + 3,
         Duration::from_secs(20),
         "three more firings after the restart",
     );
     ok(&c, &["schedule", "pause", "tick"]);
-    let jobs = fired(&c, "tick");
     wait_until(
-        || fired(&c, "tick").iter().all(|(_, j)| j["done"] == true),
+        || {
+            fired(&c.coord.admin_config(), "tick")
+                .iter()
+                .all(|(_, j)| j["done"] == true)
+        },
         Duration::from_secs(20),
         "every fired job done",
     );
 
-    // One job per due time, every due time from the first to the last (a short outage is
-    // caught up, not skipped), each a cron time, each submitted soon after its due time.
-    let dues: Vec<i64> = jobs.iter().map(|(d, _)| *d).collect();
-    for pair in dues.windows(2) {
-        assert_eq!(pair[1] - pair[0], 2_000, "due times {dues:?}");
-    }
-    for (due, job) in &jobs {
-        assert_eq!(due % 2_000, 0, "{due}");
-        let submitted = ms_of(&job["submitted"]);
-        assert!(
-            submitted >= due - 1_000 && submitted <= due + 60_000,
-            "job {} submitted at {submitted}, due {due}",
-            job["id"]
-        );
-    }
+    // One job per due time, every due time from the first to the last, each ran once.
+    let jobs = fired(&c.coord.admin_config(), "tick");
+    assert_each_due_time_fired_once(&jobs, 2_000, &marks);
     // The due times that passed during the outage were fired once each, late (within the
     // grace), not skipped.
     for due in missed {
@@ -145,23 +81,11 @@ fn fires_every_two_seconds_and_a_crash_neither_doubles_nor_loses_a_firing() {
             .filter(|(d, _)| *d == due)
             .map(|(_, j)| j)
             .collect();
-        assert_eq!(late.len(), 1, "due {due} in {dues:?}");
+        assert_eq!(late.len(), 1, "due {due} in {jobs:?}");
         assert!(ms_of(&late[0]["submitted"]) >= restarted_at / 1_000 * 1_000);
     }
-    // Each job ran exactly once on the node.
-    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
-    for line in std::fs::read_to_string(&marks).unwrap().lines() {
-        *runs.entry(line.to_owned()).or_default() += 1;
-    }
-    for (_, job) in fired(&c, "tick") {
-        let id = job["id"].as_str().unwrap();
-        assert_eq!(runs.get(id), Some(&1), "runs of {id}: {runs:?}");
-        assert_eq!(job["state"], "succeeded", "{job}");
-    }
-    assert_eq!(runs.len(), fired(&c, "tick").len(), "{runs:?}");
-
     // The list shows the last run and its result; the paused schedule has no next run.
-    let last = fired(&c, "tick").pop().unwrap().1["id"]
+    let last = fired(&c.coord.admin_config(), "tick").pop().unwrap().1["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -216,21 +140,25 @@ fn pause_stops_firing_resume_does_not_make_up_and_delete_removes() {
         );
     }
     wait_until(
-        || !fired(&c, "tick").is_empty(),
+        || !fired(&c.coord.admin_config(), "tick").is_empty(),
         Duration::from_secs(10),
         "tick fired",
     );
     let paused = ok(&c, &["schedule", "pause", "tick"]);
     assert_eq!(paused.trim(), "schedule tick paused");
-    let at_pause = fired(&c, "tick").len();
+    let at_pause = fired(&c.coord.admin_config(), "tick").len();
     // The clock schedule goes on firing; tick does not.
-    let clock_at_pause = fired(&c, "clock").len();
+    let clock_at_pause = fired(&c.coord.admin_config(), "clock").len();
     wait_until(
-        || fired(&c, "clock").len() >= clock_at_pause + 4,
+        || fired(&c.coord.admin_config(), "clock").len() >= clock_at_pause + 4,
         Duration::from_secs(15),
         "four clock firings while tick is paused",
     );
-    assert_eq!(fired(&c, "tick").len(), at_pause, "tick fired while paused");
+    assert_eq!(
+        fired(&c.coord.admin_config(), "tick").len(),
+        at_pause,
+        "tick fired while paused"
+    );
 
     let resumed_at = now_ms();
     let resumed = ok(&c, &["schedule", "resume", "tick"]);
@@ -239,12 +167,15 @@ fn pause_stops_firing_resume_does_not_make_up_and_delete_removes() {
         "{resumed}"
     );
     wait_until(
-        || fired(&c, "tick").len() > at_pause,
+        || fired(&c.coord.admin_config(), "tick").len() > at_pause,
         Duration::from_secs(10),
         "tick fires again after resume",
     );
     // No burst for the paused seconds: every new firing is for a time after the resume.
-    for (due, _) in fired(&c, "tick").into_iter().skip(at_pause) {
+    for (due, _) in fired(&c.coord.admin_config(), "tick")
+        .into_iter()
+        .skip(at_pause)
+    {
         assert!(
             due > resumed_at - 1_000,
             "made-up firing for {due} (resumed at {resumed_at})"
@@ -268,15 +199,15 @@ fn pause_stops_firing_resume_does_not_make_up_and_delete_removes() {
         .collect();
     assert_eq!(names, ["clock"]);
     // Its jobs stay, and no new ones come.
-    let after_delete = fired(&c, "tick").len();
-    let clock_now = fired(&c, "clock").len();
+    let after_delete = fired(&c.coord.admin_config(), "tick").len();
+    let clock_now = fired(&c.coord.admin_config(), "clock").len();
     wait_until(
-        || fired(&c, "clock").len() >= clock_now + 2,
+        || fired(&c.coord.admin_config(), "clock").len() >= clock_now + 2,
         Duration::from_secs(10),
         "two more clock firings",
     );
     assert!(after_delete > 0);
-    assert_eq!(fired(&c, "tick").len(), after_delete);
+    assert_eq!(fired(&c.coord.admin_config(), "tick").len(), after_delete);
 }
 
 #[test]
@@ -321,7 +252,7 @@ fn apply_creates_and_replaces_and_a_selector_without_nodes_fires_no_job() {
         s["last_fired"].is_string() && s["last_job_id"].is_null(),
         "{s}"
     );
-    assert!(fired(&c, "nomatch").is_empty());
+    assert!(fired(&c.coord.admin_config(), "nomatch").is_empty());
     let table = ok(&c, &["schedule", "list", "-o", "wide"]);
     assert!(
         table.contains("error: selector 'role=nothing' matched no node"),
