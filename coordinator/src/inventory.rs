@@ -16,6 +16,7 @@ use lab_proto::selector::{Requirement, Selector};
 use lab_proto::store::v1::{FactsRecord, NodeRecord};
 use serde_json::Value;
 
+use crate::listing::order::{self, OrderBy};
 use crate::listing::{self, FactsNeed};
 use crate::store::{Store, StoreError};
 
@@ -192,6 +193,97 @@ pub fn select_from<'a>(
                 Err(err) => Some(Err(err)),
             },
         ))
+}
+
+/// One page of a sorted listing and the counts of the whole listing.
+#[derive(Debug)]
+pub struct SortedPage {
+    /// The page's nodes, in order, built as [`entry_with`] builds them.
+    pub entries: Vec<NodeEntry>,
+    /// Nodes the selector matches.
+    pub total: u32,
+    /// Of those, the ones with a live session now.
+    pub online: u32,
+}
+
+/// How a sorted listing reads and orders: by what, reversed or not, and which rows.
+#[derive(Debug, Clone)]
+pub struct SortedRequest<'a> {
+    /// What the rows are sorted by.
+    pub order: &'a OrderBy,
+    /// Reverse order.
+    pub descending: bool,
+    /// Matches skipped before the page.
+    pub offset: usize,
+    /// Most rows in the page.
+    pub limit: usize,
+    /// How much of the facts the page's entries read (see [`listing::facts_need`]).
+    pub need: FactsNeed,
+}
+
+/// The page `request` asks for of the nodes `selector` matches, sorted, with the counts of all
+/// matches. Every node's record is read, its facts only when the selector or the order need
+/// them and then only the stored platform part when that is enough; full entries are built for
+/// the page's rows alone. `last_seen` gives a node's last contact.
+pub fn select_sorted(
+    store: &Store,
+    selector: &Selector,
+    online: Online,
+    last_seen: &dyn Fn(&NodeRecord) -> i64,
+    request: &SortedRequest,
+) -> Result<SortedPage, StoreError> {
+    let derived: Vec<&str> = DERIVED_LABELS.iter().map(|(label, _)| *label).collect();
+    let with_facts = needs_facts(selector) || request.order.needs_facts(&derived);
+    let scan_need = listing::facts_need(selector, Some(&[]));
+    let (mut total, mut live) = (0u32, 0u32);
+    let mut rows = Vec::new();
+    for record in store.nodes()? {
+        let facts = if with_facts {
+            scan_facts(store, &record.name, scan_need)?
+        } else {
+            Value::Null
+        };
+        let labels = effective_labels(&record, &facts, online);
+        if !selector.is_empty() && !selector.matches(&labels, &facts) {
+            continue;
+        }
+        total += 1;
+        if labels.get(labels::STATUS).map(String::as_str) == Some(labels::STATUS_ONLINE) {
+            live += 1;
+        }
+        let value = request
+            .order
+            .value(&record, &labels, &facts, last_seen(&record));
+        rows.push((value, record.name.clone(), record));
+    }
+    let page = order::page_of(rows, request.descending, request.offset, request.limit);
+    let entries = page
+        .into_iter()
+        .map(|record| entry_with(store, record, online, request.need))
+        .collect::<Result<_, _>>()?;
+    Ok(SortedPage {
+        entries,
+        total,
+        online: live,
+    })
+}
+
+/// A node's facts for a scan of every node: the stored platform part alone when `need` allows
+/// and the record has it (the document is not even copied), else the whole document.
+fn scan_facts(store: &Store, node: &str, need: FactsNeed) -> Result<Value, StoreError> {
+    if need == FactsNeed::Platform {
+        match store.facts_brief(node)? {
+            None => return Ok(Value::Null),
+            Some(brief) if !brief.platform_json.is_empty() => {
+                return Ok(listing::facts_doc("", &brief.platform_json, need));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(store
+        .facts(node)?
+        .map(|f| listing::facts_doc(&f.json, &f.platform_json, need))
+        .unwrap_or(Value::Null))
 }
 
 /// Whether `selector` can depend on a node's facts: a `facts.*` term, or a label that may be

@@ -236,5 +236,7 @@ impl Counts {
     }
 }
 
+pub mod order;
+
 #[cfg(test)]
 mod tests;

@@ -34,12 +34,12 @@ use crate::error::ApiError;
 use crate::inventory::{entry, select_from, NodeEntry};
 use crate::listing;
 use crate::operators::user_view;
-use crate::paging::{
-    self, page_size, Page, MAX_JOBS_PAGE, MAX_NODES_PAGE, MAX_TASKS_PAGE, PAGE_BYTES,
-};
+use crate::paging::{self, page_size, Page, MAX_JOBS_PAGE, MAX_TASKS_PAGE, PAGE_BYTES};
 use crate::sessions::CloseReason;
 use crate::state::Coordinator;
 use lab_proto::selector::Selector;
+
+mod nodes;
 
 /// The `OperatorService` implementation.
 pub struct OperatorApi {
@@ -59,48 +59,6 @@ impl OperatorApi {
 
     fn node_view(&self, entry: NodeEntry) -> Node {
         self.node_view_with(entry, None)
-    }
-
-    /// A node as operators see it; with `keep`, its facts only at those JSON pointers (none:
-    /// no facts) instead of the whole document.
-    fn node_view_with(&self, entry: NodeEntry, keep: Option<&[String]>) -> Node {
-        let NodeEntry {
-            record: rec,
-            facts,
-            facts_doc,
-            labels,
-        } = entry;
-        let online = self.coord.sessions.is_online(&rec.name);
-        let last_seen = self
-            .coord
-            .sessions
-            .last_seen_ms(&rec.name)
-            .unwrap_or(rec.last_seen_unix_ms);
-        let (facts_json, facts_collected_unix_ms) = facts
-            .map(|f| match keep {
-                None => (f.json, f.collected_unix_ms),
-                Some([]) => (String::new(), f.collected_unix_ms),
-                Some(paths) => (
-                    listing::keep_facts(&facts_doc, paths).to_string(),
-                    f.collected_unix_ms,
-                ),
-            })
-            .unwrap_or_default();
-        Node {
-            online,
-            last_seen_unix_ms: last_seen,
-            labels: labels.into_iter().collect(),
-            facts_collected_unix_ms,
-            enrolled_unix_ms: rec.enrolled_unix_ms,
-            revoked: rec.revoked,
-            agent_version: rec.agent_version,
-            boot_id: rec.boot_id,
-            facts_json,
-            cert_not_after_unix_ms: rec.cert_not_after_unix_ms,
-            age_recipient: rec.age_recipient,
-            address: rec.last_address,
-            name: rec.name,
-        }
     }
 
     fn existing_node(&self, name: &str) -> Result<NodeRecord, ApiError> {
@@ -339,27 +297,7 @@ impl OperatorService for OperatorApi {
         &self,
         req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        let selector: Selector = req.get_ref().selector.parse().map_err(ApiError::from)?;
-        let req = req.into_inner();
-        listing::check_fact_paths(&req.fact_paths).map_err(ApiError::InvalidArgument)?;
-        let keep = req.omit_facts.then_some(req.fact_paths.as_slice());
-        let need = listing::facts_need(&selector, keep);
-        let mut page = Page::new(page_size(req.page_size, MAX_NODES_PAGE), PAGE_BYTES);
-        let mut next_page_token = String::new();
-        let online = self.online();
-        for entry in select_from(&self.coord.store, &selector, &req.page_token, online, need)
-            .map_err(ApiError::from)?
-        {
-            let node = self.node_view_with(entry.map_err(ApiError::from)?, keep);
-            if let Err(left_out) = page.push(node) {
-                next_page_token = left_out.name;
-                break;
-            }
-        }
-        Ok(Response::new(ListNodesResponse {
-            nodes: page.into_items(),
-            next_page_token,
-        }))
+        Ok(Response::new(self.list_node_page(req.into_inner())?))
     }
 
     async fn count_nodes(

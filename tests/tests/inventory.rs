@@ -461,6 +461,8 @@ fn brief_listings_counts_and_a_nodes_jobs_agree_with_the_whole_inventory() {
             .unwrap_err();
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 
+        sorted_listings_page_by_offset_and_count_every_match(&mut admin).await;
+
         // A node's jobs: each with that node's task only, newest first.
         let jobs = |node: &str| ListJobsRequest {
             node: node.into(),
@@ -479,4 +481,84 @@ fn brief_listings_counts_and_a_nodes_jobs_agree_with_the_whole_inventory() {
         let bad = admin.list_jobs(jobs("../n1")).await.unwrap_err();
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     });
+}
+
+/// Sorted `ListNodes` over n1 (role=db), n2 and n3 (offline): pages by offset in the order
+/// asked, the counts of the whole listing, and clear errors.
+async fn sorted_listings_page_by_offset_and_count_every_match(
+    admin: &mut lab_proto::v1::operator_service_client::OperatorServiceClient<
+        tonic::transport::Channel,
+    >,
+) {
+    use lab_proto::v1::ListNodesRequest;
+
+    let ask = |selector: &str, order_by: &str, descending: bool, offset: u32, page_size: u32| {
+        ListNodesRequest {
+            selector: selector.into(),
+            omit_facts: true,
+            fact_paths: vec!["/platform".into()],
+            order_by: order_by.into(),
+            descending,
+            offset,
+            page_size,
+            ..Default::default()
+        }
+    };
+    let cases = [
+        // Page 2 of 1 by name; the whole listing counted.
+        (ask("", "name", false, 1, 1), "n2", 3, 2),
+        (ask("", "name", true, 0, 2), "n3,n2", 3, 2),
+        // Offline first, then by name.
+        (ask("", "status", false, 0, 0), "n3,n1,n2", 3, 2),
+        (ask("", "status", false, 1, 5), "n1,n2", 3, 2),
+        (ask("", "status", true, 0, 1), "n2", 3, 2),
+        // Nodes without the label first.
+        (ask("", "label:role", false, 0, 0), "n2,n3,n1", 3, 2),
+        (ask("", "cpus", false, 2, 1), "n3", 3, 2),
+        // Offset alone: by name.
+        (ask("", "", false, 2, 0), "n3", 3, 2),
+        (ask("status=online", "name", true, 0, 0), "n2,n1", 2, 2),
+        (
+            ask("facts.platform.cpus>=1,!role", "os", false, 0, 0),
+            "n2,n3",
+            2,
+            1,
+        ),
+        (ask("", "name", false, 3, 10), "", 3, 2),
+    ];
+    for (request, names, total, online) in cases {
+        let what = format!("{request:?}");
+        let page = admin.list_nodes(request).await.unwrap().into_inner();
+        let got: Vec<&str> = page.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(got.join(","), names, "{what}");
+        assert_eq!((page.total, page.online), (total, online), "{what}");
+        assert!(page.next_page_token.is_empty(), "{what}");
+        assert!(
+            page.nodes
+                .iter()
+                .all(|n| n.facts_json.contains("\"platform\"")),
+            "{what}"
+        );
+    }
+    let bad = admin
+        .list_nodes(ask("", "nmae", false, 0, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(
+        bad.message().contains("order_by 'nmae'")
+            && bad.message().contains("status")
+            && bad.message().contains("label:KEY"),
+        "{}",
+        bad.message()
+    );
+    let mixed = admin
+        .list_nodes(ListNodesRequest {
+            page_token: "n2".into(),
+            ..ask("", "status", false, 0, 0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(mixed.code(), tonic::Code::InvalidArgument);
+    assert!(mixed.message().contains("offset"), "{}", mixed.message());
 }

@@ -148,7 +148,40 @@ fn the_dashboard_shows_the_fleet_and_follows_a_job_live() {
         rows,
         json!([["n2", "offline", "offline"], ["n1", "online", "online"]])
     );
+    assert_eq!(
+        b.eval("document.getElementById('nodes-summary').textContent"),
+        json!("2 node(s), 1 not online")
+    );
     shots(&mut b, "nodes");
+
+    // Sort links ask the coordinator for that order: Name, then Name again for descending
+    // (followed by address: a click that navigates can race the DevTools evaluation).
+    let rows = "Array.from(document.querySelectorAll('#nodes tbody tr')).map(r => r.dataset.node).join(',')";
+    let name = "document.querySelector('#nodes thead th:first-child')";
+    for (expected, sorted) in [("n1,n2", "ascending"), ("n2,n1", "descending")] {
+        let href = b.eval(&format!("{name}.querySelector('a').getAttribute('href')"));
+        b.goto(&format!("{}{}", ui.base, href.as_str().unwrap()));
+        assert_eq!(
+            b.eval(&format!("{name}.getAttribute('aria-sort')")),
+            json!(sorted)
+        );
+        assert_eq!(b.eval(rows), json!(expected), "{href}");
+    }
+    // A page past the end shows the last one; a selector narrows the count.
+    b.goto(&format!(
+        "{}/nodes?sort=seen&page=9&l=status%3Donline",
+        ui.base
+    ));
+    assert_eq!(b.eval(rows), json!("n1"));
+    let summary = b.eval("document.getElementById('nodes-summary').textContent");
+    assert!(
+        summary.as_str().unwrap().starts_with("1 node(s) matching"),
+        "{summary}"
+    );
+    assert!(
+        summary.as_str().unwrap().ends_with(", 0 not online"),
+        "{summary}"
+    );
 
     // The selector box with a typo shows labctl's error with the caret.
     b.eval("document.getElementById('l').value = 'role in (nas'; document.querySelector('form.selector').requestSubmit(); true");

@@ -112,6 +112,7 @@ macro_rules! versioned {
 versioned!(
     NodeRecord,
     FactsRecord,
+    lab_proto::store::v1::FactsBrief,
     CertificateRecord,
     UserRecord,
     lab_proto::store::v1::TokenRecord,
@@ -234,6 +235,17 @@ impl Store {
 
     /// The latest facts of a node.
     pub fn facts(&self, node: &str) -> Result<Option<FactsRecord>, StoreError> {
+        let t = self.t()?;
+        Self::get(t, TreeId::Facts, node.as_bytes())
+    }
+
+    /// The facts of a node without their document: when they were collected and the stored
+    /// `platform` part (empty in records written before it existed). Cheap for listings of
+    /// many nodes: the document is skipped, not copied.
+    pub fn facts_brief(
+        &self,
+        node: &str,
+    ) -> Result<Option<lab_proto::store::v1::FactsBrief>, StoreError> {
         let t = self.t()?;
         Self::get(t, TreeId::Facts, node.as_bytes())
     }

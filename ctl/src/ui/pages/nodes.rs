@@ -1,9 +1,10 @@
 //! `GET /nodes?l=SELECTOR&sort=COLUMN&desc=1&page=N`: the node table. The selector box takes
 //! the grammar of `labctl nodes -l` and shows a syntax error with the caret under the spot, as
 //! labctl prints it; nothing is asked of the coordinator then. Offline (and revoked) nodes come
-//! first unless another column is chosen; 100 rows a page, so 10,000 nodes stay quick.
+//! first unless another column is chosen; 100 rows a page. The coordinator sorts and sends only
+//! the page shown (a sorted `ListNodes` with an offset), with the count of all matches, so
+//! 10,000 nodes stay quick.
 
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -15,9 +16,10 @@ use crate::cmd::nodes::{status, view, NodeView, DERIVED, VIEW_FACTS};
 use crate::output;
 use crate::ui::html::{self, time, Esc, Nav, Url};
 use crate::ui::server::{render, PageResult, Ui};
+use lab_proto::v1::{ListNodesRequest, ListNodesResponse};
 
 /// Rows a page.
-const PER_PAGE: usize = 100;
+const PER_PAGE: u32 = 100;
 
 /// Query parameters.
 #[derive(Debug, Default, Deserialize)]
@@ -106,14 +108,20 @@ impl Column {
             .find(|c| c.key() == key)
             .unwrap_or(Column::Status)
     }
-}
 
-/// Status rank: revoked, offline, online.
-fn rank(v: &NodeView) -> u8 {
-    match status(v) {
-        "revoked" => 0,
-        "offline" => 1,
-        _ => 2,
+    /// The coordinator's order for this column (`ListNodesRequest.order_by`).
+    fn order_by(self) -> &'static str {
+        match self {
+            Column::Status => "status",
+            Column::Name => "name",
+            Column::Os => "os",
+            Column::Arch => "label:arch",
+            Column::Virt => "label:virt",
+            Column::Cpu => "cpus",
+            Column::Memory => "memory",
+            Column::Seen => "last_seen",
+            Column::Agent => "agent_version",
+        }
     }
 }
 
@@ -129,29 +137,21 @@ fn seen_ms(v: &NodeView) -> i64 {
     output::unix_ms(v.last_seen.as_deref())
 }
 
-/// Sorts `views` by `column` (ties by name). Pure.
-pub fn sort(views: &mut [NodeView], column: Column, descending: bool) {
-    let by = |a: &NodeView, b: &NodeView| -> Ordering {
-        match column {
-            Column::Status => rank(a).cmp(&rank(b)),
-            Column::Name => Ordering::Equal,
-            Column::Os => os(a).cmp(&os(b)),
-            Column::Arch => a.arch.cmp(&b.arch),
-            Column::Virt => a.virt.cmp(&b.virt),
-            Column::Cpu => a.cpus.cmp(&b.cpus),
-            Column::Memory => a.memory_bytes.cmp(&b.memory_bytes),
-            Column::Seen => seen_ms(a).cmp(&seen_ms(b)),
-            Column::Agent => a.agent_version.cmp(&b.agent_version),
-        }
-    };
-    views.sort_by(|a, b| {
-        let o = by(a, b).then_with(|| a.name.cmp(&b.name));
-        if descending {
-            o.reverse()
-        } else {
-            o
-        }
-    });
+/// The sorted listing's page `page` (1-based) of `per` rows: without the fact documents but
+/// their platform part.
+fn request(selector: &str, column: Column, descending: bool, page: usize) -> ListNodesRequest {
+    ListNodesRequest {
+        selector: selector.to_owned(),
+        page_size: PER_PAGE,
+        omit_facts: true,
+        fact_paths: VIEW_FACTS.iter().map(|p| (*p).to_owned()).collect(),
+        order_by: column.order_by().to_owned(),
+        descending,
+        offset: u32::try_from(page.max(1) - 1)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(PER_PAGE),
+        ..Default::default()
+    }
 }
 
 /// The URL of this list with other parameters.
@@ -196,21 +196,31 @@ pub async fn get(State(ui): State<Arc<Ui>>, Query(p): Query<Params>) -> PageResu
         return Ok(render(&ui.frame("Nodes", Nav::Nodes, &who), &body));
     }
     let mut client = ui.client();
-    let nodes = lab_proto::pages::all_nodes_brief(&mut client, &selector, &VIEW_FACTS).await?;
-    let mut views: Vec<NodeView> = nodes.into_iter().map(|n| view(n, false)).collect();
-    sort(&mut views, column, descending);
-    let paging = Paging::new(p.page, PER_PAGE, views.len());
+    let asked = p.page.unwrap_or(1).max(1);
+    let mut answer: ListNodesResponse = client
+        .list_nodes(request(&selector, column, descending, asked))
+        .await?
+        .into_inner();
+    let paging = Paging::new(Some(asked), PER_PAGE as usize, answer.total as usize);
+    if paging.page != asked {
+        // A page past the end (the fleet shrank, or a hand-made URL): the last one.
+        answer = client
+            .list_nodes(request(&selector, column, descending, paging.page))
+            .await?
+            .into_inner();
+    }
+    let views: Vec<NodeView> = answer.nodes.into_iter().map(|n| view(n, false)).collect();
     let now = output::now_ms();
-    let offline = views.iter().filter(|v| rank(v) < 2).count();
     let _ = write!(
         body,
-        "<p id=\"nodes-summary\">{} node(s){}, {offline} not online</p>",
-        views.len(),
+        "<p id=\"nodes-summary\">{} node(s){}, {} not online</p>",
+        answer.total,
         if selector.is_empty() {
             String::new()
         } else {
             format!(" matching <code>{}</code>", Esc(&selector))
-        }
+        },
+        answer.total.saturating_sub(answer.online),
     );
     let pager = paging.nav(|n| href(&selector, column, descending, n));
     body.push_str(&pager);
@@ -230,7 +240,7 @@ pub async fn get(State(ui): State<Arc<Ui>>, Query(p): Query<Params>) -> PageResu
     }
     head.push_str("<th>Labels</th>");
     let mut rows = String::new();
-    for v in &views[paging.range()] {
+    for v in &views {
         let labels: Vec<String> = v
             .labels
             .iter()
@@ -270,31 +280,19 @@ pub async fn get(State(ui): State<Arc<Ui>>, Query(p): Query<Params>) -> PageResu
 mod tests {
     use super::*;
 
-    fn node(name: &str, online: bool, cpus: u64) -> NodeView {
-        view(
-            lab_proto::v1::Node {
-                name: name.into(),
-                online,
-                facts_json: format!("{{\"platform\":{{\"cpus\":{cpus}}}}}"),
-                ..Default::default()
-            },
-            false,
-        )
-    }
-
-    fn names(v: &[NodeView]) -> Vec<&str> {
-        v.iter().map(|n| n.name.as_str()).collect()
-    }
-
     #[test]
-    fn offline_first_by_default_then_by_name() {
-        let mut v = vec![node("b", true, 1), node("c", false, 8), node("a", true, 4)];
-        sort(&mut v, Column::parse(""), false);
-        assert_eq!(names(&v), ["c", "a", "b"]);
-        sort(&mut v, Column::parse("cpu"), true);
-        assert_eq!(names(&v), ["c", "a", "b"]);
-        sort(&mut v, Column::parse("name"), false);
-        assert_eq!(names(&v), ["a", "b", "c"]);
+    fn every_column_asks_the_coordinator_for_an_order_it_knows() {
+        use lab_coordinator::listing::order::OrderBy;
+        for c in Column::ALL {
+            assert!(OrderBy::parse(c.order_by()).is_ok(), "{c:?}");
+        }
+        let r = request("os=debian", Column::parse(""), false, 3);
+        assert_eq!(
+            (r.order_by.as_str(), r.offset, r.page_size, r.descending),
+            ("status", 200, 100, false)
+        );
+        assert_eq!(request("", Column::Cpu, true, 0).offset, 0);
+        assert_eq!(request("", Column::Cpu, true, usize::MAX).offset, u32::MAX);
     }
 
     #[test]
