@@ -120,6 +120,7 @@ impl EtcdClient {
     {
         let first = self.current.load(Ordering::Relaxed);
         let mut errors = Vec::new();
+        let mut unreachable = 0;
         for i in 0..self.members.len() {
             let at = (first + i) % self.members.len();
             let (name, channel) = &self.members[at];
@@ -138,13 +139,17 @@ impl EtcdClient {
                 Err(status) if try_next(&status) => {
                     tracing::debug!(member = %name, error = %status.message(), "etcd member did not answer; trying the next");
                     errors.push(format!("{name}: {}", status.message()));
+                    if status.code() == tonic::Code::Unavailable {
+                        unreachable += 1;
+                    }
                 }
                 Err(status) => return Err(status),
             }
         }
         Err(tonic::Status::unavailable(format!(
-            "no etcd member answered ({})",
-            errors.join("; ")
+            "no etcd member answered ({}){}",
+            errors.join("; "),
+            quorum_hint(unreachable, self.members.len())
         )))
     }
 
@@ -218,5 +223,32 @@ impl EtcdClient {
             Ok(())
         })
         .await
+    }
+}
+
+/// What a failed round over every member says about etcd's quorum, for the error message.
+fn quorum_hint(unreachable: usize, members: usize) -> String {
+    if members > 1 && unreachable * 2 >= members {
+        format!(
+            "; {unreachable} of etcd's {members} members are unreachable, so etcd has no quorum and commits nothing until a majority is back"
+        )
+    } else if unreachable < members {
+        "; etcd did not answer in time: it may have lost its quorum (too many members down) or be overloaded".to_string()
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod quorum_hint_tests {
+    use super::quorum_hint;
+
+    #[test]
+    fn names_a_lost_quorum_or_a_slow_etcd() {
+        assert!(quorum_hint(2, 3)
+            .contains("2 of etcd's 3 members are unreachable, so etcd has no quorum"));
+        assert!(quorum_hint(1, 3).contains("may have lost its quorum"));
+        assert!(quorum_hint(0, 1).contains("did not answer in time"));
+        assert_eq!(quorum_hint(1, 1), "");
     }
 }
