@@ -118,3 +118,24 @@ pub fn create_tick(config: &Path, dir: &Path, marks: &Path) -> String {
     assert!(out.status.success(), "labctl {args:?}: {}", stderr(&out));
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// Submits, detached, a job on every node whose task sleeps a second and then appends its job
+/// id to the file its agent's `MARKS` environment variable names; the job's id.
+pub fn run_marking(config: &Path) -> String {
+    let out = labctl(
+        config,
+        &[
+            "run",
+            "--detach",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; echo \"$LAB_JOB_ID\" >> \"$MARKS\"",
+        ],
+    );
+    assert!(out.status.success(), "run --detach: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .trim()
+        .to_owned()
+}

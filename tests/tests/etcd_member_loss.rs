@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use lab_tests::etcd::{self, Etcd};
-use lab_tests::schedule_runs::runs;
+use lab_tests::schedule_runs::{run_marking, runs};
 use lab_tests::{labctl, stderr, wait_until, wait_until_seen, Agent, Coordinator};
 use serde_json::Value;
 
@@ -27,22 +27,6 @@ fn job(c: &Coordinator, id: &str) -> Value {
         "job show",
     );
     serde_json::from_str(&out).unwrap()
-}
-
-/// Submits, detached, a job whose task sleeps a little and marks its run; its id.
-fn submit(c: &Coordinator) -> String {
-    let out = labctl(
-        &c.admin_config(),
-        &[
-            "run",
-            "--detach",
-            "--",
-            "sh",
-            "-c",
-            "sleep 1; echo \"$LAB_JOB_ID\" >> \"$MARKS\"",
-        ],
-    );
-    ok(out, "run --detach").trim().to_owned()
 }
 
 /// Waits until job `id` is done and checks every task succeeded.
@@ -84,10 +68,10 @@ fn one_member_lost_is_unnoticed_two_refuse_writes_and_quorum_back_recovers() {
     }
 
     // One member dies while a job runs: the job finishes, writes go on, nothing restarts.
-    let first = submit(&c);
+    let first = run_marking(&c.admin_config());
     cluster.kill_member(0);
     wait_succeeded(&c, &first);
-    let second = submit(&c);
+    let second = run_marking(&c.admin_config());
     wait_succeeded(&c, &second);
     assert!(c.is_running(), "the coordinator kept running:\n{}", c.log());
 
@@ -119,7 +103,7 @@ fn one_member_lost_is_unnoticed_two_refuse_writes_and_quorum_back_recovers() {
     for id in [&first, &second] {
         wait_succeeded(&c, id);
     }
-    let third = submit(&c);
+    let third = run_marking(&c.admin_config());
     wait_succeeded(&c, &third);
     for (agent, marks) in &agents {
         let runs = runs(marks);
