@@ -1,23 +1,53 @@
 //! The agent's data directory: its identity (certificate and key in one 0600 file, replaced
-//! atomically on renewal), the pinned CA, `agent.toml` recording where the coordinator is, and
+//! atomically on renewal), the pinned CA, `agent.toml` recording where the coordinators are, and
 //! the node's age key (`age.key`, [`crate::secrets::key`]).
 
 use std::path::{Path, PathBuf};
 
+use lab_proto::endpoints::{new_or_old, OneOrMany};
 use lab_proto::files::{create_private_dir, write_atomic, PRIVATE, PUBLIC};
 use lab_proto::tls::ClientIdentity;
 use serde::{Deserialize, Serialize};
 
 /// What enrollment recorded for later runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(try_from = "EnrollmentToml", rename_all = "kebab-case")]
 pub struct Enrollment {
-    /// Coordinator address, HOST:PORT.
-    pub coordinator: String,
+    /// Coordinator addresses, HOST:PORT, at least one (`lab-agent enroll --coordinator A,B`).
+    /// Files written before the list hold one `coordinator = "HOST:PORT"`, which still reads.
+    pub coordinators: Vec<String>,
     /// This node's name, as written in its certificate.
     pub node_name: String,
     /// Trust domain of the coordinator's CA.
     pub trust_domain: String,
+}
+
+/// `agent.toml` as written: `coordinators` (a list) or the older `coordinator` (one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct EnrollmentToml {
+    #[serde(default)]
+    coordinators: Option<OneOrMany>,
+    #[serde(default)]
+    coordinator: Option<OneOrMany>,
+    node_name: String,
+    trust_domain: String,
+}
+
+impl TryFrom<EnrollmentToml> for Enrollment {
+    type Error = String;
+
+    fn try_from(raw: EnrollmentToml) -> Result<Self, String> {
+        let coordinators = new_or_old(
+            ("coordinators", raw.coordinators),
+            ("coordinator", raw.coordinator),
+        )?;
+        Ok(Enrollment {
+            coordinators,
+            node_name: raw.node_name,
+            trust_domain: raw.trust_domain,
+        })
+    }
 }
 
 /// Credentials loaded for one connection attempt.
@@ -118,5 +148,45 @@ impl AgentDir {
                 key_pem: both[split..].to_owned(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_single_address_files_still_read_and_lists_round_trip() {
+        let old = "coordinator = \"10.0.0.5:7443\"\nnode-name = \"n1\"\ntrust-domain = \"lab\"\n";
+        let e: Enrollment = toml::from_str(old).unwrap();
+        assert_eq!(e.coordinators, vec!["10.0.0.5:7443"]);
+        let new = toml::to_string_pretty(&Enrollment {
+            coordinators: vec!["a:7443".into(), "b:7443".into()],
+            ..e
+        })
+        .unwrap();
+        assert!(new.contains("coordinators = ["), "{new}");
+        let back: Enrollment = toml::from_str(&new).unwrap();
+        assert_eq!(back.coordinators, vec!["a:7443", "b:7443"]);
+    }
+
+    #[test]
+    fn broken_lists_say_what_is_wrong() {
+        let tail = "node-name = \"n1\"\ntrust-domain = \"lab\"\n";
+        for (head, want) in [
+            ("coordinators = []\n", "no coordinator address given"),
+            (
+                "coordinators = [\"a\"]\n",
+                "invalid coordinator address 'a'",
+            ),
+            ("", "no 'coordinators' list"),
+            (
+                "coordinators = [\"a:1\"]\ncoordinator = \"b:1\"\n",
+                "both 'coordinators' and 'coordinator'",
+            ),
+        ] {
+            let e = toml::from_str::<Enrollment>(&format!("{head}{tail}")).unwrap_err();
+            assert!(e.to_string().contains(want), "{head}: {e}");
+        }
     }
 }

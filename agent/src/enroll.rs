@@ -1,8 +1,9 @@
 //! `lab-agent enroll`: trust the coordinator through the CA pin in the token, make a key pair
 //! here, send only a CSR, and save what comes back.
 
-use lab_proto::client::{agent_client, connect, ConnectOptions};
+use lab_proto::client::{agent_client, ConnectOptions};
 use lab_proto::csr::{csr_for_key, new_key_pem};
+use lab_proto::endpoints::{DialError, Endpoints};
 use lab_proto::identity::{Identity, NodeName, SpiffeId};
 use lab_proto::pem::{cert_info_from_pem, certs_from_pem};
 use lab_proto::tls::{cert_sha256, pinned_client_config, ClientIdentity};
@@ -15,8 +16,9 @@ use crate::error::AgentError;
 /// What `enroll` needs.
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
-    /// Coordinator address, HOST:PORT.
-    pub coordinator: String,
+    /// Coordinator addresses, HOST:PORT (several when they share an etcd store; any one that
+    /// is up will do, a standby points at the leader).
+    pub coordinators: Vec<String>,
     /// The token from `labctl token create`.
     pub token: String,
     /// Node name asked for explicitly (`--name`); a token bound to another name refuses it.
@@ -44,16 +46,21 @@ pub async fn enroll(dir: &AgentDir, opts: &EnrollOptions) -> Result<String, Agen
         )));
     }
     let tls = pinned_client_config(token.ca_pin).map_err(|e| AgentError::Failed(e.to_string()))?;
-    let channel = connect(&opts.coordinator, tls, &opts.connect)
+    let mut endpoints = Endpoints::new(opts.coordinators.clone())
+        .map_err(|e| AgentError::Usage(format!("--coordinator: {e}")))?;
+    let dialled = endpoints
+        .dial(tls, &opts.connect, |channel| async move {
+            agent_client(channel).bootstrap(BootstrapRequest {}).await
+        })
         .await
-        .map_err(|e| AgentError::Unreachable(format!("{e:#}", e = anyhow::Error::from(e))))?;
-    let mut client = agent_client(channel);
-
-    let boot = client
-        .bootstrap(BootstrapRequest {})
-        .await
-        .map_err(|s| AgentError::Unreachable(format!("bootstrap failed: {}", s.message())))?
-        .into_inner();
+        .map_err(|e| match e {
+            DialError::AllFailed(all) => AgentError::Unreachable(all.to_string()),
+            DialError::Rejected { addr, status } => {
+                AgentError::Unreachable(format!("bootstrap failed at {addr}: {}", status.message()))
+            }
+        })?;
+    let boot = dialled.value.into_inner();
+    let mut client = agent_client(dialled.channel);
     let ca = certs_from_pem(&boot.ca_pem).map_err(|e| AgentError::Failed(e.to_string()))?;
     if cert_sha256(&ca[0]) != token.ca_pin {
         return Err(AgentError::Failed(
@@ -94,7 +101,7 @@ pub async fn enroll(dir: &AgentDir, opts: &EnrollOptions) -> Result<String, Agen
     }
     dir.save_enrollment(
         &Enrollment {
-            coordinator: opts.coordinator.clone(),
+            coordinators: endpoints.list().to_vec(),
             node_name: resp.node_name.clone(),
             trust_domain: resp.trust_domain,
         },

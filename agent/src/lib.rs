@@ -5,7 +5,7 @@
 //! [`facts::collect`]. `labctl dev` embeds the same functions.
 
 pub mod accounts;
-pub mod backoff;
+pub use lab_proto::backoff;
 pub mod backup;
 pub mod config;
 pub mod containers;

@@ -29,9 +29,10 @@ enum Output {
 enum Command {
     /// Enroll this machine with a one-time token from 'labctl token create'
     Enroll {
-        /// Coordinator address, HOST:PORT
-        #[arg(long, env = "LAB_COORDINATOR")]
-        coordinator: String,
+        /// Coordinator address, HOST:PORT; several coordinators sharing one etcd store as a
+        /// comma-separated list (A:7443,B:7443), all saved for later runs
+        #[arg(long, env = "LAB_COORDINATOR", value_parser = parse_coordinators)]
+        coordinator: CoordinatorList,
         /// The enrollment token
         #[arg(long, env = "LAB_TOKEN", hide_env_values = true)]
         token: String,
@@ -66,6 +67,10 @@ enum Command {
         /// Config tasks look for NixOS and its system profile there too (for tests)
         #[arg(long, env = "LAB_FACTS_ROOT", value_name = "DIR", default_value = "/")]
         facts_root: PathBuf,
+        /// Coordinator addresses to use instead of those recorded at enrollment, HOST:PORT or
+        /// a comma-separated list (A:7443,B:7443): for a coordinator added or moved later
+        #[arg(long, env = "LAB_COORDINATOR", value_parser = parse_coordinators)]
+        coordinator: Option<CoordinatorList>,
     },
     /// Print this machine's facts without a coordinator
     Facts {
@@ -91,6 +96,16 @@ enum Command {
     },
 }
 
+/// The checked addresses of `--coordinator A:7443,B:7443`.
+#[derive(Clone, Debug)]
+struct CoordinatorList(Vec<String>);
+
+fn parse_coordinators(text: &str) -> Result<CoordinatorList, String> {
+    lab_proto::endpoints::parse_list(text)
+        .map(CoordinatorList)
+        .map_err(|e| e.to_string())
+}
+
 fn default_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -110,7 +125,7 @@ async fn main() -> ExitCode {
             name,
         } => {
             let opts = EnrollOptions {
-                coordinator,
+                coordinators: coordinator.0,
                 token,
                 name,
                 default_name: default_name(),
@@ -130,6 +145,7 @@ async fn main() -> ExitCode {
             config,
             max_tasks,
             facts_root,
+            coordinator,
         } => {
             if !facts_root.is_dir() {
                 eprintln!(
@@ -159,6 +175,7 @@ async fn main() -> ExitCode {
                 on_signal.cancel();
             });
             let opts = RunOptions {
+                coordinators: coordinator.map(|c| c.0),
                 facts_interval,
                 reconnect_cap: reconnect_max,
                 labels,

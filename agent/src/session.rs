@@ -4,6 +4,11 @@
 //! Facts go out in full when the coordinator asks, then as merge patches against the last
 //! acknowledged document, and only when something changed.
 //!
+//! Coordinators: the enrollment lists one or several; each session dials them through
+//! [`Endpoints`] (the last one that served first, a standby's hint to the leader next), which
+//! lives across sessions. The pause between sessions is the jittered [`Backoff`], so a fleet
+//! that lost its leader does not arrive at the new one all at once.
+//!
 //! Tasks: one [`Tasks`] runner lives across sessions (created in [`run`]). A session hands it
 //! `Assign`, `CancelTask` and `Ack`, sends every unacknowledged task update right after
 //! `Welcome`, then forwards new updates as the runner produces them. Updates produced while
@@ -12,17 +17,22 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lab_proto::client::{agent_client, connect, ConnectOptions};
+use lab_proto::client::{agent_client, ConnectOptions};
+use lab_proto::endpoints::{DialError, Endpoints};
 use lab_proto::pem::cert_info_from_pem;
 use lab_proto::tls::client_config;
 use lab_proto::v1::agent_message::Msg as AgentMsg;
 use lab_proto::v1::coordinator_message::Msg as CoordMsg;
-use lab_proto::v1::{facts, AgentMessage, Facts, FactsPatch, Heartbeat, Hello, TaskUpdate};
+use lab_proto::v1::{
+    facts, AgentMessage, BootstrapRequest, CoordinatorMessage, Facts, FactsPatch, Heartbeat, Hello,
+    TaskUpdate, Welcome,
+};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
+use tonic::Streaming;
 
 use crate::backoff::Backoff;
 use crate::datadir::AgentDir;
@@ -50,6 +60,8 @@ pub struct RunOptions {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Most tasks running at once.
     pub max_tasks: usize,
+    /// Coordinator addresses that replace the enrolled ones (`lab-agent run --coordinator`).
+    pub coordinators: Option<Vec<String>>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +74,7 @@ impl Default for RunOptions {
             connect: ConnectOptions::default(),
             labels: Default::default(),
             max_tasks: 8,
+            coordinators: None,
         }
     }
 }
@@ -157,9 +170,18 @@ pub async fn run(
     let tasks = Tasks::open(dir.root().join("tasks"), task_opts).await?;
     let mut backoff = Backoff::new(opts.reconnect_base, opts.reconnect_cap);
     let mut facts = FactState::default();
+    let enrolled = dir.load()?.enrollment.coordinators;
+    let mut endpoints = Endpoints::new(opts.coordinators.clone().unwrap_or(enrolled))?;
+    let ctx = SessionCtx {
+        dir: &dir,
+        opts: &opts,
+        shutdown: &shutdown,
+        tasks: &tasks,
+        key: &key,
+    };
     loop {
         let started = tokio::time::Instant::now();
-        match session(&dir, &opts, &shutdown, &mut facts, &tasks, &key).await {
+        match session(ctx, &mut endpoints, &mut facts).await {
             Ok(SessionEnd::Shutdown) => return Ok(()),
             Ok(SessionEnd::Renewed) => {
                 backoff.reset();
@@ -231,27 +253,89 @@ async fn collect_facts(opts: &RunOptions) -> Value {
         .unwrap_or_else(|_| Value::Object(Default::default()))
 }
 
+/// What every session borrows from [`run`].
+#[derive(Clone, Copy)]
+struct SessionCtx<'a> {
+    dir: &'a AgentDir,
+    opts: &'a RunOptions,
+    shutdown: &'a CancellationToken,
+    tasks: &'a Tasks,
+    key: &'a NodeKey,
+}
+
+/// A dial that ended without a serving coordinator, as a session error.
+fn dial_error(error: DialError, context: &str) -> anyhow::Error {
+    match error {
+        DialError::AllFailed(all) => anyhow::Error::new(all),
+        DialError::Rejected { addr, status } => {
+            session_error(&format!("{context} ({addr})"), status)
+        }
+    }
+}
+
+/// An opened session: the sender, the coordinator's stream, and its welcome.
+type Opened = (
+    mpsc::Sender<AgentMessage>,
+    Streaming<CoordinatorMessage>,
+    Welcome,
+);
+
+/// Sends `hello` and waits for the welcome on `channel`; a standby's `UNAVAILABLE` comes back as
+/// the status so that [`Endpoints::dial`] follows its hint.
+async fn open(channel: tonic::transport::Channel, hello: Hello) -> Result<Opened, tonic::Status> {
+    let (tx, rx) = mpsc::channel::<AgentMessage>(64);
+    tx.send(AgentMessage {
+        msg: Some(AgentMsg::Hello(hello)),
+    })
+    .await
+    .map_err(|_| tonic::Status::internal("session queue closed"))?;
+    let mut inbound = agent_client(channel)
+        .connect(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    match inbound.message().await? {
+        Some(CoordinatorMessage {
+            msg: Some(CoordMsg::Welcome(w)),
+        }) => Ok((tx, inbound, w)),
+        Some(_) => Err(tonic::Status::internal(
+            "coordinator did not start the session with a welcome",
+        )),
+        None => Err(tonic::Status::unavailable(
+            "coordinator closed the session before welcoming us",
+        )),
+    }
+}
+
 async fn session(
-    dir: &AgentDir,
-    opts: &RunOptions,
-    shutdown: &CancellationToken,
+    ctx: SessionCtx<'_>,
+    endpoints: &mut Endpoints,
     facts: &mut FactState,
-    tasks: &Tasks,
-    key: &NodeKey,
 ) -> anyhow::Result<SessionEnd> {
+    let SessionCtx {
+        dir,
+        opts,
+        shutdown,
+        tasks,
+        key,
+    } = ctx;
     let creds = dir.load()?;
     let cert = cert_info_from_pem(&creds.identity.cert_pem)?;
     let tls = client_config(&creds.ca_pem, Some(&creds.identity))?;
-    let channel = connect(&creds.enrollment.coordinator, tls, &opts.connect).await?;
 
     let renew_in = Duration::from_millis((renew_at_ms(&cert) - now_ms()).max(0) as u64);
     if renew_in.is_zero() {
-        let until = renew(channel, dir).await?;
+        // Find the leader with the cheapest call, then renew there.
+        let dialled = endpoints
+            .dial(tls, &opts.connect, |channel| async move {
+                agent_client(channel).bootstrap(BootstrapRequest {}).await
+            })
+            .await
+            .map_err(|e| dial_error(e, "certificate renewal"))?;
+        let until = renew(dialled.channel, dir).await?;
         tracing::info!(not_after_ms = until, "certificate renewed");
         return Ok(SessionEnd::Renewed);
     }
 
-    let (tx, rx) = mpsc::channel::<AgentMessage>(64);
     let hello = Hello {
         agent_version: lab_proto::VERSION.to_owned(),
         boot_id: boot_id(),
@@ -265,28 +349,16 @@ async fn session(
         age_recipient: key.recipient().to_string(),
     };
     facts.in_flight = None;
-    tx.send(AgentMessage {
-        msg: Some(AgentMsg::Hello(hello)),
-    })
-    .await?;
-    let mut inbound = agent_client(channel.clone())
-        .connect(ReceiverStream::new(rx))
+    let dialled = endpoints
+        .dial(tls, &opts.connect, |channel| open(channel, hello.clone()))
         .await
-        .map_err(|s| session_error("coordinator refused the session", s))?
-        .into_inner();
-
-    let welcome = match inbound.message().await {
-        Ok(Some(m)) => match m.msg {
-            Some(CoordMsg::Welcome(w)) => w,
-            _ => anyhow::bail!("coordinator did not start the session with a welcome"),
-        },
-        Ok(None) => anyhow::bail!("coordinator closed the session before welcoming us"),
-        Err(s) => return Err(session_error("session refused", s)),
-    };
+        .map_err(|e| dial_error(e, "coordinator refused the session"))?;
+    let channel = dialled.channel;
+    let (tx, mut inbound, welcome) = dialled.value;
     let interval =
         Duration::from_millis(u64::from(welcome.heartbeat_interval_ms).clamp(100, 300_000));
     let silence_limit = interval * lab_proto::limits::MISSED_HEARTBEATS_OFFLINE;
-    tracing::info!(node = %welcome.node_name, heartbeat = ?interval, "connected to coordinator");
+    tracing::info!(node = %welcome.node_name, coordinator = %dialled.addr, heartbeat = ?interval, "connected to coordinator");
     // Every unacknowledged task update goes out again, in batches from the loop below so that
     // acknowledgements keep being read while a large backlog is sent.
     tasks.resend_all();

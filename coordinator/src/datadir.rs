@@ -45,6 +45,11 @@ impl DataDir {
     pub fn state(&self) -> PathBuf {
         self.root.join("state")
     }
+    /// The key that opens the fleet's CA sealed in etcd (0600; `init` with an etcd store
+    /// writes it, `join` reads a copy of it).
+    pub fn join_key(&self) -> PathBuf {
+        self.root.join("join.key")
+    }
     /// labctl config with the admin context.
     pub fn labctl_config(&self) -> PathBuf {
         self.root.join("labctl.toml")

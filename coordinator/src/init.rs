@@ -1,6 +1,9 @@
 //! `lab-coordinator init`: creates the CA, the server certificate, the admin operator and a
 //! labctl config for the admin, in a data directory that must not be initialized yet; and
-//! `lab-coordinator cert`, which adds names to the server certificate later.
+//! `lab-coordinator cert`, which adds names to the server certificate later. With an etcd store,
+//! `init` also seals the CA for the coordinators that [`join`] later.
+
+pub mod join;
 
 use std::time::Duration;
 
@@ -60,19 +63,7 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         .trust_domain
         .parse()
         .map_err(|e| UsageError(format!("--trust-domain: {e}")))?;
-    let (host, _port) = lab_proto::client::split_host_port(&opts.advertise).ok_or_else(|| {
-        UsageError(format!(
-            "--advertise '{}' is not HOST:PORT (e.g. 10.0.0.5:7443)",
-            opts.advertise
-        ))
-    })?;
-    let mut server_names = vec![host];
-    for san in &opts.extra_sans {
-        check_server_name(san).map_err(|e| UsageError(format!("--san: {e}")))?;
-        if !server_names.contains(san) {
-            server_names.push(san.clone());
-        }
-    }
+    let server_names = server_names(&opts.advertise, &opts.extra_sans)?;
     // An etcd store is checked before anything is written: it must not hold a fleet yet.
     let etcd_store = match &opts.store {
         None | Some(Location::Sled(_)) => None,
@@ -140,15 +131,19 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
     let key = rcgen::KeyPair::from_pem(&key_pem)?;
     let key_source = crate::certs::PublicKey::Pair(&key);
     let issued = crate::certs::issue(&ca, &store, &id, key_source, OPERATOR_CERT_TTL).await?;
-    let config = CtlConfig::single(Context {
+    let admin_context = Context {
         name: trust_domain.to_string(),
-        coordinator: opts.advertise.clone(),
+        servers: vec![opts.advertise.clone()],
         ca_pem: ca.cert_pem().to_owned(),
         cert_pem: issued.cert_pem,
         key_pem,
-    });
+    };
+    let config = CtlConfig::single(admin_context.clone());
     write_atomic(&dir.labctl_config(), config.render().as_bytes(), PRIVATE)?;
     drop(store);
+    if let Some(Location::Etcd(etcd)) = &opts.store {
+        join::publish(dir, etcd, &opts.advertise, &ca, &ca_key_pem, &admin_context).await?;
+    }
     dir.adopt_owner()?;
     Ok(())
 }
@@ -175,6 +170,7 @@ fn clear(dir: &DataDir) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot delete {}: {e}", dir.state().display()))?;
     }
     for path in [
+        dir.join_key(),
         dir.labctl_config(),
         dir.settings(),
         dir.server_cert(),
@@ -191,6 +187,23 @@ fn clear(dir: &DataDir) -> anyhow::Result<()> {
     }
     tracing::warn!(dir = %dir.root().display(), "deleted the old CA and store (--force)");
     Ok(())
+}
+
+/// The server certificate's names: the host of `advertise` (HOST:PORT), then `extra_sans`.
+pub fn server_names(advertise: &str, extra_sans: &[String]) -> Result<Vec<String>, UsageError> {
+    let (host, _port) = lab_proto::client::split_host_port(advertise).ok_or_else(|| {
+        UsageError(format!(
+            "--advertise '{advertise}' is not HOST:PORT (e.g. 10.0.0.5:7443)"
+        ))
+    })?;
+    let mut names = vec![host];
+    for san in extra_sans {
+        check_server_name(san).map_err(|e| UsageError(format!("--san: {e}")))?;
+        if !names.contains(san) {
+            names.push(san.clone());
+        }
+    }
+    Ok(names)
 }
 
 /// Issues a server certificate for `names` with a fresh key and writes chain and key.

@@ -38,6 +38,15 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// `--store URL` plus `--etcd-prefix P` when not the default, for messages to copy from.
+    fn shown(&self) -> String {
+        if self.etcd_prefix == lab_coordinator::store::etcd_kv::DEFAULT_PREFIX {
+            format!("--store {}", self.store)
+        } else {
+            format!("--store {} --etcd-prefix {}", self.store, self.etcd_prefix)
+        }
+    }
+
     /// The store's location; `None` for sled, whose place follows from the data directory.
     fn location(&self, data_dir: &std::path::Path) -> anyhow::Result<Location> {
         Location::parse(
@@ -96,6 +105,25 @@ enum Command {
         /// and start over (every node and operator must enroll again)
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add this machine as another coordinator of a fleet on etcd (the CA comes sealed from
+    /// etcd, opened with the join key that init wrote)
+    Join {
+        /// Data directory to create
+        #[arg(long, env = "LAB_DATA_DIR", default_value = "/var/lib/lab-coordinator")]
+        data_dir: std::path::PathBuf,
+        /// Address agents and operators dial for this coordinator, HOST:PORT (its host goes
+        /// into the server certificate)
+        #[arg(long, env = "LAB_ADVERTISE")]
+        advertise: String,
+        /// The join key: a copy of DIR/join.key of a coordinator of the fleet
+        #[arg(long, env = "LAB_JOIN_KEY")]
+        join_key: std::path::PathBuf,
+        /// Extra DNS name or IP for the server certificate (repeatable)
+        #[arg(long = "san")]
+        sans: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -211,9 +239,23 @@ async fn main() -> ExitCode {
                         data_dir.display(),
                         opts.data_dir.labctl_config().display()
                     );
+                    if opts.store.is_some() {
+                        println!(
+                            "join key: {} (copy it to the next coordinator, then: lab-coordinator join {} --join-key FILE --advertise HOST:PORT)",
+                            opts.data_dir.join_key().display(),
+                            store.shown()
+                        );
+                    }
                 })
             }
         },
+        Command::Join {
+            data_dir,
+            advertise,
+            join_key,
+            sans,
+            store,
+        } => join_command(data_dir, advertise, join_key, sans, store).await,
         Command::Store { command } => store_command(command).await,
         Command::Cert {
             data_dir,
@@ -322,6 +364,39 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
         return Err(format!("'{text}' must be whole seconds, at least 2s"));
     }
     Ok(d)
+}
+
+/// `join`: the store must be etcd.
+async fn join_command(
+    data_dir: std::path::PathBuf,
+    advertise: String,
+    join_key: std::path::PathBuf,
+    sans: Vec<String>,
+    store: StoreArgs,
+) -> anyhow::Result<()> {
+    let Location::Etcd(etcd) = store.location(&data_dir)? else {
+        return Err(lab_coordinator::init::UsageError(
+            "join needs the fleet's etcd store: --store etcd://HOST:PORT[,HOST:PORT…]".into(),
+        )
+        .into());
+    };
+    let opts = lab_coordinator::init::join::JoinOptions {
+        data_dir: DataDir::new(&data_dir),
+        etcd,
+        advertise,
+        extra_sans: sans,
+        join_key,
+    };
+    let servers = lab_coordinator::init::join::join(&opts).await?;
+    println!(
+        "joined: {} is a coordinator of this fleet (start it with 'lab-coordinator serve {} --data-dir {}')\nadmin labctl config: {} (servers {})",
+        opts.advertise,
+        store.shown(),
+        data_dir.display(),
+        opts.data_dir.labctl_config().display(),
+        servers.join(", ")
+    );
+    Ok(())
 }
 
 /// `store export` / `store import`.

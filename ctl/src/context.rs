@@ -1,15 +1,25 @@
 //! Finding the labctl config (`--config`, `LABCTL_CONFIG`, `~/.config/labctl/config.toml`),
 //! picking a context, and dialling the coordinator with its operator certificate.
+//!
+//! A context with several servers is dialled through [`Endpoints`]: each server is asked
+//! `WhoAmI` until one serves (a standby names the leader, which is asked next), for up to
+//! [`ROUNDS`] rounds with a jittered pause, so a command rides out a failover.
 
 use std::path::{Path, PathBuf};
 
-use lab_proto::client::{connect, operator_client, ConnectOptions};
+use lab_proto::client::{operator_client, ConnectOptions};
 use lab_proto::ctlconfig::{Context, CtlConfig};
+use lab_proto::endpoints::{ctl_backoff, DialError, Endpoints};
 use lab_proto::tls::{client_config, ClientIdentity};
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
+use lab_proto::v1::WhoAmIRequest;
 use tonic::transport::Channel;
 
-use crate::failure::Failure;
+use crate::failure::{from_status, Failure};
+
+/// Rounds over a context's servers before labctl gives up (several servers only; with one,
+/// the first answer, or the failure to connect, is final).
+pub const ROUNDS: u32 = 4;
 
 /// The default config path.
 pub fn default_path() -> Option<PathBuf> {
@@ -54,8 +64,31 @@ pub async fn dial(ctx: &Context) -> Result<OperatorServiceClient<Channel>, Failu
     };
     let tls = client_config(&ctx.ca_pem, Some(&identity))
         .map_err(|e| Failure::Usage(format!("context '{}': {e}", ctx.name)))?;
-    let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
-        .await
-        .map_err(|e| Failure::Unreachable(format!("{:#}", anyhow::Error::from(e))))?;
-    Ok(operator_client(channel))
+    let mut endpoints = Endpoints::new(ctx.servers.clone())
+        .map_err(|e| Failure::Usage(format!("context '{}': {e}", ctx.name)))?;
+    let several = endpoints.list().len() > 1;
+    let options = ConnectOptions::default();
+    let dialled = if several {
+        endpoints
+            .dial_rounds(
+                tls,
+                &options,
+                ROUNDS,
+                &mut ctl_backoff(),
+                |channel| async move {
+                    operator_client(channel)
+                        .who_am_i(WhoAmIRequest {})
+                        .await
+                        .map(|_| ())
+                },
+            )
+            .await
+    } else {
+        endpoints.dial(tls, &options, |_| async { Ok(()) }).await
+    };
+    match dialled {
+        Ok(d) => Ok(operator_client(d.channel)),
+        Err(DialError::AllFailed(all)) => Err(Failure::Unreachable(all.to_string())),
+        Err(DialError::Rejected { status, .. }) => Err(from_status(status)),
+    }
 }

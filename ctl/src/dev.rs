@@ -145,7 +145,7 @@ async fn enroll_local(
     let name = enroll(
         agent_dir,
         &EnrollOptions {
-            coordinator: addr.to_owned(),
+            coordinators: vec![addr.to_owned()],
             token,
             name: None,
             default_name: None,

@@ -27,6 +27,9 @@ let
     escapeShellArgs
     ;
   identity = "${cfg.dataDir}/node.pem";
+  # One address or a list: passed on as A:7443,B:7443 (null: not set).
+  coordinators =
+    if cfg.coordinator == null then null else lib.concatStringsSep "," (lib.toList cfg.coordinator);
   configFile = (pkgs.formats.toml { }).generate "lab-agent.toml" { inherit (cfg) labels; };
   # StateDirectory= only names directories under /var/lib; elsewhere tmpfiles makes it.
   stateDirectory = lib.removePrefix "/var/lib/" cfg.dataDir;
@@ -38,7 +41,7 @@ let
     LAB_TOKEN=$(cat "$token_file")
     export LAB_TOKEN
     exec ${lib.getExe cfg.package} enroll \
-      --coordinator ${escapeShellArg cfg.coordinator} \
+      --coordinator ${escapeShellArg coordinators} \
       --data-dir ${escapeShellArg cfg.dataDir} \
       ${lib.optionalString (cfg.nodeName != null) "--name ${escapeShellArg cfg.nodeName}"}
   '';
@@ -74,13 +77,18 @@ in
     };
 
     coordinator = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (types.either types.str (types.listOf types.str));
       default = null;
-      example = "10.0.0.5:7443";
+      example = [
+        "10.0.0.5:7443"
+        "10.0.0.6:7443"
+      ];
       description = ''
-        Coordinator address, HOST:PORT, used when enrolling. The agent talks to one coordinator:
-        enrollment records this address in DATADIR/agent.toml and later runs use that record,
-        so changing this option after enrollment has no effect (enroll again to move a node).
+        Coordinator address, HOST:PORT, or a list of them when several coordinators share one
+        etcd store (the agent uses whichever is the leader, a standby points it there).
+        Enrollment records it in DATADIR/agent.toml; when set, it also replaces that record on
+        every start of the agent (LAB_COORDINATOR), so a coordinator added later only needs
+        this option changed, no new enrollment.
       '';
     };
 
@@ -140,8 +148,8 @@ in
         message = "services.lab-agent.tokenFile points into the Nix store, where every user can read the token; keep it elsewhere (e.g. /run/secrets)";
       }
       {
-        assertion = cfg.tokenFile == null || cfg.coordinator != null;
-        message = "services.lab-agent.tokenFile needs services.lab-agent.coordinator (HOST:PORT) to enroll";
+        assertion = cfg.tokenFile == null || (coordinators != null && coordinators != "");
+        message = "services.lab-agent.tokenFile needs services.lab-agent.coordinator (HOST:PORT, or a list) to enroll";
       }
       {
         assertion = lib.hasPrefix "/" cfg.dataDir;
@@ -180,6 +188,7 @@ in
       # Not enrolled and nothing to enroll with: the unit stays inactive, its status says why.
       unitConfig.ConditionPathExists = identity;
       restartTriggers = [ configFile ];
+      environment = lib.optionalAttrs (coordinators != null) { LAB_COORDINATOR = coordinators; };
       # Tasks run the machine's own tools: nixos-rebuild, systemctl, restic, docker, ...
       path = [
         "/run/wrappers"

@@ -91,11 +91,17 @@ impl Admin {
                 key_pem: ctx.key_pem.clone(),
             }),
         )?;
-        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default()).await?;
+        // lab-loadgen starts one coordinator; its init wrote that one address.
+        let addr = ctx
+            .servers
+            .first()
+            .cloned()
+            .context("the admin labctl config names no coordinator")?;
+        let channel = connect(&addr, tls, &ConnectOptions::default()).await?;
         Ok(Admin {
             client: operator_client(channel),
             ca_pem: ctx.ca_pem,
-            addr: ctx.coordinator,
+            addr,
         })
     }
 

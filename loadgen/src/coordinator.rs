@@ -70,7 +70,12 @@ impl CoordinatorProc {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let addr = admin_context(&opts.data_dir)?.coordinator;
+        // lab-loadgen starts one coordinator; its init wrote that one address.
+        let addr = admin_context(&opts.data_dir)?
+            .servers
+            .first()
+            .cloned()
+            .context("the admin labctl config names no coordinator")?;
         Ok(CoordinatorProc {
             opts,
             addr,

@@ -1,10 +1,13 @@
 //! The labctl config file (`~/.config/labctl/config.toml`): named contexts, like kubeconfig.
 //!
 //! `lab-coordinator init` and `labctl dev` write it, `labctl` reads it; both ends agree on this
-//! one shape. Certificates and keys are embedded as PEM so the file is self-contained; it is
+//! one shape. A context lists every coordinator of the fleet (`servers = ["A:7443", "B:7443"]`;
+//! the older single `coordinator = "A:7443"` still reads). Certificates and keys are embedded as PEM so the file is self-contained; it is
 //! written with mode 0600.
 
 use serde::{Deserialize, Serialize};
+
+use crate::endpoints::{new_or_old, OneOrMany};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -18,20 +21,52 @@ pub struct CtlConfig {
     pub contexts: Vec<Context>,
 }
 
-/// One coordinator and the identity used to talk to it.
+/// The coordinators of one fleet and the identity used to talk to them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(try_from = "ContextToml", rename_all = "kebab-case")]
 pub struct Context {
     /// Name of the context.
     pub name: String,
-    /// Coordinator address, HOST:PORT.
-    pub coordinator: String,
+    /// Coordinator addresses, HOST:PORT, at least one (several when they share an etcd store:
+    /// labctl uses whichever is the leader). Files written before this list hold a single
+    /// `coordinator = "HOST:PORT"` instead, which still reads.
+    pub servers: Vec<String>,
     /// CA certificate (PEM) the coordinator's server certificate must chain to.
     pub ca_pem: String,
     /// Operator certificate (PEM).
     pub cert_pem: String,
     /// Operator private key (PEM).
     pub key_pem: String,
+}
+
+/// A context as written in the file: `servers` (a list) or the older `coordinator` (one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ContextToml {
+    name: String,
+    #[serde(default)]
+    servers: Option<OneOrMany>,
+    #[serde(default)]
+    coordinator: Option<OneOrMany>,
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TryFrom<ContextToml> for Context {
+    type Error = String;
+
+    fn try_from(raw: ContextToml) -> Result<Self, String> {
+        let servers = new_or_old(("servers", raw.servers), ("coordinator", raw.coordinator))
+            .map_err(|e| format!("context '{}': {e}", raw.name))?;
+        Ok(Context {
+            name: raw.name,
+            servers,
+            ca_pem: raw.ca_pem,
+            cert_pem: raw.cert_pem,
+            key_pem: raw.key_pem,
+        })
+    }
 }
 
 /// A config file that does not parse or lacks the wanted context.
@@ -101,7 +136,7 @@ mod tests {
     fn round_trips_and_selects() {
         let cfg = CtlConfig::single(Context {
             name: "dev".into(),
-            coordinator: "127.0.0.1:7443".into(),
+            servers: vec!["127.0.0.1:7443".into(), "127.0.0.2:7443".into()],
             ca_pem: "ca".into(),
             cert_pem: "cert".into(),
             key_pem: "key".into(),
@@ -123,5 +158,45 @@ mod tests {
         let e = CtlConfig::parse(text).unwrap_err().to_string();
         assert!(e.starts_with("invalid labctl config: line "), "{e}");
         assert!(!e.contains("MIIEsecret") && !e.contains("BEGIN"), "{e}");
+    }
+
+    const PEMS: &str = "ca-pem = 'ca'\ncert-pem = 'c'\nkey-pem = 'k'\n";
+
+    #[test]
+    fn the_older_single_coordinator_still_reads() {
+        let text = format!("[[context]]\nname = 'old'\ncoordinator = '10.0.0.5:7443'\n{PEMS}");
+        let cfg = CtlConfig::parse(&text).unwrap();
+        assert_eq!(cfg.context(None).unwrap().servers, vec!["10.0.0.5:7443"]);
+        assert!(
+            cfg.render().contains("servers = [\"10.0.0.5:7443\"]"),
+            "{}",
+            cfg.render()
+        );
+        assert_eq!(CtlConfig::parse(&cfg.render()).unwrap(), cfg);
+    }
+
+    #[test]
+    fn servers_list_and_its_mistakes() {
+        let ok =
+            format!("[[context]]\nname = 'ha'\nservers = ['a:7443', 'b:7443', 'a:7443']\n{PEMS}");
+        let cfg = CtlConfig::parse(&ok).unwrap();
+        assert_eq!(cfg.contexts[0].servers, vec!["a:7443", "b:7443"]);
+        for (body, want) in [
+            ("servers = []", "no coordinator address given"),
+            (
+                "servers = ['a:7443', 'b']",
+                "invalid coordinator address 'b'",
+            ),
+            (
+                "servers = ['a:1']\ncoordinator = 'b:1'",
+                "both 'servers' and 'coordinator'",
+            ),
+            ("", "no 'servers' list"),
+            ("servers = ['a:1']\nbogus = 1", "unknown field"),
+        ] {
+            let text = format!("[[context]]\nname = 'x'\n{body}\n{PEMS}");
+            let e = CtlConfig::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
     }
 }

@@ -4,11 +4,13 @@
 //! records), the identity URIs, the enrollment token format, the message limits and the TLS
 //! helpers every peer uses. Its only I/O is opening TLS connections and writing key files safely.
 
+pub mod backoff;
 pub mod clidocs;
 pub mod client;
 pub mod codec;
 pub mod csr;
 pub mod ctlconfig;
+pub mod endpoints;
 pub mod facts;
 pub mod files;
 pub mod identity;

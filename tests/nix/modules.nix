@@ -95,6 +95,11 @@ let
     coordinator = "c:7443";
     tokenFile = "/nix/store/abc-token";
   };
+  a4 = evalModule agent "lab-agent" {
+    enable = true;
+    coordinator = [ "a:7443" "b:7443" ];
+    tokenFile = "/run/secrets/t";
+  };
   aOff = evalModule agent "lab-agent" { };
   # a path literal is refused by tokenFile's type (it would copy the secret into the store)
   aPath = builtins.tryEval (evalModule agent "lab-agent" {
@@ -158,6 +163,13 @@ let
       has "lab-agent enroll.*--coordinator '10.0.0.5:7443'.*--data-dir '/var/lib/lab-agent'" (
         builtins.replaceStrings [ "\n" "\\" ] [ " " " " ] a1enroll.serviceConfig.ExecStart.text
       );
+    "agent: the coordinator list replaces the enrolled one on every start" =
+      a1run.environment == { LAB_COORDINATOR = "10.0.0.5:7443"; }
+      && a4.conf.systemd.services.lab-agent.environment == { LAB_COORDINATOR = "a:7443,b:7443"; };
+    "enroll: a list of coordinators is one comma list" =
+      a4.failed == [ ]
+      && has "--coordinator 'a:7443,b:7443'" a4.conf.systemd.services.lab-agent-enroll.serviceConfig.ExecStart.text;
+    "agent: without coordinator no environment" = a2.conf.systemd.services.lab-agent.environment == { };
     "agent: without tokenFile no enroll unit" =
       !(a2.conf.systemd.services ? lab-agent-enroll) && a2.conf.systemd.services.lab-agent.requires == [ ];
     "agent: dataDir outside /var/lib via tmpfiles" =

@@ -36,6 +36,7 @@ rec {
     package = mkType "package" (v: isAttrs v && v ? outPath);
     path = mkType "path" (v: builtins.isPath v || isString v);
     nullOr = t: mkType "null or ${t.name}" (v: v == null || t.check v);
+    either = a: b: mkType "${a.name} or ${b.name}" (v: a.check v || b.check v);
     listOf = t: mkType "list of ${t.name}" (v: isList v && all t.check v);
     attrsOf = t: mkType "attrs of ${t.name}" (v: isAttrs v && all t.check (attrValues v));
     ints.between = lo: hi: mkType "int between ${toString lo} and ${toString hi}" (
@@ -60,4 +61,6 @@ rec {
   inherit filter;
   listToAttrs = builtins.listToAttrs;
   nameValuePair = name: value: { inherit name value; };
+  toList = v: if isList v then v else [ v ];
+  concatStringsSep = builtins.concatStringsSep;
 }

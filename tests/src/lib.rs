@@ -10,12 +10,14 @@ pub mod dashboard;
 pub mod etcd;
 pub mod file_server;
 pub mod fixture_root;
+pub mod ha;
 pub mod postgres;
 pub mod rogue;
 pub mod schedule_runs;
 pub mod sops;
 pub mod systemd_fleet;
 pub mod systemd_host;
+pub mod tmpfs;
 pub mod vm;
 pub mod vm_image;
 
@@ -24,6 +26,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub use tmpfs::Tmpfs;
 
 /// Path of a workspace binary next to the test executable (target/<profile>/NAME).
 pub fn bin(name: &str) -> PathBuf {
@@ -193,7 +197,7 @@ impl Coordinator {
             key_pem: ctx.key_pem.clone(),
         };
         let tls = client_config(&ctx.ca_pem, Some(&identity)).expect("admin TLS config");
-        let channel = connect(&ctx.coordinator, tls, &ConnectOptions::default())
+        let channel = connect(&ctx.servers[0], tls, &ConnectOptions::default())
             .await
             .expect("connect to the coordinator");
         operator_client(channel)
@@ -221,6 +225,11 @@ impl Coordinator {
             let text = std::fs::read_to_string(&path).expect("read copied settings");
             std::fs::write(&path, text.replace(&self.addr, &addr)).expect("write settings");
         }
+        self.sibling(root, dir, addr)
+    }
+
+    /// Another coordinator with this one's settings, in `dir` at `addr`, logging into `root`.
+    fn sibling(&self, root: &Path, dir: PathBuf, addr: String) -> Coordinator {
         Coordinator {
             dir,
             addr,
@@ -652,42 +661,6 @@ pub fn labctl(config: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run labctl")
-}
-
-/// A tmpfs mounted at a directory (the tests run as root), unmounted when dropped.
-pub struct Tmpfs {
-    pub at: PathBuf,
-}
-
-impl Tmpfs {
-    /// Creates `at` and mounts a tmpfs of `size` (e.g. `32m`) there.
-    pub fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mount -t tmpfs (the tests run as root): {}",
-            stderr(&out)
-        );
-        Tmpfs { at: at.to_owned() }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.at)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.at).status();
-        }
-        let _ = std::fs::remove_dir(&self.at);
-    }
 }
 
 /// stderr as text.

@@ -173,7 +173,7 @@ fn a_certificate_from_another_ca_is_refused() {
         CtlConfig::parse(&std::fs::read_to_string(other.admin_config()).unwrap()).unwrap();
     // Trust the right CA, but present a certificate the other CA issued.
     cfg.contexts[0].ca_pem = c.ca_pem();
-    cfg.contexts[0].coordinator = c.coord.addr.clone();
+    cfg.contexts[0].servers = vec![c.coord.addr.clone()];
     let path = c.tmp.path().join("foreign.toml");
     std::fs::write(&path, cfg.render()).unwrap();
     let out = labctl(&path, &["nodes"]);
@@ -182,7 +182,7 @@ fn a_certificate_from_another_ca_is_refused() {
     // And the other coordinator's config against this coordinator fails on the server CA too.
     let mut cfg2 =
         CtlConfig::parse(&std::fs::read_to_string(other.admin_config()).unwrap()).unwrap();
-    cfg2.contexts[0].coordinator = c.coord.addr.clone();
+    cfg2.contexts[0].servers = vec![c.coord.addr.clone()];
     let path2 = c.tmp.path().join("foreign2.toml");
     std::fs::write(&path2, cfg2.render()).unwrap();
     let out = labctl(&path2, &["nodes"]);
@@ -233,7 +233,7 @@ fn labctl_config_errors_are_usage_errors() {
     // Unreachable coordinator: exit 3.
     let mut cfg =
         CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
-    cfg.contexts[0].coordinator = format!("127.0.0.1:{}", lab_tests::free_port());
+    cfg.contexts[0].servers = vec![format!("127.0.0.1:{}", lab_tests::free_port())];
     let down = c.tmp.path().join("down.toml");
     std::fs::write(&down, cfg.render()).unwrap();
     let out = labctl(&down, &["nodes"]);

@@ -11,7 +11,7 @@ fn cert_adds_a_name_that_clients_can_dial_after_a_restart() {
     let port = c.coord.addr.rsplit(':').next().unwrap().to_owned();
     let mut cfg =
         CtlConfig::parse(&std::fs::read_to_string(c.coord.admin_config()).unwrap()).unwrap();
-    cfg.contexts[0].coordinator = format!("localhost:{port}");
+    cfg.contexts[0].servers = vec![format!("localhost:{port}")];
     let by_name = c.tmp.path().join("by-name.toml");
     std::fs::write(&by_name, cfg.render()).unwrap();
     let out = labctl(&by_name, &["nodes"]);

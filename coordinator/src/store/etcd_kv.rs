@@ -4,8 +4,8 @@
 //! Key layout under the prefix P (default `/labfleet/`):
 //! - `P t/<tree>/<key>`: one record; the value is `0 ‖ bytes` (inline) or, for values above
 //!   [`CHUNK_BYTES`], a manifest `1 ‖ generation (u64 BE) ‖ chunks (u32 BE) ‖ length (u64 BE)`;
-//! - `P leader`: the active coordinator's address, attached to its lease (see
-//!   [`leader`](super::leader)); not part of the trees;
+//! - `P leader`, `P ca`, `P coordinators/…`: not part of the trees, skipped when loading (see
+//!   [`raw`](super::raw));
 //! - `P c/<tree>/<key length (u32 BE)> ‖ key ‖ generation (u64 BE) ‖ index (u32 BE)`: the
 //!   chunks of a large value. A new value gets a new generation; the old generation's chunks
 //!   are deleted in the transaction that writes the new manifest, so a reader at any revision
@@ -508,7 +508,7 @@ async fn load(client: &EtcdClient, prefix: &[u8], url: &str) -> Result<(Loaded, 
         let kvs = &resp.kvs;
         for item in kvs {
             let rest = &item.key[prefix.len()..];
-            if rest == LEADER_KEY.as_bytes() {
+            if super::raw::is_raw(rest) {
                 continue;
             }
             let (kind, rest) = rest.split_at(rest.len().min(2));

@@ -16,6 +16,7 @@ mod health;
 mod jobs;
 pub mod kv;
 pub mod leader;
+pub mod raw;
 mod schedules;
 pub mod sled_kv;
 mod tokens;

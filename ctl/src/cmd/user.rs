@@ -68,7 +68,7 @@ pub async fn create(
         .into_inner();
     let config = CtlConfig::single(Context {
         name: format!("{name}@{}", ctx.name),
-        coordinator: ctx.coordinator.clone(),
+        servers: ctx.servers.clone(),
         ca_pem: resp.ca_pem,
         cert_pem: resp.certificate_pem,
         key_pem,

@@ -107,7 +107,7 @@ pub async fn run(
     crate::errln!(
         "labctl ui: context '{}' (coordinator {}) as '{}'; open this URL (it holds this run's secret), Ctrl-C stops:",
         ctx.name,
-        ctx.coordinator,
+        ctx.servers.join(", "),
         me.user
     );
     crate::outln!("{url}")?;
@@ -118,7 +118,7 @@ pub async fn run(
         client,
         keys,
         context: ctx.name.clone(),
-        coordinator: ctx.coordinator.clone(),
+        coordinator: ctx.servers.join(", "),
         hosts: loopback.then(|| loopback_hosts(addr)),
         shutdown,
     });

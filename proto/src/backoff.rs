@@ -1,5 +1,6 @@
-//! Reconnect delays: capped exponential backoff with full jitter, so that a fleet reconnecting
-//! after a coordinator restart spreads out instead of arriving at once.
+//! Reconnect delays: capped exponential backoff with jitter, so that a fleet reconnecting after a
+//! coordinator restart or a failover spreads out instead of arriving at once (agents between
+//! sessions, labctl between rounds over its coordinators).
 
 use std::time::Duration;
 

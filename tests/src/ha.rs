@@ -1,0 +1,71 @@
+//! Several coordinators of one fleet on etcd, set up as a user would: `init --store etcd://…`
+//! on the first, `join --join-key` on the others.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::{bin, free_port, Coordinator};
+
+/// `lab-coordinator join` into `dir` advertising `addr` with `join_key` and `store_args`.
+pub fn join_output(dir: &Path, addr: &str, join_key: &Path, store_args: &[String]) -> Output {
+    Command::new(bin("lab-coordinator"))
+        .args(["join", "--data-dir"])
+        .arg(dir)
+        .args(["--advertise", addr, "--join-key"])
+        .arg(join_key)
+        .args(store_args)
+        .output()
+        .expect("run join")
+}
+
+impl Coordinator {
+    /// The join key `init` wrote (etcd stores only).
+    pub fn join_key(&self) -> std::path::PathBuf {
+        self.dir.join("join.key")
+    }
+
+    /// Another coordinator of this fleet, set up with `join` into `root/NAME` (own addresses,
+    /// same store arguments), not started. Panics with join's stderr if it fails.
+    pub fn join_as(&self, root: &Path, name: &str) -> Coordinator {
+        let dir = root.join(name);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let out = join_output(&dir, &addr, &self.join_key(), &self.store_args);
+        assert!(
+            out.status.success(),
+            "join failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.sibling(root, dir, addr)
+    }
+}
+
+/// Every key under `prefix` in the etcd at `url` with its value and modification revision:
+/// equal snapshots mean nothing under the prefix changed.
+pub async fn prefix_snapshot(url: &str, prefix: &str) -> Vec<(String, Vec<u8>, i64)> {
+    use lab_proto::etcd::{kv_client::KvClient, RangeRequest};
+
+    let member = url.trim_start_matches("etcd://").split(',').next().unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{member}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to etcd");
+    let mut range_end = prefix.as_bytes().to_vec();
+    *range_end.last_mut().unwrap() += 1;
+    let kvs = KvClient::new(channel)
+        .range(RangeRequest {
+            key: prefix.as_bytes().to_vec(),
+            range_end,
+            ..Default::default()
+        })
+        .await
+        .expect("etcd range")
+        .into_inner()
+        .kvs;
+    kvs.into_iter()
+        .map(|kv| {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            (key, kv.value, kv.mod_revision)
+        })
+        .collect()
+}
