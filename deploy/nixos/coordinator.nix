@@ -9,7 +9,8 @@
 #
 # With store = "etcd://…" the state lives in etcd instead of dataDir/state, and several
 # coordinators on the same etcd cluster and prefix elect one leader; the others wait as
-# standbys. etcd's client certificate and key are handed over with LoadCredential, so they may
+# standbys. The first of them runs init; the others set joinKeyFile (a copy of the first's
+# DATADIR/join.key) and run 'lab-coordinator join' on their first start instead. etcd's client certificate and key are handed over with LoadCredential, so they may
 # stay readable by root only.
 {
   config,
@@ -52,13 +53,27 @@ let
       path = cfg.etcdKeyFile;
     }
   ];
-  initOnce = pkgs.writeShellScript "lab-coordinator-init" ''
-    set -eu
-    if [ -e ${escapeShellArg cfg.dataDir}/ca.key ]; then exit 0; fi
-    exec ${exe} init --data-dir ${escapeShellArg cfg.dataDir} \
-      --advertise ${escapeShellArg cfg.advertise} \
-      --trust-domain ${escapeShellArg cfg.trustDomain}
-  '';
+  # First start: init (the fleet's first coordinator) or, with joinKeyFile, join (the next ones).
+  initOnce = pkgs.writeShellScript "lab-coordinator-init" (
+    ''
+      set -eu
+      if [ -e ${escapeShellArg cfg.dataDir}/ca.key ]; then exit 0; fi
+    ''
+    + (
+      if cfg.joinKeyFile != null then
+        ''
+          exec ${exe} join --data-dir ${escapeShellArg cfg.dataDir} \
+            --advertise ${escapeShellArg cfg.advertise} \
+            --join-key "$CREDENTIALS_DIRECTORY/join-key"
+        ''
+      else
+        ''
+          exec ${exe} init --data-dir ${escapeShellArg cfg.dataDir} \
+            --advertise ${escapeShellArg cfg.advertise} \
+            --trust-domain ${escapeShellArg cfg.trustDomain}
+        ''
+    )
+  );
 in
 {
   options.services.lab-coordinator = {
@@ -143,6 +158,18 @@ in
       description = "Key of etcdCertFile, read through LoadCredential (it may stay readable by root only).";
     };
 
+    joinKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/lab-coordinator-join.key";
+      description = ''
+        etcd store: a copy of DATADIR/join.key of a coordinator of the fleet. When set, the first
+        start runs 'lab-coordinator join' (this machine becomes another coordinator of that
+        fleet, with its own server certificate from the fleet's CA) instead of 'init'. Read
+        through LoadCredential; a string so that the key is never copied into the Nix store.
+      '';
+    };
+
     leaderTtl = mkOption {
       type = types.str;
       default = "5s";
@@ -175,6 +202,14 @@ in
       {
         assertion = cfg.store == "sled" || usesEtcd;
         message = "services.lab-coordinator.store must be \"sled\" or etcd://HOST:PORT[,HOST:PORT…]";
+      }
+      {
+        assertion = cfg.joinKeyFile == null || usesEtcd;
+        message = "services.lab-coordinator.joinKeyFile needs an etcd store (store = \"etcd://…\")";
+      }
+      {
+        assertion = cfg.joinKeyFile == null || !(lib.hasPrefix builtins.storeDir cfg.joinKeyFile);
+        message = "services.lab-coordinator.joinKeyFile points into the Nix store, where every user can read it";
       }
       {
         assertion = (cfg.etcdCertFile == null) == (cfg.etcdKeyFile == null);
@@ -231,7 +266,9 @@ in
         UMask = "0077";
         LimitNOFILE = 65536;
         ReadWritePaths = [ cfg.dataDir ];
-        LoadCredential = map (c: "${c.name}:${c.path}") etcdCredentials;
+        LoadCredential =
+          map (c: "${c.name}:${c.path}") etcdCredentials
+          ++ lib.optional (cfg.joinKeyFile != null) "join-key:${cfg.joinKeyFile}";
 
         # The sandbox of deploy/systemd/lab-coordinator.service: only its state directory, TCP
         # and its own processes.

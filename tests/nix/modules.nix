@@ -132,6 +132,17 @@ let
     leaderTtl = "3s";
   };
   cEtcdSvc = cEtcd.conf.systemd.services.lab-coordinator;
+  cJoin = evalModule coordinator "lab-coordinator" {
+    enable = true;
+    advertise = "10.0.0.6:7443";
+    store = "etcd://10.0.0.11:2379";
+    joinKeyFile = "/run/secrets/join.key";
+  };
+  cJoinSled = evalModule coordinator "lab-coordinator" {
+    enable = true;
+    advertise = "10.0.0.6:7443";
+    joinKeyFile = "/nix/store/abc-join.key";
+  };
   cBadStore = evalModule coordinator "lab-coordinator" {
     enable = true;
     advertise = "x:7443";
@@ -183,6 +194,15 @@ let
       !(c1svc.environment ? LAB_STORE) && c1svc.serviceConfig.LoadCredential == [ ];
     "coordinator: a standby may wait to start" = c1svc.serviceConfig.TimeoutStartSec == "infinity";
     "coordinator etcd: no assertion fails" = cEtcd.failed == [ ];
+    "coordinator join: first start joins with the key by credential" =
+      cJoin.failed == [ ]
+      && builtins.elem "join-key:/run/secrets/join.key" cJoin.conf.systemd.services.lab-coordinator.serviceConfig.LoadCredential
+      && has "join --data-dir '/var/lib/lab-coordinator'.*--advertise '10.0.0.6:7443'.*--join-key \"\\$CREDENTIALS_DIRECTORY/join-key\"" (
+        builtins.replaceStrings [ "\n" "\\" ] [ " " " " ] cJoin.conf.systemd.services.lab-coordinator.serviceConfig.ExecStartPre.text
+      );
+    "coordinator join: needs etcd, never a key in the store" = builtins.length cJoinSled.failed == 2;
+    "coordinator: without joinKeyFile the first start inits" =
+      has "lab-coordinator init --data-dir" c1svc.serviceConfig.ExecStartPre.text;
     "coordinator etcd: store, prefix, ttl and TLS files by credential" =
       cEtcdSvc.environment.LAB_STORE == "etcd://10.0.0.11:2379,10.0.0.12:2379"
       && cEtcdSvc.environment.LAB_ETCD_PREFIX == "/labfleet/"
