@@ -9,6 +9,7 @@ pub mod text;
 
 use std::sync::atomic::AtomicU64;
 
+use axum::serve::ListenerExt;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -184,7 +185,7 @@ pub async fn serve(
             }
         }),
     );
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(lab_proto::net::set_nodelay), app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

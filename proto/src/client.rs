@@ -72,7 +72,6 @@ pub async fn connect(
         let server_name = server_name.clone();
         async move {
             let tcp = dial(&host, port, bind).await?;
-            tcp.set_nodelay(true)?;
             let stream = TlsConnector::from(tls).connect(server_name, tcp).await?;
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
@@ -93,7 +92,14 @@ pub async fn connect(
         })
 }
 
+/// Opens a TCP connection to `host:port` (from `bind` when given) with Nagle's algorithm off.
 async fn dial(host: &str, port: u16, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let mut tcp = dial_tcp(host, port, bind).await?;
+    crate::net::set_nodelay(&mut tcp);
+    Ok(tcp)
+}
+
+async fn dial_tcp(host: &str, port: u16, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
     let Some(local) = bind else {
         return TcpStream::connect((host, port)).await;
     };
@@ -146,5 +152,17 @@ mod tests {
         assert_eq!(split_host_port("lab.local"), None);
         assert_eq!(split_host_port("lab.local:99999"), None);
         assert_eq!(split_host_port("a:1/x"), None);
+    }
+
+    #[tokio::test]
+    async fn a_dialled_connection_has_nagle_off_with_and_without_a_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for bind in [None, Some(IpAddr::from([127, 0, 0, 1]))] {
+            let tcp = dial("127.0.0.1", port, bind).await.unwrap();
+            assert!(tcp.nodelay().unwrap(), "TCP_NODELAY is off (bind {bind:?})");
+            let (accepted, _) = listener.accept().await.unwrap();
+            drop(accepted);
+        }
     }
 }

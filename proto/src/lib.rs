@@ -17,6 +17,7 @@ pub mod identity;
 pub mod labels;
 pub mod limits;
 pub mod logging;
+pub mod net;
 pub mod nixos;
 pub mod pages;
 pub mod pem;

@@ -155,7 +155,7 @@ pub async fn run(
     loop {
         let accepted = tokio::select! {
             () = coord.shutdown.cancelled() => return,
-            a = listener.accept() => a,
+            a = lab_proto::net::accept(&listener) => a,
         };
         let (tcp, peer) = match accepted {
             Ok(a) => a,
@@ -176,7 +176,6 @@ pub async fn run(
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
         let (coord2, acceptor, authorizer, tracker2, tx) = (
             coord.clone(),
             acceptor.clone(),

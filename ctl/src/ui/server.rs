@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use lab_proto::v1::operator_service_client::OperatorServiceClient;
 use lab_proto::v1::{Role, WhoAmIRequest};
@@ -219,7 +220,7 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
 /// Serves until `shutdown`; live streams end with it.
 pub async fn serve(listener: TcpListener, ui: Arc<Ui>) -> anyhow::Result<()> {
     let shutdown = ui.shutdown.clone();
-    axum::serve(listener, router(ui))
+    axum::serve(listener.tap_io(lab_proto::net::set_nodelay), router(ui))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())

@@ -26,6 +26,7 @@ struct Answer {
 
 async fn get(addr: &str, path: &str, cookie: &str) -> anyhow::Result<Answer> {
     let mut s = TcpStream::connect(addr).await?;
+    lab_proto::net::set_nodelay(&mut s);
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
     );
