@@ -119,4 +119,12 @@ impl Settings {
         })?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", path.display()))
     }
+
+    /// Writes the settings file (atomically).
+    pub fn save(&self, dir: &DataDir) -> anyhow::Result<()> {
+        let path = dir.settings();
+        let text = toml::to_string_pretty(self)?;
+        lab_proto::files::write_atomic(&path, text.as_bytes(), lab_proto::files::PUBLIC)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    }
 }

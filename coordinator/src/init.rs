@@ -100,11 +100,7 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<()> {
         advertise: opts.advertise.clone(),
         server_names,
     };
-    write_atomic(
-        &dir.settings(),
-        toml::to_string_pretty(&settings)?.as_bytes(),
-        PUBLIC,
-    )?;
+    settings.save(dir)?;
 
     let store = match etcd_store {
         None => Store::open(&dir.state())?,
@@ -274,9 +270,7 @@ pub fn add_server_names(
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
     };
     let ca = Ca::load(&read(dir.ca_cert())?, &read(dir.ca_key())?)?;
-    let path = dir.settings();
-    write_atomic(&path, toml::to_string_pretty(&settings)?.as_bytes(), PUBLIC)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    settings.save(dir)?;
     write_server_cert(dir, &ca, &settings.server_names)?;
     dir.adopt_owner()?;
     Ok(settings.server_names)

@@ -221,11 +221,7 @@ pub async fn join(opts: &JoinOptions) -> anyhow::Result<Vec<String>> {
         advertise: opts.advertise.clone(),
         server_names,
     };
-    write_atomic(
-        &dir.settings(),
-        toml::to_string_pretty(&settings)?.as_bytes(),
-        PUBLIC,
-    )?;
+    settings.save(dir)?;
     write_atomic(
         &dir.join_key(),
         join_key_text(&identity, &opts.etcd).as_bytes(),
