@@ -3,7 +3,8 @@
 //! before the agent is acknowledged.
 //!
 //! Trees: `jobs` (job id → JobRecord; ids sort by submit time), `tasks` (task id → TaskRecord),
-//! `events` (job id ‖ seq → EventRecord), `node_tasks` (node ‖ task id: the node's unfinished
+//! `events` (job id ‖ seq → EventRecord: one event, or a run of state changes stored as one
+//! record under its first seq), `node_tasks` (node ‖ task id: the node's unfinished
 //! tasks), `task_output` (task id ‖ event seq → bytes: output events, oldest first, for trimming),
 //! `job_tasks` (job id → JobTasksRecord: the task ids in rollout order, written once at submit),
 //! `node_jobs` (node ‖ job id → task id: every job with a task on the node, written at submit;
@@ -57,6 +58,38 @@ fn pair_key(a: &str, b: &str) -> Vec<u8> {
 
 fn output_key(task_id: &str, seq: u64) -> Vec<u8> {
     event_key(task_id, seq)
+}
+
+/// Version of an [`EventRecord`] holding a run of events (one that older coordinators, which
+/// would read only its first event, refuse to read).
+const EVENT_RUN_VERSION: u32 = 2;
+/// Most events in one stored run.
+const MAX_RUN_EVENTS: usize = 256;
+/// A run stops growing once it holds this many bytes.
+const MAX_RUN_BYTES: usize = 32 * 1024;
+
+/// Whether `event` may be stored in a run: state changes and job ends, which are never deleted
+/// alone (output events are trimmed and progress events replaced one by one).
+fn in_runs(event: &JobEvent) -> bool {
+    !matches!(
+        event.body,
+        Some(job_event::Body::Output(_) | job_event::Body::Progress(_))
+    )
+}
+
+/// An event record of either version.
+fn decode_events(bytes: &[u8]) -> Result<EventRecord, StoreError> {
+    let rec = EventRecord::decode(bytes).map_err(|source| StoreError::Decode {
+        tree: "events",
+        source,
+    })?;
+    if rec.version > EVENT_RUN_VERSION {
+        return Err(StoreError::NewerVersion {
+            tree: "events",
+            found: rec.version,
+        });
+    }
+    Ok(rec)
 }
 
 /// A record of either shape with its task count set.
@@ -118,23 +151,7 @@ impl Store {
                 task.encode_to_vec(),
             ));
         }
-        let mut written = Vec::with_capacity(batch.events.len());
-        for (job_id, event) in batch.events {
-            if let Some(job_event::Body::Output(out)) = &event.body {
-                ops.push(Op::Put(
-                    TreeId::TaskOutput,
-                    output_key(&out.task_id, event.seq),
-                    (out.data.len() as u64).to_be_bytes().to_vec(),
-                ));
-            }
-            let key = event_key(&job_id, event.seq);
-            let rec = EventRecord {
-                version: RECORD_VERSION,
-                event: Some(event),
-            };
-            ops.push(Op::Put(TreeId::Events, key, rec.encode_to_vec()));
-            written.extend(rec.event.map(|e| (job_id, e)));
-        }
+        let written = Self::event_ops(&mut ops, batch.events);
         for (job_id, seq) in batch.dropped_events {
             ops.push(Op::Delete(TreeId::Events, event_key(&job_id, seq)));
         }
@@ -158,6 +175,53 @@ impl Store {
         Self::backup_ops(&mut ops, batch.backups);
         t.apply(ops)?;
         Ok(written)
+    }
+
+    /// Puts `events` into `ops`: a run of state changes and job ends of one job with
+    /// consecutive sequence numbers as one record (see [`EventRecord`]), output and progress
+    /// events one record each. Returns the events in order.
+    fn event_ops(ops: &mut Vec<Op>, events: Vec<(String, JobEvent)>) -> Vec<(String, JobEvent)> {
+        let mut written = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().peekable();
+        while let Some((job_id, event)) = events.next() {
+            if let Some(job_event::Body::Output(out)) = &event.body {
+                ops.push(Op::Put(
+                    TreeId::TaskOutput,
+                    output_key(&out.task_id, event.seq),
+                    (out.data.len() as u64).to_be_bytes().to_vec(),
+                ));
+            }
+            let key = event_key(&job_id, event.seq);
+            let mut rec = EventRecord {
+                version: RECORD_VERSION,
+                more: Vec::new(),
+                event: None,
+            };
+            if in_runs(&event) {
+                let (mut seq, mut bytes) = (event.seq, event.encoded_len());
+                while let Some((next_job, next)) = events.peek() {
+                    if *next_job != job_id
+                        || !in_runs(next)
+                        || next.seq != seq + 1
+                        || rec.more.len() + 1 >= MAX_RUN_EVENTS
+                        || bytes >= MAX_RUN_BYTES
+                    {
+                        break;
+                    }
+                    (seq, bytes) = (next.seq, bytes + next.encoded_len());
+                    rec.more.extend(events.next().map(|(_, e)| e));
+                }
+            }
+            if !rec.more.is_empty() {
+                rec.version = EVENT_RUN_VERSION;
+            }
+            rec.event = Some(event);
+            ops.push(Op::Put(TreeId::Events, key, rec.encode_to_vec()));
+            for e in rec.event.into_iter().chain(rec.more) {
+                written.push((job_id.clone(), e));
+            }
+        }
+        written
     }
 
     /// One job (without its task ids; see [`Store::task_ids_of`]).
@@ -272,13 +336,25 @@ impl Store {
     /// Events of `job_id` with seq ≥ `from_seq`, in order.
     pub fn events(&self, job_id: &str, from_seq: u64) -> Result<Vec<JobEvent>, StoreError> {
         let t = self.t()?;
-        let start = event_key(job_id, from_seq);
+        let mut start = event_key(job_id, from_seq);
         let end = event_key(job_id, u64::MAX);
+        // A run stored under an earlier sequence number may hold `from_seq`.
+        let lowest = event_key(job_id, 0);
+        let before = Keys::Range(Bound::Included(&lowest), Bound::Excluded(&start));
+        let mut run_start = None;
+        t.scan(TreeId::Events, before, Order::Backward, &mut |k, _| {
+            run_start = Some(k.to_vec());
+            Ok(false)
+        })?;
+        if let Some(k) = run_start {
+            start = k;
+        }
         let mut out = Vec::new();
         let keys = Keys::Range(Bound::Included(&start), Bound::Included(&end));
         t.scan(TreeId::Events, keys, Order::Forward, &mut |_, v| {
-            let rec: EventRecord = decode("events", v)?;
-            out.extend(rec.event);
+            let rec = decode_events(v)?;
+            let run = rec.event.into_iter().chain(rec.more);
+            out.extend(run.filter(|e| e.seq >= from_seq));
             Ok(true)
         })?;
         Ok(out)

@@ -306,3 +306,71 @@ async fn a_nodes_jobs_newest_first_survive_reopen() {
     assert_eq!(of("n10", None, 10), [pair("j2")]);
     assert!(of("n", None, 10).is_empty());
 }
+
+#[tokio::test]
+async fn events_stored_in_runs_are_read_from_any_seq() {
+    use lab_proto::v1::{job_event::Body, JobDone, JobEvent, TaskInfo, TaskOutput};
+    let (_d, store) = open();
+    let event = |seq: u64, body: Body| {
+        (
+            "j1".to_owned(),
+            JobEvent {
+                seq,
+                unix_ms: 0,
+                body: Some(body),
+            },
+        )
+    };
+    let task = |seq: u64| {
+        let info = TaskInfo {
+            task_id: format!("j1-{seq:04}"),
+            ..Default::default()
+        };
+        event(seq, Body::Task(info))
+    };
+    let mut batch = JobBatch::default();
+    batch.events.extend((1..=300).map(task));
+    let out = TaskOutput {
+        task_id: "j1-0001".into(),
+        data: b"hi\n".to_vec(),
+        ..Default::default()
+    };
+    batch.events.push(event(301, Body::Output(out)));
+    batch
+        .events
+        .push(event(302, Body::Progress(Default::default())));
+    batch.events.extend((303..=305).map(task));
+    batch
+        .events
+        .push(event(306, Body::Done(JobDone::default())));
+    // Another job's event ends nothing of j1's.
+    batch.events.push(("j2".to_owned(), task(1).1));
+    store.commit_jobs(batch).await.unwrap();
+    let t = store.t().unwrap();
+    // Runs of at most 256: 1-256, 257-300; output and progress alone; 303-306; j2's one.
+    assert_eq!(kv::entries(t, TreeId::Events).unwrap().len(), 6);
+    for from in [0, 1, 2, 255, 256, 257, 300, 301, 302, 303, 304, 306, 307] {
+        let seqs: Vec<u64> = store
+            .events("j1", from)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        let want: Vec<u64> = (from.max(1)..=306).collect();
+        assert_eq!(seqs, want, "from {from}");
+    }
+    assert_eq!(store.events("j2", 1).unwrap().len(), 1);
+    // A replaced progress event is deleted alone.
+    let dropped = JobBatch {
+        dropped_events: vec![("j1".into(), 302)],
+        ..Default::default()
+    };
+    store.commit_jobs(dropped).await.unwrap();
+    let seqs: Vec<u64> = store
+        .events("j1", 300)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [300, 301, 303, 304, 305, 306]);
+}
