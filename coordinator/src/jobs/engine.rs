@@ -1,6 +1,6 @@
 //! The job engine's core: commit a batch and tell watchers, send to agents, plan and carry out
 //! the rollout ([`schedule`]), resume a node's work when it connects, and cancel. Submitting is
-//! in `submit`, agent updates in `update`, the ticker in `tick`. Each operation takes the engine
+//! in `submit`, agent updates in `update` and `update_batch`, the ticker in `tick`. Each operation takes the engine
 //! lock, reads current state from the store, decides with the pure
 //! planner, commits one batch, then (outside the lock) tells agents and watchers.
 
@@ -38,6 +38,16 @@ pub(super) async fn commit_and_notify(
     batch: JobBatch,
     finished_job: Option<&str>,
 ) -> Result<(), StoreError> {
+    commit_and_notify_all(cx, guard, batch, finished_job.as_slice()).await
+}
+
+/// [`commit_and_notify`] for a batch that may finish several jobs (`finished_jobs`).
+pub(super) async fn commit_and_notify_all(
+    cx: &Cx<'_>,
+    guard: tokio::sync::MutexGuard<'_, ()>,
+    batch: JobBatch,
+    finished_jobs: &[&str],
+) -> Result<(), StoreError> {
     let failed = super::failures::in_batch(&batch);
     let events = cx.store.write_jobs(batch)?;
     drop(guard);
@@ -48,7 +58,7 @@ pub(super) async fn commit_and_notify(
     for (job_id, event) in events {
         super::watch::publish(cx.jobs, &job_id, event);
     }
-    if let Some(job_id) = finished_job {
+    for job_id in finished_jobs {
         super::watch::close(cx.jobs, job_id);
         cx.jobs.secrets.forget(job_id);
     }

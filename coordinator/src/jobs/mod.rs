@@ -25,11 +25,13 @@ mod tick;
 #[cfg(test)]
 mod unsent_tests;
 mod update;
+mod update_batch;
 
 pub use engine::{cancel, on_session_start, schedule};
 pub use submit::{submit, submit_once, Submitted};
 pub use tick::run_ticker;
-pub use update::{apply_update, on_update, Applied};
+pub use update::{apply_update, Applied};
+pub use update_batch::on_update;
 pub use watch::subscribe;
 
 use std::collections::HashMap;
@@ -99,6 +101,8 @@ pub struct Jobs {
     /// Failed tasks by job name, for the metrics (memory only).
     pub failed_tasks: failures::FailedTasks,
     lock: tokio::sync::Mutex<()>,
+    /// Agent updates waiting for the lock (applied in batches).
+    updates: update_batch::UpdateQueue,
     watchers: Mutex<HashMap<String, broadcast::Sender<JobEvent>>>,
 }
 
@@ -110,6 +114,7 @@ impl Jobs {
             secrets: secrets::Secrets::default(),
             failed_tasks: failures::FailedTasks::default(),
             lock: tokio::sync::Mutex::new(()),
+            updates: update_batch::UpdateQueue::default(),
             watchers: Mutex::new(HashMap::new()),
         }
     }

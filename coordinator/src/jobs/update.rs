@@ -1,16 +1,13 @@
-//! Agent updates: [`on_update`] checks that an update belongs to its sender and is new, applies
-//! it with the pure [`apply_update`], commits the batch and answers with the acknowledgement.
+//! Agent updates: the pure [`apply_update`] turns one update into record changes and events.
+//! Queueing, checking and committing updates in batches is in `update_batch`.
 
 use lab_proto::limits::MAX_OUTPUT_CHUNK;
 use lab_proto::store::v1::{JobRecord, TaskRecord};
-use lab_proto::v1::{job_event, task_update, Ack, TaskOutput, TaskProgressEvent, TaskUpdate};
+use lab_proto::v1::{job_event, task_update, TaskOutput, TaskProgressEvent};
 
 use super::bounds;
-use super::engine::{commit_and_notify, schedule};
-use super::records::{finish_if_done, info_mut, push_event, set_state, state_of};
+use super::records::{info_mut, push_event, set_state, state_of};
 use super::state::{TaskEvent, TaskState};
-use super::Cx;
-use crate::error::ApiError;
 use crate::store::JobBatch;
 
 /// What [`apply_update`] decided beyond the records and the batch.
@@ -111,71 +108,6 @@ pub fn apply_update(
         None => {}
     }
     applied
-}
-
-/// Applies one update from `node`; returns the acknowledgement to send back (none for an
-/// update about another node's task, or of a job that is gone).
-pub async fn on_update(
-    cx: &Cx<'_>,
-    node: &str,
-    update: TaskUpdate,
-) -> Result<Option<Ack>, ApiError> {
-    let guard = cx.jobs.lock.lock().await;
-    let Some(mut task) = cx.store.task(&update.task_id)? else {
-        tracing::warn!(node, task = %update.task_id, "update for an unknown task; acknowledged and dropped");
-        return Ok(Some(Ack {
-            task_id: update.task_id,
-            through_seq: update.seq,
-        }));
-    };
-    let owner = task
-        .info
-        .as_ref()
-        .map(|i| i.node.clone())
-        .unwrap_or_default();
-    if owner != node {
-        tracing::warn!(node, owner = %owner, task = %update.task_id, "node reported on another node's task; ignored");
-        return Ok(None);
-    }
-    if update.seq <= task.last_seq {
-        return Ok(Some(Ack {
-            task_id: update.task_id,
-            through_seq: task.last_seq,
-        }));
-    }
-    let Some(mut job) = cx.store.job(&task.job_id)? else {
-        return Ok(None);
-    };
-    task.last_seq = update.seq;
-    let mut batch = JobBatch::default();
-    let limit = cx.jobs.settings.output_limit_per_task;
-    let applied = apply_update(&mut job, &mut task, update.body, limit, &mut batch);
-    if applied.trim_bytes > 0 {
-        let freed = cx
-            .store
-            .trim_output(&job.job_id, &update.task_id, applied.trim_bytes)?;
-        info_mut(&mut task).output_dropped_bytes += freed;
-    }
-    if applied.finished {
-        crate::backups::on_final(cx.store, &job, &task, &mut batch)?;
-    }
-    finish_if_done(&mut job, &mut batch);
-    batch.tasks.push(task);
-    let done = job.done.then_some(job.job_id.clone());
-    let job_id = job.job_id.clone();
-    let waiting = job.pending_tasks > 0;
-    batch.jobs.push(job);
-    commit_and_notify(cx, guard, batch, done.as_deref()).await?;
-    // The agent has the task: it never needs the secret content again.
-    cx.jobs.secrets.delivered(&job_id, &update.task_id);
-    if applied.finished && done.is_none() && waiting {
-        // A slot in the rollout window opened.
-        schedule(cx, &job_id).await?;
-    }
-    Ok(Some(Ack {
-        task_id: update.task_id,
-        through_seq: update.seq,
-    }))
 }
 
 #[cfg(test)]
