@@ -105,6 +105,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         | "/lab.v1.OperatorService/GetSchedule"
         | "/lab.v1.OperatorService/ListBackups"
         | "/lab.v1.OperatorService/GetTopology"
+        | "/lab.v1.OperatorService/ListCoordinators"
         | "/lab.v1.OperatorService/RenewUser" => Operator(Role::Viewer),
         "/lab.v1.OperatorService/SubmitJob"
         | "/lab.v1.OperatorService/CancelJob"
@@ -211,30 +212,13 @@ impl Authorizer {
     }
 
     fn identify(&self, leaf: &CertificateDer<'_>) -> Result<Caller, Status> {
-        let info = cert_info(leaf)
-            .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;
-        let [uri] = info.uri_sans.as_slice() else {
-            return Err(Status::unauthenticated(
-                "client certificate must carry exactly one labfleet identity URI",
-            ));
-        };
-        let id: SpiffeId = uri
-            .parse()
-            .map_err(|e| Status::unauthenticated(format!("{e}")))?;
-        if id.trust_domain != self.trust_domain {
-            return Err(Status::unauthenticated(format!(
-                "certificate is for trust domain '{}', this coordinator serves '{}'",
-                id.trust_domain, self.trust_domain
-            )));
-        }
-        let cert = self
-            .store
-            .certificate(uri, &info.serial_hex)
-            .map_err(internal)?;
+        let (id, uri, serial_hex) = identity_of(leaf, &self.trust_domain)?;
+        let uri = uri.as_str();
+        let cert = self.store.certificate(uri, &serial_hex).map_err(internal)?;
         if cert.as_ref().is_none_or(|c| c.revoked) {
             return Err(Status::unauthenticated(format!(
                 "certificate {} of '{uri}' has been revoked or was never issued here",
-                info.serial_hex
+                serial_hex
             )));
         }
         match id.identity {
@@ -243,7 +227,7 @@ impl Authorizer {
                 match node {
                     Some(n) if !n.revoked => Ok(Caller::Node {
                         name,
-                        serial: info.serial_hex,
+                        serial: serial_hex,
                     }),
                     Some(_) => Err(Status::unauthenticated(format!(
                         "node '{name}' has been revoked"
@@ -273,6 +257,31 @@ impl Authorizer {
             }
         }
     }
+}
+
+/// The identity a client certificate carries in `trust_domain`: its SPIFFE id, identity URI and
+/// serial (hex). Nothing is looked up: revocation is the caller's to check.
+pub fn identity_of(
+    leaf: &CertificateDer<'_>,
+    trust_domain: &TrustDomain,
+) -> Result<(SpiffeId, String, String), Status> {
+    let info = cert_info(leaf)
+        .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;
+    let [uri] = info.uri_sans.as_slice() else {
+        return Err(Status::unauthenticated(
+            "client certificate must carry exactly one labfleet identity URI",
+        ));
+    };
+    let id: SpiffeId = uri
+        .parse()
+        .map_err(|e| Status::unauthenticated(format!("{e}")))?;
+    if id.trust_domain != *trust_domain {
+        return Err(Status::unauthenticated(format!(
+            "certificate is for trust domain '{}', this coordinator serves '{}'",
+            id.trust_domain, trust_domain
+        )));
+    }
+    Ok((id, uri.clone(), info.serial_hex))
 }
 
 fn internal(e: crate::store::StoreError) -> Status {

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod ca;
 pub mod certs;
 pub mod clock;
+pub mod coordinators;
 pub mod datadir;
 pub mod error;
 pub mod init;
@@ -27,6 +28,7 @@ pub mod schedules;
 pub mod server;
 pub mod session;
 pub mod sessions;
+pub mod standby;
 pub mod state;
 pub mod store;
 #[cfg(test)]
@@ -43,7 +45,8 @@ pub use datadir::DataDir;
 pub use state::{Coordinator, ServeOptions};
 
 /// Loads the coordinator from `dir`, binds the listeners and serves until `shutdown`. With an
-/// etcd store it first waits to become the leader (see [`store::leader`]), without listening.
+/// etcd store it first waits to become the leader, answering as a standby meanwhile (see
+/// [`standby`]).
 pub async fn run(
     dir: DataDir,
     listen: SocketAddr,
@@ -51,9 +54,6 @@ pub async fn run(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(leadership) = elect(&dir, &options, &shutdown).await? else {
-        return Ok(());
-    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -65,11 +65,12 @@ pub async fn run(
         ),
         None => None,
     };
-    serve_elected(dir, listener, metrics, options, shutdown, leadership).await
+    serve_on(dir, listener, metrics, options, shutdown).await
 }
 
 /// Serves on listeners the caller already bound (port 0 in tests, `labctl dev`); with an etcd
-/// store, once this coordinator is the leader.
+/// store, as a standby on the same listener until this coordinator is the leader. An etcd
+/// coordinator keeps its liveness record (see [`store::presence`]) in either role.
 pub async fn serve_on(
     dir: DataDir,
     listener: TcpListener,
@@ -77,25 +78,38 @@ pub async fn serve_on(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(leadership) = elect(&dir, &options, &shutdown).await? else {
-        return Ok(());
+    let Some(store::Location::Etcd(etcd)) = options.store.clone() else {
+        return serve_elected(dir, listener, metrics, options, shutdown, None).await;
     };
-    serve_elected(dir, listener, metrics, options, shutdown, leadership).await
-}
-
-/// With an etcd store: waits until this coordinator leads (`Some(Some(_))`) or `shutdown`
-/// (`None`). sled: `Some(None)` at once.
-async fn elect(
-    dir: &DataDir,
-    options: &ServeOptions,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Option<store::leader::Leadership>>> {
-    let Some(store::Location::Etcd(etcd)) = &options.store else {
-        return Ok(Some(None));
+    let advertise = datadir::Settings::load(&dir)?.advertise;
+    let (role, role_rx) = tokio::sync::watch::channel(store::presence::AliveRole::Standby);
+    let alive = tokio::spawn(store::presence::keep_alive(
+        etcd.clone(),
+        advertise,
+        options.leader_ttl,
+        role_rx,
+        shutdown.clone(),
+    ));
+    let result = match standby::wait(&dir, &listener, metrics, &etcd, &options, &shutdown).await {
+        Ok((Some(leadership), metrics)) => {
+            let _ = role.send(store::presence::AliveRole::Leader);
+            serve_elected(
+                dir,
+                listener,
+                metrics,
+                options,
+                shutdown.clone(),
+                Some(leadership),
+            )
+            .await
+        }
+        Ok((None, _)) => Ok(()),
+        Err(e) => Err(e),
     };
-    let advertise = datadir::Settings::load(dir)?.advertise;
-    let won = store::leader::campaign(etcd, &advertise, options.leader_ttl, shutdown).await?;
-    Ok(won.map(Some))
+    // The liveness record goes with its lease at once rather than after the TTL.
+    shutdown.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), alive).await;
+    result
 }
 
 async fn serve_elected(

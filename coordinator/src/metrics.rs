@@ -15,7 +15,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The coordinator's metrics.
@@ -130,6 +129,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the store's series: `labfleet_store_commit_seconds` (how long writers waited for
+    /// durability) and `labfleet_etcd_errors_total` (failed etcd commits; 0 with sled).
+    pub fn register_store(&mut self, stats: &crate::store::stats::StoreStats) {
+        self.registry.register(
+            "store_commit_seconds",
+            "Seconds until a store write was durable (sled flush or etcd quorum commit)",
+            stats.commit_seconds.clone(),
+        );
+        self.registry.register(
+            "etcd_errors",
+            "etcd commits that failed or timed out (the coordinator then restarts its store)",
+            stats.etcd_errors.clone(),
+        );
+    }
+
     /// The exposition in `format`: the registry, after setting the node gauges from `fleet`
     /// (`online` sessions; the store's nodes, left as they were when the store could not be
     /// read, in which case `fleet` is `None` and its series are left out), then the fleet's
@@ -162,13 +176,39 @@ impl Metrics {
     }
 }
 
+/// What a standby exposes: `labfleet_leader 0` only (it has no store open, so no fleet series).
+pub fn standby_exposition(format: text::Format) -> String {
+    let mut registry = Registry::with_prefix("labfleet");
+    let leader = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    registry.register(
+        "leader",
+        "1 while this coordinator is the active one (etcd store: it holds the leader lease)",
+        leader,
+    );
+    let mut out = String::new();
+    if encode_registry(&mut out, &registry)
+        .and_then(|()| encode_eof(&mut out))
+        .is_err()
+    {
+        out.clear();
+    }
+    match format {
+        text::Format::OpenMetrics => out,
+        text::Format::PrometheusText => text::to_prometheus_text(&out),
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown`; `render` gives the exposition text in
 /// the format the request asks for, and runs on a blocking thread (it reads the store).
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     render: impl Fn(text::Format) -> String + Clone + Send + Sync + 'static,
     shutdown: CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move |headers: http::HeaderMap| {

@@ -4,12 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lab_proto::identity::{IdentityError, NodeName};
-use lab_proto::limits::{DEFAULT_TOKEN_TTL, MAX_LABELS, MAX_TOKEN_TTL};
-use lab_proto::store::v1::{JobRecord, NodeRecord, TokenRecord};
-use lab_proto::token::EnrollToken;
+use lab_proto::limits::MAX_LABELS;
+use lab_proto::store::v1::{JobRecord, NodeRecord};
 use lab_proto::v1::operator_service_server::OperatorService;
 use lab_proto::v1::{
     CancelJobRequest, CountNodesRequest, CountNodesResponse, CreateScheduleRequest,
@@ -40,6 +38,8 @@ use crate::state::Coordinator;
 use lab_proto::selector::Selector;
 
 mod nodes;
+mod tokens;
+use tokens::token_info;
 
 /// The `OperatorService` implementation.
 pub struct OperatorApi {
@@ -196,73 +196,6 @@ impl OperatorApi {
         tracing::warn!(node = %name, "node removed");
         Ok(RemoveNodeResponse {})
     }
-
-    async fn create_token(
-        &self,
-        creator: String,
-        req: CreateTokenRequest,
-    ) -> Result<CreateTokenResponse, ApiError> {
-        let ttl = match req.ttl_seconds {
-            0 => DEFAULT_TOKEN_TTL,
-            s => Duration::from_secs(s),
-        };
-        if ttl > MAX_TOKEN_TTL {
-            return Err(ApiError::InvalidArgument(format!(
-                "token ttl {}s is longer than the maximum of {}s",
-                ttl.as_secs(),
-                MAX_TOKEN_TTL.as_secs()
-            )));
-        }
-        if !req.node_name.is_empty() {
-            let name: NodeName = parse_name(&req.node_name)?;
-            if self.coord.store.node(name.as_str())?.is_some() {
-                return Err(ApiError::FailedPrecondition(format!(
-                    "node '{name}' is already enrolled; remove it first to enroll it again"
-                )));
-            }
-        }
-        let labels: BTreeMap<String, String> = req.labels.into_iter().collect();
-        validate_labels(&labels)?;
-        let token = EnrollToken {
-            id: hex::encode(rand::random::<[u8; 8]>()),
-            secret: rand::random(),
-            ca_pin: self.coord.ca.pin(),
-        };
-        let now = now_ms();
-        let expires = now + ttl.as_millis() as i64;
-        self.coord
-            .store
-            .put_token(TokenRecord {
-                token_id: token.id.clone(),
-                secret_sha256: token.secret_sha256().to_vec(),
-                created_unix_ms: now,
-                expires_unix_ms: expires,
-                node_name: req.node_name,
-                labels: labels.into_iter().collect(),
-                created_by: creator,
-                ..Default::default()
-            })
-            .await?;
-        Ok(CreateTokenResponse {
-            token: token.to_string(),
-            token_id: token.id,
-            expires_unix_ms: expires,
-        })
-    }
-}
-
-/// The wire view of a token (never its secret).
-fn token_info(t: TokenRecord) -> TokenInfo {
-    TokenInfo {
-        token_id: t.token_id,
-        node_name: t.node_name,
-        labels: t.labels,
-        expires_unix_ms: t.expires_unix_ms,
-        used_unix_ms: t.used_unix_ms,
-        used_by: t.used_by,
-        created_by: t.created_by,
-        revoked_unix_ms: t.revoked_unix_ms,
-    }
 }
 
 fn parse_name<T: std::str::FromStr<Err = IdentityError>>(name: &str) -> Result<T, ApiError> {
@@ -279,6 +212,20 @@ fn caller_name<T>(req: &Request<T>) -> String {
 
 #[tonic::async_trait]
 impl OperatorService for OperatorApi {
+    async fn list_coordinators(
+        &self,
+        _req: Request<lab_proto::v1::ListCoordinatorsRequest>,
+    ) -> Result<Response<lab_proto::v1::ListCoordinatorsResponse>, Status> {
+        let advertise = &self.coord.settings.advertise;
+        let answer = match &self.coord.options.store {
+            Some(crate::store::Location::Etcd(etcd)) => {
+                crate::coordinators::from_etcd(etcd, advertise).await?
+            }
+            _ => crate::coordinators::for_sled(advertise, self.coord.started_unix),
+        };
+        Ok(Response::new(answer))
+    }
+
     async fn who_am_i(
         &self,
         req: Request<WhoAmIRequest>,

@@ -18,8 +18,9 @@ use tonic::transport::Server;
 use crate::accept::{raise_fd_limit, ConnTracker, ConnectionLimits};
 use crate::agent_api::AgentApi;
 use crate::auth::{AuthLayer, Authorizer};
+use crate::ca::Ca;
 use crate::clock::now_ms;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, Settings};
 use crate::init::write_server_cert;
 use crate::operator_api::OperatorApi;
 use crate::state::Coordinator;
@@ -28,6 +29,17 @@ use crate::state::Coordinator;
 const SERVER_CERT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn tls_config(coord: &Coordinator, dir: &DataDir) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    tls_config_for(&coord.ca, &coord.settings, dir)
+}
+
+/// The listener's TLS: the server certificate of `dir` (re-issued by `ca` when it expires
+/// within 30 days or does not load with its key) and client certificates verified against the
+/// CA. A standby uses the same.
+pub fn tls_config_for(
+    ca: &Ca,
+    settings: &Settings,
+    dir: &DataDir,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let read = |p: std::path::PathBuf| {
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
     };
@@ -35,22 +47,18 @@ fn tls_config(coord: &Coordinator, dir: &DataDir) -> anyhow::Result<Arc<rustls::
     let left = cert_info_from_pem(&chain)?.not_after_unix_ms - now_ms();
     if left < SERVER_CERT_RENEW_BEFORE.as_millis() as i64 {
         tracing::info!("server certificate expires soon; issuing a new one");
-        write_server_cert(dir, &coord.ca, &coord.settings.server_names)?;
+        write_server_cert(dir, ca, &settings.server_names)?;
         chain = read(dir.server_cert())?;
     }
     let key = read(dir.server_key())?;
-    match lab_proto::tls::server_config(&chain, &key, coord.ca.cert_pem()) {
+    match lab_proto::tls::server_config(&chain, &key, ca.cert_pem()) {
         Ok(config) => Ok(config),
         Err(e) => {
             // E.g. 'lab-coordinator cert' stopped between writing the key and the certificate.
             tracing::warn!(error = %e, "server key and certificate do not load together; issuing a new certificate");
-            write_server_cert(dir, &coord.ca, &coord.settings.server_names)?;
+            write_server_cert(dir, ca, &settings.server_names)?;
             let (chain, key) = (read(dir.server_cert())?, read(dir.server_key())?);
-            Ok(lab_proto::tls::server_config(
-                &chain,
-                &key,
-                coord.ca.cert_pem(),
-            )?)
+            Ok(lab_proto::tls::server_config(&chain, &key, ca.cert_pem())?)
         }
     }
 }

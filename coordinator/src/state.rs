@@ -82,6 +82,9 @@ pub struct Coordinator {
     pub operators: crate::operators::Operators,
     /// The lab's topology from every node's facts.
     pub topology: crate::topology::TopologyIndex,
+    /// When this process loaded its store and became the serving coordinator (seconds since
+    /// the epoch).
+    pub started_unix: i64,
 }
 
 impl Coordinator {
@@ -126,6 +129,8 @@ impl Coordinator {
         let limits = crate::ratelimit::AccessLimits::new(options.node_cert_ttl);
         let topology = crate::topology::TopologyIndex::new(crate::topology::own_product_uuid());
         topology.load(&store)?;
+        let mut metrics = Metrics::default();
+        metrics.register_store(store.stats());
         Ok(Coordinator {
             store,
             ca,
@@ -133,7 +138,7 @@ impl Coordinator {
             settings,
             options,
             sessions: Sessions::default(),
-            metrics: Metrics::default(),
+            metrics,
             shutdown,
             tasks: TaskTracker::new(),
             jobs,
@@ -142,6 +147,7 @@ impl Coordinator {
             limits,
             operators: Default::default(),
             topology,
+            started_unix: crate::clock::now_ms() / 1000,
         })
     }
 

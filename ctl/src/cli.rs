@@ -115,6 +115,22 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// The coordinators: each one's address, role (leader, standby, down), store, since when
+    /// and version, and the last leader change
+    ///
+    /// Any coordinator answers it, a standby too (every other command a standby answers with
+    /// the leader's address), so it works whichever coordinator the context names. With sled
+    /// there is one coordinator, always the leader. A coordinator is down when it joined the
+    /// fleet (init or join) but has no liveness record in etcd: stopped, dead or cut off from
+    /// etcd for longer than its --leader-ttl.
+    #[command(
+        after_help = "Examples:\n  labctl status\n  labctl status -o json | jq -r '.coordinators[] | select(.role == \"leader\") | .address'"
+    )]
+    Status {
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
     /// Show who this context authenticates as
     Whoami,
     /// Renew this context's certificate (same as 'labctl user renew')

@@ -151,6 +151,9 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Status { output } => {
+            cmd::status::show(context::dial(&ctx()?).await?, output).await
+        }
         Command::Whoami => cmd::user::whoami(context::dial(&ctx()?).await?).await,
         Command::Login { ttl } => {
             let ctx = ctx()?;

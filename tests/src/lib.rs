@@ -244,7 +244,8 @@ impl Coordinator {
         }
     }
 
-    /// Starts `serve` with extra arguments and waits until it accepts connections.
+    /// Starts `serve` with extra arguments and waits until it accepts connections (with an
+    /// etcd store: until it leads and serves, as a standby listens too).
     pub fn start_with(&mut self, extra: &[&str]) {
         self.spawn_with(extra);
         let addr = self.addr.clone();
@@ -253,6 +254,16 @@ impl Coordinator {
             Duration::from_secs(20),
             "coordinator listening",
         );
+        if self.store_args.iter().any(|a| a.starts_with("etcd://")) {
+            wait_until_seen(
+                || {
+                    let log = self.log();
+                    (log.contains("coordinator serving"), log)
+                },
+                Duration::from_secs(20),
+                "the coordinator leads its etcd prefix and serves",
+            );
+        }
     }
 
     /// Starts `serve` with extra arguments without waiting for anything.

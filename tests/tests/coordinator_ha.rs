@@ -1,6 +1,7 @@
 //! Several coordinators on one etcd prefix (real etcd, real processes): exactly one is active,
-//! a standby takes over when the leader dies, and a paused leader that lost its lease writes
-//! nothing when it resumes and steps down.
+//! a standby answers clients with the leader's address and takes over on the same port when the
+//! leader dies, `labctl status` lists both from either, and a paused leader that lost its lease
+//! writes nothing when it resumes and steps down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lab_proto::etcd::{kv_client::KvClient, KeyValue, RangeRequest};
+use lab_proto::standby::leader_hint;
 use lab_tests::etcd::{self, Etcd};
 use lab_tests::{labctl, stderr, wait_until, wait_until_seen, Agent, Coordinator};
 
@@ -60,6 +62,20 @@ async fn range(url: &str, key: &str, prefix: bool) -> (Vec<KeyValue>, i64) {
     (answer.kvs, answer.header.map_or(0, |h| h.revision))
 }
 
+/// Every key of the store and the leader key with the revision it was last written at: all but
+/// the liveness records (`alive/…`), which each coordinator keeps whatever its role.
+fn store_keys(keys: &[KeyValue], prefix: &str) -> Vec<(String, i64)> {
+    keys.iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(&kv.key).into_owned(),
+                kv.mod_revision,
+            )
+        })
+        .filter(|(k, _)| !k.starts_with(&format!("{prefix}alive/")))
+        .collect()
+}
+
 /// The leader key's value (the leader's address) and create revision.
 async fn leader(url: &str, prefix: &str) -> Option<(String, i64)> {
     let (kvs, _) = range(url, &format!("{prefix}leader"), false).await;
@@ -82,7 +98,8 @@ fn listening(c: &Coordinator) -> bool {
     std::net::TcpStream::connect(&c.addr).is_ok()
 }
 
-/// Waits until `standby` logs that `leader` leads, and checks it does not listen.
+/// Waits until `standby` logs that `leader` leads, and checks it listens (to answer with the
+/// leader's address).
 fn wait_standby(standby: &mut Coordinator, leader: &Coordinator) {
     wait_until_seen(
         || {
@@ -94,7 +111,52 @@ fn wait_standby(standby: &mut Coordinator, leader: &Coordinator) {
         "the second coordinator waits as a standby naming the leader",
     );
     assert!(standby.is_running());
-    assert!(!listening(standby), "a standby must not serve");
+    assert!(
+        listening(standby),
+        "a standby listens to point clients at the leader"
+    );
+}
+
+/// The `UNAVAILABLE` answer of `standby` names `leader` in its metadata and message.
+fn assert_points_at(status: &tonic::Status, leader: &Coordinator) {
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(
+        leader_hint(status).as_deref(),
+        Some(leader.addr.as_str()),
+        "{status:?}"
+    );
+    assert!(status.message().contains(&leader.addr), "{status:?}");
+}
+
+/// An agent RPC a standby answers: `Bootstrap`, without a client certificate.
+async fn bootstrap(c: &Coordinator) -> Result<(), tonic::Status> {
+    use lab_proto::client::{agent_client, connect, ConnectOptions};
+    let ca = std::fs::read_to_string(c.dir.join("ca.crt")).unwrap();
+    let tls = lab_proto::tls::client_config(&ca, None).unwrap();
+    let channel = connect(&c.addr, tls, &ConnectOptions::default())
+        .await
+        .expect("connect to the standby");
+    agent_client(channel)
+        .bootstrap(lab_proto::v1::BootstrapRequest {})
+        .await
+        .map(|_| ())
+}
+
+/// `labctl status -o json` against `c`.
+fn status(c: &Coordinator) -> serde_json::Value {
+    let out = labctl(&c.admin_config(), &["status", "-o", "json"]);
+    assert!(out.status.success(), "labctl status: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("labctl status -o json")
+}
+
+/// The role `status` gives `addr` (`None`: not listed).
+fn role_of(status: &serde_json::Value, addr: &str) -> Option<String> {
+    status["coordinators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == addr)
+        .map(|c| c["role"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,15 +169,50 @@ async fn one_leader_and_the_standby_takes_over_when_it_is_killed() {
     wait_standby(&mut b, &a);
     assert_eq!(leader(&url, &prefix).await.unwrap().0, a.addr);
     assert!(a.metrics().contains("labfleet_leader 1"));
+    assert!(b.metrics().contains("labfleet_leader 0"), "{}", b.metrics());
     let out = labctl(&a.admin_config(), &["whoami"]);
     assert!(out.status.success(), "{}", stderr(&out));
+
+    // The standby answers operator and agent RPCs with UNAVAILABLE and the leader's address.
+    let answer = b
+        .admin_client()
+        .await
+        .who_am_i(lab_proto::v1::WhoAmIRequest {})
+        .await;
+    assert_points_at(&answer.unwrap_err(), &a);
+    assert_points_at(&bootstrap(&b).await.unwrap_err(), &a);
+    // labctl against the standby either names the leader or followed it there.
+    let out = labctl(&b.admin_config(), &["whoami"]);
+    assert!(
+        out.status.success() || stderr(&out).contains(&a.addr),
+        "labctl whoami at the standby: {}",
+        stderr(&out)
+    );
+    // labctl status works against either and lists both.
+    for c in [&a, &b] {
+        let s = status(c);
+        assert_eq!(role_of(&s, &a.addr).as_deref(), Some("leader"), "{s}");
+        assert_eq!(role_of(&s, &b.addr).as_deref(), Some("standby"), "{s}");
+        assert_eq!(s["last_leader_change"]["address"], a.addr.as_str(), "{s}");
+        assert_eq!(s["answered_by"], c.addr.as_str(), "{s}");
+    }
+    let out = labctl(&b.admin_config(), &["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("ADDRESS") && table.contains("standby"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("last leader change: {} became leader", a.addr)),
+        "{table}"
+    );
 
     a.stop(true);
     let killed = Instant::now();
     wait_until(
         || labctl(&b.admin_config(), &["whoami"]).status.success(),
         Duration::from_secs(10),
-        "the standby serves labctl within 10 s of the leader's kill -9",
+        "the standby serves labctl on the same port within 10 s of the leader's kill -9",
     );
     println!(
         "failover: the standby served labctl {:?} after kill -9 of the leader (lease TTL 5 s)",
@@ -123,6 +220,19 @@ async fn one_leader_and_the_standby_takes_over_when_it_is_killed() {
     );
     assert_eq!(leader(&url, &prefix).await.unwrap().0, b.addr);
     assert!(b.metrics().contains("labfleet_leader 1"));
+    // The killed leader's liveness record ends with its lease: down (a member) or gone.
+    wait_until_seen(
+        || {
+            let s = status(&b);
+            let old = role_of(&s, &a.addr);
+            let ok = matches!(old.as_deref(), None | Some("down"))
+                && role_of(&s, &b.addr).as_deref() == Some("leader")
+                && s["last_leader_change"]["address"] == b.addr.as_str();
+            (ok, s.to_string())
+        },
+        Duration::from_secs(10),
+        "labctl status shows the new leader and the old one down or gone",
+    );
 
     // An agent enrolls with and reports to the new leader.
     let out = labctl(&b.admin_config(), &["token", "create"]);
@@ -174,7 +284,8 @@ async fn a_paused_leader_writes_nothing_after_the_standby_took_over_and_steps_do
     let viewer = tmp.path().join("viewer.toml");
     let out = create_viewer(&b, "vera", &viewer);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (_, before) = range(&url, &prefix, true).await;
+    let (keys, _) = range(&url, &prefix, true).await;
+    let before = store_keys(&keys, &prefix);
 
     // The old leader resumes and is asked to write at once.
     kill(old, Signal::SIGCONT).unwrap();
@@ -192,11 +303,12 @@ async fn a_paused_leader_writes_nothing_after_the_standby_took_over_and_steps_do
     assert_eq!(a.exit_code(), Some(1), "{}", a.log());
     assert!(a.log().contains("stepped down as leader"), "{}", a.log());
 
-    // Nothing changed in etcd since the new leader's last write: no key, no revision.
-    let (keys, after) = range(&url, &prefix, true).await;
+    // Nothing of the store changed since the new leader's last write: every key keeps its revision.
+    let (keys, _) = range(&url, &prefix, true).await;
     assert_eq!(
-        after, before,
-        "etcd's revision moved after the old leader resumed"
+        store_keys(&keys, &prefix),
+        before,
+        "a key of the store changed after the old leader resumed"
     );
     assert!(keys
         .iter()

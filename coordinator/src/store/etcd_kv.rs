@@ -4,8 +4,8 @@
 //! Key layout under the prefix P (default `/labfleet/`):
 //! - `P t/<tree>/<key>`: one record; the value is `0 ‖ bytes` (inline) or, for values above
 //!   [`CHUNK_BYTES`], a manifest `1 ‖ generation (u64 BE) ‖ chunks (u32 BE) ‖ length (u64 BE)`;
-//! - `P leader`, `P ca`, `P coordinators/…`: not part of the trees, skipped when loading (see
-//!   [`raw`](super::raw));
+//! - `P leader`, `P ca`, `P coordinators/…`, `P leader-change`, `P alive/…`: not part of the
+//!   trees, skipped when loading (see [`raw`](super::raw) and [`presence`](super::presence));
 //! - `P c/<tree>/<key length (u32 BE)> ‖ key ‖ generation (u64 BE) ‖ index (u32 BE)`: the
 //!   chunks of a large value. A new value gets a new generation; the old generation's chunks
 //!   are deleted in the transaction that writes the new manifest, so a reader at any revision
@@ -27,7 +27,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -36,6 +35,7 @@ use lab_proto::etcd::{
 };
 
 use super::etcd_client::EtcdClient;
+pub use super::etcd_options::{EtcdOptions, DEFAULT_PREFIX};
 use super::kv::{prefix_end, FlushFuture, Keys, Kv, Op, Order, TreeId, Value, Visit};
 use super::leader::Fence;
 use super::StoreError;
@@ -52,65 +52,9 @@ const LOAD_PAGE: i64 = 256;
 /// The leader key's name under the prefix.
 pub const LEADER_KEY: &str = "leader";
 
-const INLINE: u8 = 0;
+/// First byte of a record stored whole.
+pub(super) const INLINE: u8 = 0;
 const CHUNKED: u8 = 1;
-
-/// Where the etcd store is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdOptions {
-    /// `HOST:PORT` of each member.
-    pub endpoints: Vec<String>,
-    /// CA certificate (PEM file) that signed the members' certificates; set to use TLS.
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM file) for etcd's mutual TLS.
-    pub cert: Option<PathBuf>,
-    /// Key of the client certificate (PEM file).
-    pub key: Option<PathBuf>,
-    /// Key prefix of this fleet's data (several fleets can share one cluster).
-    pub prefix: String,
-}
-
-/// Default key prefix.
-pub const DEFAULT_PREFIX: &str = "/labfleet/";
-
-impl EtcdOptions {
-    /// Parses `etcd://HOST:PORT[,HOST:PORT…]`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("etcd://").ok_or_else(|| {
-            format!("store '{url}': use 'sled' or 'etcd://HOST:PORT[,HOST:PORT…]'")
-        })?;
-        let endpoints: Vec<String> = rest
-            .trim_end_matches('/')
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if endpoints.is_empty() {
-            return Err(format!(
-                "store '{url}' names no etcd member; use etcd://HOST:PORT[,HOST:PORT…]"
-            ));
-        }
-        for e in &endpoints {
-            let port = e.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
-            if !matches!(port, Some(Ok(_))) {
-                return Err(format!("store '{url}': etcd member '{e}' is not HOST:PORT"));
-            }
-        }
-        Ok(EtcdOptions {
-            endpoints,
-            ca: None,
-            cert: None,
-            key: None,
-            prefix: DEFAULT_PREFIX.into(),
-        })
-    }
-
-    /// The members as written on the command line.
-    pub fn url(&self) -> String {
-        format!("etcd://{}", self.endpoints.join(","))
-    }
-}
 
 /// One operation of a transaction.
 type TxnOp = RequestOp;
@@ -435,7 +379,8 @@ impl TxnPlan {
     }
 }
 
-fn record_key(prefix: &[u8], tree: TreeId, key: &[u8]) -> Vec<u8> {
+/// The etcd key of a record.
+pub(super) fn record_key(prefix: &[u8], tree: TreeId, key: &[u8]) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(b"t/");
     k.extend_from_slice(tree.name().as_bytes());
@@ -718,22 +663,6 @@ impl Kv for EtcdKv {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn store_urls_parse_or_say_what_is_wrong() {
-        let o = EtcdOptions::parse("etcd://a:2379,b:2379").unwrap();
-        assert_eq!(o.endpoints, ["a:2379", "b:2379"]);
-        assert_eq!(o.url(), "etcd://a:2379,b:2379");
-        assert!(EtcdOptions::parse("http://a:1")
-            .unwrap_err()
-            .contains("etcd://HOST:PORT"));
-        assert!(EtcdOptions::parse("etcd://")
-            .unwrap_err()
-            .contains("no etcd member"));
-        assert!(EtcdOptions::parse("etcd://a")
-            .unwrap_err()
-            .contains("'a' is not HOST:PORT"));
-    }
 
     #[test]
     fn a_plan_keeps_the_last_change_of_a_key_and_respects_the_limits() {

@@ -142,6 +142,8 @@ pub(super) struct Shared {
     failed: AtomicBool,
     /// Set by [`watch`] when it stopped the coordinator so that it starts again.
     restart: AtomicBool,
+    /// Commit latency and etcd errors.
+    stats: super::stats::StoreStats,
 }
 
 impl Drop for Shared {
@@ -226,6 +228,7 @@ impl Store {
                 kv: Some(kv),
                 failed: AtomicBool::new(false),
                 restart: AtomicBool::new(false),
+                stats: Default::default(),
             }),
         })
     }
@@ -270,17 +273,36 @@ impl Store {
     /// that fails or takes longer than [`FLUSH_TIMEOUT`] marks the store failed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let t = self.w()?;
+        let started = std::time::Instant::now();
+        let stats = &self.shared.stats;
+        let etcd = matches!(self.shared.location, Location::Etcd(_));
         match tokio::time::timeout(FLUSH_TIMEOUT, t.flush()).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                stats
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(())
+            }
             Ok(Err(e)) => {
+                if etcd {
+                    stats.etcd_errors.inc();
+                }
                 self.mark_failed(&e.to_string());
                 Err(e)
             }
             Err(_) => {
+                if etcd {
+                    stats.etcd_errors.inc();
+                }
                 self.mark_failed(&format!("a flush took longer than {FLUSH_TIMEOUT:?}"));
                 Err(self.failed_error())
             }
         }
+    }
+
+    /// The store's metrics (commit latency, etcd errors), for the coordinator's registry.
+    pub fn stats(&self) -> &super::stats::StoreStats {
+        &self.shared.stats
     }
 
     fn mark_failed(&self, why: &str) {

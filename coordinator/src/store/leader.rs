@@ -78,12 +78,26 @@ pub async fn campaign(
     ttl: Duration,
     shutdown: &CancellationToken,
 ) -> Result<Option<Leadership>, StoreError> {
+    let (leader, _) = tokio::sync::watch::channel(None);
+    campaign_watching(options, advertise, ttl, shutdown, &leader).await
+}
+
+/// [`campaign`], telling `leader` the current leader's address each time it reads the leader
+/// key (`None`: no leader), so that a standby can point clients at it.
+pub async fn campaign_watching(
+    options: &EtcdOptions,
+    advertise: &str,
+    ttl: Duration,
+    shutdown: &CancellationToken,
+    leader: &tokio::sync::watch::Sender<Option<String>>,
+) -> Result<Option<Leadership>, StoreError> {
     let client = EtcdClient::new(options)?;
     let key = leader_key(&options.prefix);
+    let change_key = super::presence::raw_key(&options.prefix, super::presence::LEADER_CHANGE);
     let ttl_secs = ttl.as_secs().max(1) as i64;
     let mut seen = String::new();
     loop {
-        match try_once(&client, &key, advertise, ttl_secs).await {
+        match try_once(&client, &key, &change_key, advertise, ttl_secs).await {
             Ok(Ok((lease, create_revision))) => {
                 tracing::info!(store = %options.url(), prefix = %options.prefix, lease, revision = create_revision, "this coordinator is the leader");
                 let fence = Fence {
@@ -97,10 +111,15 @@ pub async fn campaign(
                     fence,
                 }));
             }
-            Ok(Err(leader)) => {
-                if leader != seen {
-                    tracing::info!(leader = %leader, prefix = %options.prefix, "standby: another coordinator is the leader; waiting for its lease to end");
-                    seen = leader;
+            Ok(Err(current)) => {
+                leader.send_if_modified(|l| {
+                    let changed = l.as_deref() != Some(current.as_str());
+                    *l = Some(current.clone());
+                    changed
+                });
+                if current != seen {
+                    tracing::info!(leader = %current, prefix = %options.prefix, "standby: another coordinator is the leader; waiting for its lease to end");
+                    seen = current;
                 }
             }
             Err(e) => {
@@ -114,11 +133,13 @@ pub async fn campaign(
     }
 }
 
-/// One attempt: `Ok((lease, create revision))` when won, `Err(leader's address)` when another
+/// One attempt (a win also records the leader change under `change_key`): `Ok((lease, create
+/// revision))` when won, `Err(leader's address)` when another
 /// coordinator holds the key.
 async fn try_once(
     client: &EtcdClient,
     key: &[u8],
+    change_key: &[u8],
     advertise: &str,
     ttl: i64,
 ) -> Result<Result<(i64, i64), String>, tonic::Status> {
@@ -140,14 +161,24 @@ async fn try_once(
             target_union: Some(compare::TargetUnion::CreateRevision(0)),
             ..Default::default()
         }],
-        success: vec![RequestOp {
-            request: Some(request_op::Request::RequestPut(PutRequest {
-                key: key.to_vec(),
-                value: advertise.as_bytes().to_vec(),
-                lease,
-                ..Default::default()
-            })),
-        }],
+        success: vec![
+            RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: key.to_vec(),
+                    value: advertise.as_bytes().to_vec(),
+                    lease,
+                    ..Default::default()
+                })),
+            },
+            // The last leader change outlives the lease: `labctl status` shows it.
+            RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: change_key.to_vec(),
+                    value: super::presence::LeaderChange::now(advertise).to_json(),
+                    ..Default::default()
+                })),
+            },
+        ],
         failure: vec![RequestOp {
             request: Some(request_op::Request::RequestRange(RangeRequest {
                 key: key.to_vec(),

@@ -10,15 +10,19 @@
 mod backups;
 mod etcd_client;
 pub mod etcd_kv;
+mod etcd_options;
 pub mod export;
 mod group_flush;
 mod health;
 mod jobs;
 pub mod kv;
 pub mod leader;
+pub mod presence;
 pub mod raw;
 mod schedules;
 pub mod sled_kv;
+pub mod standby_auth;
+pub mod stats;
 mod tokens;
 
 use std::collections::BTreeMap;

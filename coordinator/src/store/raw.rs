@@ -6,7 +6,9 @@
 //! - `P ca`: the fleet's CA certificate and key, encrypted with age to the fleet's join key
 //!   (`lab-coordinator init` writes it once, `join` reads it);
 //! - `P coordinators/<advertise>`: JSON `{"advertise": …, "joined_unix": …}`, one per
-//!   coordinator that `init` or `join` set up; permanent (no lease).
+//!   coordinator that `init` or `join` set up; permanent (no lease);
+//! - `P leader-change` and `P alive/<advertise>`: who leads and who lives
+//!   ([`presence`](super::presence)).
 //!
 //! These keys are written without the leader's fence (they are written by `init` and `join`,
 //! before a coordinator serves) and never read into the mirror: [`is_raw`] tells the loader to
@@ -27,11 +29,14 @@ pub const CA_KEY: &str = "ca";
 /// The key prefix (under the fleet's prefix) of the coordinators' records.
 pub const COORDINATORS: &str = "coordinators/";
 
-/// Whether `name` (a key with the fleet's prefix removed) is one of these keys.
+/// Whether `name` (a key with the fleet's prefix removed) is one of these keys, or one of the
+/// liveness keys of [`presence`](super::presence).
 pub fn is_raw(name: &[u8]) -> bool {
     name == LEADER_KEY.as_bytes()
         || name == CA_KEY.as_bytes()
         || name.starts_with(COORDINATORS.as_bytes())
+        || name == super::presence::LEADER_CHANGE.as_bytes()
+        || name.starts_with(super::presence::ALIVE.as_bytes())
 }
 
 /// One coordinator set up on the prefix (`P coordinators/<advertise>`).
@@ -160,5 +165,26 @@ impl RawKeys {
             .collect();
         out.sort_by(|a, b| a.advertise.cmp(&b.advertise));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_keys_are_told_from_tree_keys() {
+        for k in [
+            "leader",
+            "ca",
+            "leader-change",
+            "alive/a:1",
+            "coordinators/a:1",
+        ] {
+            assert!(is_raw(k.as_bytes()), "{k}");
+        }
+        for k in ["t/users/x", "c/events/x", "leaders", "alive", "cab"] {
+            assert!(!is_raw(k.as_bytes()), "{k}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod nodes;
 pub mod schedule;
 pub mod secrets;
+pub mod status;
 pub mod token;
 pub mod topology;
 pub mod user;
