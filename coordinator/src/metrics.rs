@@ -206,7 +206,7 @@ pub async fn serve<L>(
     shutdown: CancellationToken,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Io = tokio::net::TcpStream>,
     L::Addr: std::fmt::Debug,
 {
     let app = axum::Router::new().route(
