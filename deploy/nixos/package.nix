@@ -44,6 +44,8 @@ rustPlatform.buildRustPackage {
     "-p"
     crate
   ];
+  # The workspace's optimized profile for users (thin LTO; `release` is the quick-to-build one).
+  buildType = "dist";
   # The unit and end-to-end tests need root, Docker and real services; CI runs them (.ci/run).
   doCheck = false;
 
