@@ -69,3 +69,15 @@ pub async fn prefix_snapshot(url: &str, prefix: &str) -> Vec<(String, Vec<u8>, i
         })
         .collect()
 }
+
+/// Waits until `standby` logs that it waits as a standby of `leader`.
+pub fn wait_standby_of(standby: &Coordinator, leader: &Coordinator) {
+    crate::wait_until_seen(
+        || {
+            let log = standby.log();
+            (log.contains("standby") && log.contains(&leader.addr), log)
+        },
+        std::time::Duration::from_secs(20),
+        "the second coordinator waits as a standby naming the leader",
+    );
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lab_proto::ctlconfig::CtlConfig;
 use lab_tests::etcd;
-use lab_tests::ha::{join_output, prefix_snapshot};
+use lab_tests::ha::{join_output, prefix_snapshot, wait_standby_of};
 use lab_tests::{free_port, labctl, stderr, wait_until, wait_until_seen, Agent, Coordinator};
 
 /// `--store URL --etcd-prefix PREFIX`.
@@ -56,14 +56,7 @@ async fn a_joined_coordinator_takes_over_and_clients_with_both_addresses_follow(
 
     a.start();
     b.spawn_with(&[]);
-    wait_until_seen(
-        || {
-            let log = b.log();
-            (log.contains("standby") && log.contains(&a.addr), log)
-        },
-        Duration::from_secs(20),
-        "the joined coordinator waits as a standby naming the leader",
-    );
+    wait_standby_of(&b, &a);
     // labctl with both servers reaches the leader, whichever comes first in its list.
     let out = labctl(&b.admin_config(), &["whoami"]);
     assert!(out.status.success(), "{}", stderr(&out));
