@@ -1,3 +1,5 @@
+//! Tests of the brief node listings: which facts are read and kept, and refused fact paths.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,5 @@
+//! Tests of SOPS file parsing: examples with their metadata, leaf order, key lookup, refused files.
+
 use super::*;
 
 const EXAMPLE_YAML: &str = include_str!("../../../tests/fixtures/sops/example.yaml");

@@ -1,3 +1,5 @@
+//! Tests of the fleet gauges computed from node and backup records.
+
 use std::collections::HashMap;
 
 use lab_proto::store::v1::{BackupRecord, NodeRecord};

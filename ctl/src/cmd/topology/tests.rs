@@ -1,3 +1,5 @@
+//! Tests of `labctl topology` output: tree text, DOT and Mermaid.
+
 #![allow(clippy::unwrap_used)]
 
 use lab_proto::topology::{

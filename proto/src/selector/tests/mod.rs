@@ -1,3 +1,5 @@
+//! Tests of the selector grammar: parsing, matching and error positions.
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;

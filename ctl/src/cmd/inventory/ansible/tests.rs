@@ -1,3 +1,5 @@
+//! Tests of the Ansible inventory built from nodes: groups, host variables and names.
+
 use serde_json::json;
 
 use super::*;
