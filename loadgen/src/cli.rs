@@ -120,7 +120,8 @@ pub struct BaseArgs {
     /// LAB_LOG of the coordinator
     #[arg(long, default_value = "info")]
     pub coordinator_log: String,
-    /// Extra environment for the coordinator, K=V (repeatable; e.g. MALLOC_ARENA_MAX=2)
+    /// Extra environment for the coordinator's init and serve, K=V (repeatable; e.g.
+    /// MALLOC_ARENA_MAX=2, or LAB_STORE=etcd://127.0.0.1:2379 to measure the etcd store)
     #[arg(long = "coordinator-env", value_name = "K=V", value_parser = parse_env)]
     pub coordinator_env: Vec<(String, String)>,
     /// Give up (and stop everything) after this long

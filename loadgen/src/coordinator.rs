@@ -56,6 +56,7 @@ impl CoordinatorProc {
                 .arg(&opts.data_dir)
                 .args(["--advertise", &format!("127.0.0.1:{port}")])
                 .args(["--trust-domain", "loadgen.test"])
+                .envs(opts.env.iter().map(|(k, v)| (k, v)))
                 .output()
                 .await
                 .with_context(|| {

@@ -139,7 +139,7 @@ fn a_coordinator_vm_from_the_cloud_init_user_data_serves_an_agent_on_the_host() 
     }
     let admin = export.join("labctl.toml");
     assert!(
-        read(&export, "labctl.toml").contains(&format!("coordinator = \"{addr}\"")),
+        read(&export, "labctl.toml").contains(&format!("servers = [\"{addr}\"]")),
         "the admin config dials the advertised address"
     );
 
