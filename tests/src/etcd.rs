@@ -239,6 +239,38 @@ pub fn shared() -> &'static Etcd {
     })
 }
 
+/// Every key of etcd at `url` from `key` (with `prefix`: every key starting with it), and the
+/// cluster's revision.
+pub async fn range(url: &str, key: &str, prefix: bool) -> (Vec<lab_proto::etcd::KeyValue>, i64) {
+    use lab_proto::etcd::{kv_client::KvClient, RangeRequest};
+
+    let member = url
+        .trim_start_matches("etcd://")
+        .split(',')
+        .next()
+        .expect("an etcd member");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{member}"))
+        .expect("etcd member URL")
+        .connect()
+        .await
+        .expect("connect to etcd");
+    let mut range_end = Vec::new();
+    if prefix {
+        range_end = key.as_bytes().to_vec();
+        *range_end.last_mut().expect("a non-empty prefix") += 1;
+    }
+    let answer = KvClient::new(channel)
+        .range(RangeRequest {
+            key: key.as_bytes().to_vec(),
+            range_end,
+            ..Default::default()
+        })
+        .await
+        .expect("etcd range")
+        .into_inner();
+    (answer.kvs, answer.header.map_or(0, |h| h.revision))
+}
+
 /// A key prefix no other test uses, for `--etcd-prefix`.
 pub fn unique_prefix() -> String {
     format!("/{}/", unique("t"))

@@ -42,26 +42,7 @@ impl Coordinator {
 /// Every key under `prefix` in the etcd at `url` with its value and modification revision:
 /// equal snapshots mean nothing under the prefix changed.
 pub async fn prefix_snapshot(url: &str, prefix: &str) -> Vec<(String, Vec<u8>, i64)> {
-    use lab_proto::etcd::{kv_client::KvClient, RangeRequest};
-
-    let member = url.trim_start_matches("etcd://").split(',').next().unwrap();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{member}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to etcd");
-    let mut range_end = prefix.as_bytes().to_vec();
-    *range_end.last_mut().unwrap() += 1;
-    let kvs = KvClient::new(channel)
-        .range(RangeRequest {
-            key: prefix.as_bytes().to_vec(),
-            range_end,
-            ..Default::default()
-        })
-        .await
-        .expect("etcd range")
-        .into_inner()
-        .kvs;
+    let (kvs, _) = crate::etcd::range(url, prefix, true).await;
     kvs.into_iter()
         .map(|kv| {
             let key = String::from_utf8_lossy(&kv.key).into_owned();

@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lab_proto::etcd::{kv_client::KvClient, KeyValue, RangeRequest};
+use lab_proto::etcd::KeyValue;
 use lab_proto::standby::leader_hint;
-use lab_tests::etcd::{self, Etcd};
+use lab_tests::etcd::{self, range, Etcd};
 use lab_tests::{labctl, stderr, wait_until, wait_until_seen, Agent, Coordinator};
 
 /// A fleet's first coordinator (store in `url` under a fresh prefix) and a second one sharing
@@ -34,32 +34,6 @@ fn roots() -> tempfile::TempDir {
         std::fs::create_dir(tmp.path().join(d)).expect("mkdir");
     }
     tmp
-}
-
-/// Every key of etcd at `url` from `key` (with `prefix`: every key starting with it), and the
-/// cluster's revision.
-async fn range(url: &str, key: &str, prefix: bool) -> (Vec<KeyValue>, i64) {
-    let member = url.trim_start_matches("etcd://").split(',').next().unwrap();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{member}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to etcd");
-    let mut range_end = Vec::new();
-    if prefix {
-        range_end = key.as_bytes().to_vec();
-        *range_end.last_mut().unwrap() += 1;
-    }
-    let answer = KvClient::new(channel)
-        .range(RangeRequest {
-            key: key.as_bytes().to_vec(),
-            range_end,
-            ..Default::default()
-        })
-        .await
-        .expect("etcd range")
-        .into_inner();
-    (answer.kvs, answer.header.map_or(0, |h| h.revision))
 }
 
 /// Every key of the store and the leader key with the revision it was last written at: all but
