@@ -35,17 +35,7 @@ impl SledKv {
         min_free_bytes: u64,
     ) -> Result<Self, StoreError> {
         prepare(dir, create)?;
-        let opened = std::panic::catch_unwind(|| -> Result<_, sled::Error> {
-            let db = sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .open()?;
-            let trees = TreeId::ALL
-                .iter()
-                .map(|t| db.open_tree(t.name()))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((db, trees))
-        });
+        let opened = open_waiting_for_lock(dir, cache_bytes);
         let damaged = |what: String| {
             StoreError::Open(format!(
                 "the store {} is damaged ({what}); restore it from a backup",
@@ -91,6 +81,38 @@ impl SledKv {
     /// The directory of the database.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// How long opening waits for the database's file lock: sled's background writers hold it for
+/// a moment after the previous handle in this process was dropped.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the database and its trees, catching sled's panics on damaged files. A lock that is
+/// held (`WouldBlock`) is tried again until [`LOCK_WAIT`] has passed; another process that holds
+/// it still gets the error then.
+fn open_waiting_for_lock(
+    dir: &Path,
+    cache_bytes: u64,
+) -> std::thread::Result<Result<(sled::Db, Vec<sled::Tree>), sled::Error>> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = std::panic::catch_unwind(|| -> Result<_, sled::Error> {
+            let db = sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .open()?;
+            let trees = TreeId::ALL
+                .iter()
+                .map(|t| db.open_tree(t.name()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((db, trees))
+        });
+        let locked = matches!(&opened, Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock);
+        if !locked || std::time::Instant::now() >= deadline {
+            return opened;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
