@@ -1,4 +1,4 @@
-//! Command-line arguments (clap derive): one subcommand per scenario.
+//! Command-line arguments (clap derive): one subcommand per scenario, and `compare`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,9 +9,51 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "lab-loadgen", version, about)]
 pub struct Cli {
-    /// The scenario to run
+    /// The scenario to run, or `compare`
     #[command(subcommand)]
-    pub scenario: Scenario,
+    pub command: Command,
+}
+
+/// What to do: run a scenario, or compare a benchmark run with the baseline.
+// Parsed once at start and moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A scenario
+    #[command(flatten)]
+    Run(Scenario),
+    /// Compare a benchmark run with the baseline: metric, baseline, now, change
+    ///
+    /// FILE is `bench/run`'s results file or one scenario's JSON. A metric worse than the
+    /// baseline by more than the threshold (in its own direction: lower or higher is better)
+    /// is flagged, and so is a metric the results lack.
+    #[command(
+        after_help = "Exit codes: 0 no regression (or --no-fail, or --update-baseline), \
+        1 a metric worse by more than the threshold or missing, \
+        2 a file unreadable or not comparable (other agent counts)"
+    )]
+    Compare(CompareArgs),
+}
+
+/// `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The baseline: metric paths, which direction is better, the last figures
+    #[arg(long, value_name = "FILE", default_value = "bench/baseline.json")]
+    pub baseline: PathBuf,
+    /// This run's figures: a bench/run results file, or a lab-loadgen JSON
+    #[arg(long, value_name = "FILE")]
+    pub results: PathBuf,
+    /// Percent by which a metric may be worse than the baseline before it is flagged
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0, value_parser = parse_percent)]
+    pub threshold: f64,
+    /// Only print: exit 0 even when a metric is flagged
+    #[arg(long)]
+    pub no_fail: bool,
+    /// Write this run's figures into the baseline file (after printing the comparison); refused
+    /// when a metric is missing
+    #[arg(long)]
+    pub update_baseline: bool,
 }
 
 /// Scenarios.
@@ -251,6 +293,15 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!(
+            "'{text}' is not a percentage (a number >= 0, e.g. 10)"
+        )),
+    }
+}
+
 impl Scenario {
     /// The subcommand name, for file names and the JSON.
     pub fn name(&self) -> &'static str {
@@ -320,7 +371,43 @@ mod tests {
             "2",
         ])
         .unwrap();
-        assert_eq!(cli.scenario.name(), "suite");
-        assert_eq!(cli.scenario.agents(), 10);
+        let Command::Run(scenario) = cli.command else {
+            panic!("suite parsed as {:?}", cli.command)
+        };
+        assert_eq!(scenario.name(), "suite");
+        assert_eq!(scenario.agents(), 10);
+    }
+
+    #[test]
+    fn compare_parses_its_threshold() {
+        let cli = Cli::try_parse_from([
+            "lab-loadgen",
+            "compare",
+            "--results",
+            "r.json",
+            "--threshold",
+            "5%",
+        ])
+        .unwrap();
+        let Command::Compare(args) = cli.command else {
+            panic!("compare parsed as {:?}", cli.command)
+        };
+        assert_eq!(args.threshold, 5.0);
+        assert_eq!(args.baseline, PathBuf::from("bench/baseline.json"));
+        assert!(!args.no_fail && !args.update_baseline);
+        for bad in ["-1", "x", "inf"] {
+            assert!(
+                Cli::try_parse_from([
+                    "lab-loadgen",
+                    "compare",
+                    "--results",
+                    "r",
+                    "--threshold",
+                    bad
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -3,10 +3,13 @@
 //! protocol over their own mTLS connections, or runs real `lab-agent` processes, and reports
 //! what the scenarios ([`scenarios`]) measured as tables and JSON.
 //!
-//! `main.rs` only parses arguments and calls [`run`].
+//! [`compare`] holds a benchmark run against the committed baseline (`bench/run` calls it).
+//!
+//! `main.rs` only parses arguments and calls [`run`] or [`compare::run`].
 
 pub mod admin;
 pub mod cli;
+pub mod compare;
 pub mod coordinator;
 pub mod enroll;
 pub mod procstat;
@@ -20,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
-use cli::{BaseArgs, Cli, Scenario};
+use cli::{BaseArgs, Scenario};
 use coordinator::{CoordinatorOptions, CoordinatorProc};
 use scenarios::{file_sha256, Report, Section, SimEnv};
 
@@ -44,11 +47,11 @@ fn exe_dir() -> anyhow::Result<PathBuf> {
         .context("this program has no directory")
 }
 
-/// Runs the scenario of `cli` within its time limit.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs `scenario` within its time limit.
+pub async fn run(scenario: Scenario) -> anyhow::Result<()> {
     let nofile = procstat::raise_nofile(NOFILE_WANTED)?;
-    let base = cli.scenario.base().clone();
-    let name = cli.scenario.name();
+    let base = scenario.base().clone();
+    let name = scenario.name();
     let bin_dir = match &base.bin_dir {
         Some(d) => d.clone(),
         None => exe_dir()?,
@@ -57,11 +60,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         bin_dir
             .join("..")
             .join("loadgen")
-            .join(format!("{name}-n{}.json", cli.scenario.agents()))
+            .join(format!("{name}-n{}.json", scenario.agents()))
     });
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let extra = json!({
-        "agents": cli.scenario.agents(),
+        "agents": scenario.agents(),
         "heartbeat_interval_ms": base.heartbeat_interval.as_millis() as u64,
         "nofile_limit": nofile,
         "coordinator_env": base.coordinator_env,
@@ -72,7 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     eprintln!("lab-loadgen {name}: RLIMIT_NOFILE {nofile} (inherited by the coordinator)");
     // Leaving on a signal or at the time limit drops the scenario, which kills its children.
     tokio::select! {
-        r = tokio::time::timeout(base.time_limit, run_scenario(cli.scenario, &bin_dir, &mut report)) => {
+        r = tokio::time::timeout(base.time_limit, run_scenario(scenario, &bin_dir, &mut report)) => {
             r.map_err(|_| anyhow::anyhow!("stopped at the time limit of {:?}", base.time_limit))?
         }
         _ = lab_proto::shutdown::wait_for_signal() => anyhow::bail!("interrupted"),
