@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::process::{ExecSpec, FinalState, Outcome};
 use crate::resources::ConfigSpec;
 
-/// Longest task id the agent accepts (it becomes a file name in the journal).
+/// Longest task id the agent accepts (it was a file name in the journal of earlier agents).
 pub const MAX_TASK_ID_LEN: usize = 64;
 
 /// A task id that is safe to use as a file name: `[A-Za-z0-9_-]{1,64}`.

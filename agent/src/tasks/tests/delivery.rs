@@ -94,7 +94,7 @@ async fn ack_drops_updates_and_is_journaled() {
     });
     assert!(tasks.unacked().is_empty());
     assert!(tasks.unacked_task_ids().is_empty());
-    let record = tmp.path().join("tasks").join("a1.json");
+    let record = tmp.path().join("tasks").join("journal");
     let deadline = Instant::now() + WAIT;
     loop {
         let text = std::fs::read_to_string(&record).unwrap();
