@@ -160,6 +160,28 @@ async fn a_damaged_line_naming_an_unknown_task_makes_it_lost_never_rerun() {
     assert_eq!(records[&id("t5")], started("t5"));
 }
 
+#[tokio::test]
+async fn a_damaged_line_inside_the_file_is_compacted_away_keeping_its_meaning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tasks");
+    let mut bad = frame::encode(&started("t2")).unwrap();
+    bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
+    journal_with_tail(&dir, &[started("t1")], &bad).await;
+    // A valid line after the damaged one: the file ends clean and holds as many lines as
+    // tasks, yet it is rewritten.
+    let mut f = OpenOptions::new().append(true).open(file(&dir)).unwrap();
+    f.write_all(&frame::encode(&started("t3")).unwrap())
+        .unwrap();
+    drop(f);
+    let (_, records) = open(&dir);
+    assert_eq!(records[&id("t1")], started("t1"));
+    assert_eq!(records[&id("t3")], started("t3"));
+    assert_eq!(records[&id("t2")].finished, None, "t2 lost, never run");
+    let text = std::fs::read(file(&dir)).unwrap();
+    assert!(frame::decode(&text).invalid.is_empty());
+    assert_eq!(line_count(&dir), 3);
+}
+
 #[test]
 fn decoding_reports_every_kind_of_damage() {
     let good = frame::encode(&started("a")).unwrap();
