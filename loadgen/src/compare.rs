@@ -234,32 +234,35 @@ pub fn updated(baseline: &Baseline, rows: &[Row], measured: Value) -> anyhow::Re
     Ok(next)
 }
 
-/// A value for people, in the unit its path names (`_secs`, `_kib`, `_percent`, `per_sec`, …).
+/// A value for people, in the unit a word of its field names (`secs`, `kib`, `ms`, `us`,
+/// `percent`, a `_per_sec` ending).
 pub fn human(path: &str, v: f64) -> String {
     // The field is the last part that is not a statistic of a distribution.
     let field = path
         .rsplit('.')
         .find(|p| !matches!(*p, "n" | "min" | "p50" | "p90" | "p99" | "max" | "mean"))
         .unwrap_or(path);
-    if field.ends_with("_secs") {
+    let words: Vec<&str> = field.split('_').collect();
+    let has = |w: &str| words.contains(&w);
+    if has("secs") {
         if v.abs() < 1.0 {
             format!("{:.1} ms", v * 1e3)
         } else {
             format!("{v:.2} s")
         }
-    } else if field.ends_with("_kib") {
+    } else if has("kib") {
         if v.abs() >= 1024.0 {
             format!("{:.1} MiB", v / 1024.0)
         } else {
             format!("{v:.1} KiB")
         }
-    } else if field.ends_with("_ms") || field.contains("_ms_") {
+    } else if has("ms") {
         format!("{v:.1} ms")
-    } else if field.contains("_us_") || field.ends_with("_us") {
+    } else if has("us") {
         format!("{v:.1} µs")
-    } else if field.ends_with("_percent") {
+    } else if has("percent") {
         format!("{v:.3} %")
-    } else if field.ends_with("per_sec") {
+    } else if field.ends_with("_per_sec") {
         format!("{v:.0}/s")
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
@@ -303,6 +306,28 @@ pub fn table(rows: &[Row]) -> Table {
     table
 }
 
+/// A warning for figures measured on a busy machine: a 1-minute load average (before or after
+/// the run) above the number of CPUs in a `bench/run` header.
+pub fn load_note(measured: &Value) -> Option<String> {
+    let nproc = measured.get("nproc")?.as_f64()?;
+    let load1 = |k: &str| -> Option<f64> {
+        measured
+            .get(k)?
+            .as_str()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let (before, after) = (load1("loadavg_before")?, load1("loadavg_after")?);
+    (before.max(after) > nproc).then(|| {
+        format!(
+            "measured under load: 1-minute load average {before} before, {after} after, on {nproc} CPUs \
+             (the machine was shared); latencies are upper bounds, memory and CPU time are less affected"
+        )
+    })
+}
+
 /// One line about where a set of figures came from: date, commit, profile, load averages.
 fn provenance(measured: &Value) -> String {
     let field = |k: &str| match measured.get(k) {
@@ -310,19 +335,19 @@ fn provenance(measured: &Value) -> String {
         Some(Value::Null) | None => "?".to_owned(),
         Some(v) => v.to_string(),
     };
-    if let Some(Value::String(note)) = measured.get("note") {
-        if measured.get("commit").is_none() {
-            return note.clone();
-        }
+    let note = measured.get("note").and_then(Value::as_str);
+    if let (Some(note), None) = (note, measured.get("commit")) {
+        return note.to_owned();
     }
     format!(
-        "{}, commit {}, profile {}, {} CPUs, load {} before / {} after",
+        "{}, commit {}, profile {}, {} CPUs, load {} before / {} after{}",
         field("date"),
         field("commit"),
         field("profile"),
         field("nproc"),
         field("loadavg_before"),
         field("loadavg_after"),
+        note.map(|n| format!("\n         {n}")).unwrap_or_default(),
     )
 }
 
@@ -394,6 +419,10 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<Outcome> {
     // A closed pipe (`| head`) is not an error of the comparison.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     if args.update_baseline {
+        let mut measured = measured;
+        if let (Some(note), Value::Object(m)) = (load_note(&measured), &mut measured) {
+            m.insert("note".to_owned(), Value::String(note));
+        }
         let next = updated(&baseline, &rows, measured)?;
         std::fs::write(&args.baseline, serde_json::to_string_pretty(&next)? + "\n")
             .with_context(|| format!("cannot write {}", args.baseline.display()))?;

@@ -175,6 +175,20 @@ fn values_are_shown_in_the_unit_their_path_names() {
         "206.0 ms"
     );
     assert_eq!(human("restart.results_lost", 0.0), "0");
+    assert_eq!(
+        human("fan_out.coordinator_cpu_secs_per_job", 0.14),
+        "140.0 ms"
+    );
+    assert_eq!(human("real_agents.agent_rss_kib_total", 512.0), "512.0 KiB");
+}
+
+#[test]
+fn a_run_above_the_cpu_count_is_noted_as_under_load() {
+    let header = |before: &str| json!({"nproc": 2, "loadavg_before": before, "loadavg_after": "1.5 1.0 0.9"});
+    let note = load_note(&header("8.15 8.68 9.72")).unwrap();
+    assert!(note.contains("8.15 before, 1.5 after, on 2 CPUs"), "{note}");
+    assert_eq!(load_note(&header("0.40 0.2 0.1")), None);
+    assert_eq!(load_note(&json!({"note": "hand-seeded"})), None);
 }
 
 #[test]
