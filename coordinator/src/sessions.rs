@@ -34,9 +34,18 @@ impl Outbound {
         (Outbound(tx), stream)
     }
 
-    /// Queues `item`, waiting for room.
+    /// Queues `item`, waiting for room. A queue with room takes it at once, without a yield
+    /// point: an awaited send spends the task's scheduling budget, so a loop queueing one
+    /// message to each of 10,000 sessions yielded every 128 messages and waited behind the
+    /// sessions it had just woken (about 1 s of a 10,000-node submit).
     pub async fn send(&self, item: OutboundItem) -> Result<(), NotSent> {
-        self.0.send(item.map(Box::new)).await.map_err(|_| NotSent)
+        match self.0.try_send(item.map(Box::new)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.0.send(item).await.map_err(|_| NotSent)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotSent),
+        }
     }
 
     /// Queues `item` if there is room now.
@@ -224,6 +233,23 @@ mod tests {
         drop(tx);
         assert_eq!(stream.next().await.unwrap().unwrap_err().message(), "bye");
         assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn send_waits_only_for_a_full_queue_and_fails_on_a_closed_one() {
+        let (tx, stream) = Outbound::channel(1);
+        let mut stream = Box::pin(stream);
+        tx.send(Ok(CoordinatorMessage::default())).await.unwrap();
+        // Full: the second send completes once the first message was taken.
+        let second = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(Ok(CoordinatorMessage::default())).await }
+        });
+        assert!(stream.next().await.unwrap().is_ok());
+        second.await.unwrap().unwrap();
+        assert!(stream.next().await.unwrap().is_ok());
+        drop(stream);
+        assert!(tx.send(Ok(CoordinatorMessage::default())).await.is_err());
     }
 
     #[test]
