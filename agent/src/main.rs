@@ -113,8 +113,31 @@ fn default_name() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Most threads for blocking work (task journal writes, file resources, user lookups) at once;
+/// idle ones exit after tokio's 10 s keep-alive, so this bounds bursts, not idle memory.
+const MAX_BLOCKING_THREADS: usize = 64;
+
+fn main() -> ExitCode {
+    // One worker thread: the agent's async work is one session and a few tasks, and every
+    // worker costs a stack and a malloc arena for the life of the process (tokio's default is
+    // one per core). A multi-threaded runtime with one worker rather than a current-thread one:
+    // the session loop runs on the main thread (`block_on`) and spawned tasks (task runners,
+    // the HTTP/2 connection) on the worker, so they do not take turns on one thread.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run_command()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command() -> ExitCode {
     let cli = Cli::parse();
     lab_proto::logging::init("info");
     let result: Result<(), AgentError> = match cli.command {
@@ -181,6 +204,7 @@ async fn main() -> ExitCode {
                 labels,
                 max_tasks: max_tasks as usize,
                 facts_root,
+                facts_program: Some(PathBuf::from("/proc/self/exe")),
                 ..RunOptions::default()
             };
             run(AgentDir::new(data_dir), opts, shutdown)

@@ -2,7 +2,9 @@
 //! with capped, jittered backoff, with the certificate renewed at two thirds of its lifetime.
 //!
 //! Facts go out in full when the coordinator asks, then as merge patches against the last
-//! acknowledged document, and only when something changed.
+//! acknowledged document, and only when something changed. `lab-agent run` collects them in a
+//! child process ([`RunOptions::facts_program`]): an idle agent then holds none of the
+//! collectors' threads, heap or code pages (issue 18: idle RSS).
 //!
 //! Coordinators: the enrollment lists one or several; each session dials them through
 //! [`Endpoints`] (the last one that served first, a standby's hint to the leader next), which
@@ -14,9 +16,11 @@
 //! `Welcome`, then forwards new updates as the runner produces them. Updates produced while
 //! disconnected wait in the runner's outbox.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use lab_proto::client::{agent_client, ConnectOptions};
 use lab_proto::endpoints::{DialError, Endpoints};
 use lab_proto::pem::cert_info_from_pem;
@@ -62,6 +66,13 @@ pub struct RunOptions {
     pub max_tasks: usize,
     /// Coordinator addresses that replace the enrolled ones (`lab-agent run --coordinator`).
     pub coordinators: Option<Vec<String>>,
+    /// The `lab-agent` program that collects facts in a child process (`PROGRAM facts --root
+    /// ROOT`), so that the collectors' threads, allocations and code pages come and go with the
+    /// child instead of staying in the daemon's memory; `None` collects in this process (for
+    /// programs that embed the agent, such as `labctl dev`). `lab-agent run` passes
+    /// `/proc/self/exe`, which stays the running binary even after a package upgrade replaced
+    /// the file.
+    pub facts_program: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -75,6 +86,7 @@ impl Default for RunOptions {
             labels: Default::default(),
             max_tasks: 8,
             coordinators: None,
+            facts_program: None,
         }
     }
 }
@@ -246,11 +258,58 @@ async fn send_updates(
     Ok(())
 }
 
+/// How long a fact collection in a child process may take: its areas run at once, each with
+/// [`crate::facts::AREA_TIMEOUT`].
+const FACTS_CHILD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// This machine's facts: from a child process when [`RunOptions::facts_program`] is set (in this
+/// process, with a warning, if that fails), else in this process.
 async fn collect_facts(opts: &RunOptions) -> Value {
+    if let Some(program) = &opts.facts_program {
+        match collect_in_child(program, &opts.facts_root).await {
+            Ok(doc) => return doc,
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "cannot collect facts in a child process; collecting them in the agent"
+            ),
+        }
+    }
     let root = opts.facts_root.clone();
     tokio::task::spawn_blocking(move || crate::facts::to_json(&crate::facts::collect(&root)))
         .await
         .unwrap_or_else(|_| Value::Object(Default::default()))
+}
+
+/// Runs `PROGRAM facts --root ROOT` and reads its JSON document (its log lines go to our
+/// stderr).
+async fn collect_in_child(program: &Path, root: &Path) -> anyhow::Result<Value> {
+    let output = tokio::process::Command::new(program)
+        .arg("facts")
+        .arg("--root")
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(FACTS_CHILD_TIMEOUT, output)
+        .await
+        .map_err(|_| anyhow::anyhow!("it did not finish within {FACTS_CHILD_TIMEOUT:?}"))?
+        .with_context(|| format!("cannot run {} facts", program.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} facts ended with {}",
+        program.display(),
+        output.status
+    );
+    let doc: Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("{} facts printed no JSON document", program.display()))?;
+    anyhow::ensure!(
+        doc.is_object(),
+        "{} facts printed JSON that is not an object",
+        program.display()
+    );
+    Ok(doc)
 }
 
 /// What every session borrows from [`run`].
@@ -436,6 +495,41 @@ mod tests {
         match m?.msg? {
             AgentMsg::Facts(f) => f.body,
             _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn facts_come_from_the_child_or_else_from_this_process() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let program = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let empty_root = tempfile::tempdir().unwrap();
+        let opts = |facts_program: Option<PathBuf>| RunOptions {
+            facts_root: empty_root.path().to_owned(),
+            facts_program,
+            ..RunOptions::default()
+        };
+        // The child's document, as printed.
+        let good = program(
+            "good",
+            r#"test "$1 $2" = "facts --root" && echo '{"platform":{"os":"child"}}'"#,
+        );
+        let doc = collect_facts(&opts(Some(good))).await;
+        assert_eq!(doc, json!({"platform": {"os": "child"}}));
+        // A child that fails, prints no object, or is missing: collected here instead.
+        for bad in [
+            program("fails", "exit 3"),
+            program("not-an-object", "echo '[1]'"),
+            dir.path().join("missing"),
+        ] {
+            let doc = collect_facts(&opts(Some(bad.clone()))).await;
+            assert!(doc["platform"].is_object(), "{bad:?}: {doc}");
+            assert_ne!(doc["platform"]["os"], "child");
         }
     }
 
