@@ -54,8 +54,7 @@ pub async fn run(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
+    let listener = lab_proto::net::listen(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let metrics = match metrics_listen {
         Some(addr) => Some(

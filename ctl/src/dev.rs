@@ -18,7 +18,6 @@ use lab_proto::client::ConnectOptions;
 use lab_proto::ctlconfig::CtlConfig;
 use lab_proto::files::{write_atomic, PRIVATE};
 use lab_proto::v1::{CreateTokenRequest, GetNodeRequest};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::context;
@@ -59,7 +58,7 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
             Failure::Usage(format!("recorded address '{}': {e}", settings.advertise))
         })?
     };
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
+    let listener = lab_proto::net::listen(listen).map_err(|e| {
         Failure::Usage(format!(
             "cannot listen on {listen}: {e}; is another 'labctl dev' running? (use --listen, or --dir for a separate state)"
         ))

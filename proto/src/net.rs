@@ -18,6 +18,23 @@ pub fn set_nodelay(tcp: &mut TcpStream) {
     let _ = tcp.set_nodelay(true);
 }
 
+/// Connections the kernel queues for a gRPC listener before it accepts them (capped by
+/// `net.core.somaxconn`). Tokio's default of 1024 drops the SYNs of a larger connect storm,
+/// and a dropped SYN is retried only after a second.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a gRPC listener on `addr` with a listen queue of [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accepts the next connection on `listener`, with Nagle's algorithm off.
 pub async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
     let (mut tcp, peer) = listener.accept().await?;
@@ -39,5 +56,16 @@ mod tests {
         let (accepted, peer) = accept(&listener).await.unwrap();
         assert_eq!(peer, dialled.local_addr().unwrap());
         assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is off");
+    }
+
+    #[tokio::test]
+    async fn listen_binds_where_asked_and_refuses_a_taken_port() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+        let dialled = TcpStream::connect(addr).await.unwrap();
+        let (_accepted, peer) = accept(&listener).await.unwrap();
+        assert_eq!(peer, dialled.local_addr().unwrap());
+        assert!(listen(addr).is_err(), "a second listener on a port in use");
     }
 }

@@ -1,7 +1,8 @@
 //! The gRPC accept loop: TLS handshakes happen here, before tonic sees a connection, so that
 //! connections without a valid client certificate stay bounded.
 //!
-//! Handshakes in progress are capped (and time out). A connection whose handshake shows no
+//! Handshakes in progress are capped (and time out): at the cap the loop stops accepting until
+//! one ends, so a connect storm waits in the listen queue rather than being refused. A connection whose handshake shows no
 //! client certificate that [`Authorizer::accepts`] (issued here, not revoked, of a known node or
 //! user) is unauthenticated: it may only call Bootstrap, Enroll and health (the auth layer
 //! enforces that); here such connections are bounded per source address and in total, and
@@ -153,6 +154,10 @@ pub async fn run(
     tx: mpsc::Sender<Result<Accepted, std::io::Error>>,
 ) {
     loop {
+        let permit = tokio::select! {
+            () = coord.shutdown.cancelled() => return,
+            p = tracker.handshake_permit() => p,
+        };
         let accepted = tokio::select! {
             () = coord.shutdown.cancelled() => return,
             a = lab_proto::net::accept(&listener) => a,
@@ -169,13 +174,7 @@ pub async fn run(
                 }
             }
         };
-        let slot = match tracker.admit(peer.ip()) {
-            Ok(s) => s,
-            Err(reason) => {
-                refused(&coord, &tracker, reason, peer);
-                continue;
-            }
-        };
+        let slot = tracker.admit(peer.ip(), permit);
         let (coord2, acceptor, authorizer, tracker2, tx) = (
             coord.clone(),
             acceptor.clone(),

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Limits on connections without a valid client certificate.
@@ -19,7 +20,8 @@ pub struct ConnectionLimits {
     pub max_unauth: usize,
     /// Unauthenticated connections open at once from one source address.
     pub max_unauth_per_source: usize,
-    /// TLS handshakes in progress at once (whether or not they will show a certificate).
+    /// TLS handshakes in progress at once (whether or not they will show a certificate); at
+    /// the limit the accept loop waits for one to end and new connections queue in the kernel.
     pub max_handshakes: usize,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
@@ -60,15 +62,13 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     Ok(hard.max(soft))
 }
 
-/// Why a connection was closed at once.
+/// Why a connection was closed after its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Its source address has too many unauthenticated connections.
     PerSource,
     /// Too many unauthenticated connections in total.
     Total,
-    /// Too many handshakes in progress.
-    Handshakes,
 }
 
 impl Refusal {
@@ -76,7 +76,6 @@ impl Refusal {
         match self {
             Refusal::PerSource => "per_source",
             Refusal::Total => "total",
-            Refusal::Handshakes => "handshakes",
         }
     }
 }
@@ -113,6 +112,8 @@ impl Activity {
 #[derive(Debug)]
 pub struct ConnTracker {
     pub(super) limits: ConnectionLimits,
+    /// One permit per handshake that may be in progress.
+    handshake_permits: Arc<Semaphore>,
     counts: Mutex<Counts>,
     pub(super) activity: Mutex<HashMap<SocketAddr, Arc<Activity>>>,
 }
@@ -121,6 +122,7 @@ impl ConnTracker {
     /// A tracker enforcing `limits`.
     pub fn new(limits: ConnectionLimits) -> Self {
         ConnTracker {
+            handshake_permits: Arc::new(Semaphore::new(limits.max_handshakes)),
             limits,
             counts: Mutex::default(),
             activity: Mutex::default(),
@@ -144,20 +146,28 @@ impl ConnTracker {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a new connection from `source` to its handshake, or says why not. Per-source and
-    /// total limits apply after the handshake, so that many agents behind one address (a
-    /// reconnect storm through NAT) are not refused while they prove who they are.
-    pub(super) fn admit(self: &Arc<Self>, source: IpAddr) -> Result<Slot, Refusal> {
-        let mut c = self.counts();
-        if c.handshaking >= self.limits.max_handshakes {
-            return Err(Refusal::Handshakes);
+    /// Waits until fewer than `max_handshakes` handshakes are in progress and reserves a place
+    /// for one. The accept loop takes it before accepting, so that in a connect storm the
+    /// connections beyond the limit wait in the listen queue instead of being refused.
+    pub(super) async fn handshake_permit(&self) -> OwnedSemaphorePermit {
+        match self.handshake_permits.clone().acquire_owned().await {
+            Ok(p) => p,
+            // The semaphore is never closed.
+            Err(_) => unreachable!("the handshake semaphore is never closed"),
         }
-        c.handshaking += 1;
-        Ok(Slot {
+    }
+
+    /// Admits a new connection from `source` to its handshake in the place `permit` reserved.
+    /// Per-source and total limits apply after the handshake, so that many agents behind one
+    /// address (a reconnect storm through NAT) are not refused while they prove who they are.
+    pub(super) fn admit(self: &Arc<Self>, source: IpAddr, permit: OwnedSemaphorePermit) -> Slot {
+        self.counts().handshaking += 1;
+        Slot {
             tracker: self.clone(),
             source,
             state: SlotState::Handshaking,
-        })
+            permit: Some(permit),
+        }
     }
 
     /// A request started on the connection from `peer`; keeps it open if it is unauthenticated.
@@ -202,12 +212,15 @@ pub(super) struct Slot {
     pub(super) tracker: Arc<ConnTracker>,
     source: IpAddr,
     state: SlotState,
+    /// The handshake's place, given back when the handshake ends.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Slot {
     /// The handshake ended without a valid certificate: the connection stays unauthenticated
     /// if its source and the total are below their limits.
     pub(super) fn unauthenticated(mut self) -> Result<Slot, Refusal> {
+        self.permit = None;
         let limits = &self.tracker.limits;
         let mut c = self.tracker.counts();
         c.handshaking -= 1;
@@ -269,8 +282,18 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
 
+    /// A connection from `source` admitted to its handshake (the permit is free in these tests).
+    fn admit(t: &Arc<ConnTracker>, source: IpAddr) -> Slot {
+        let permit = t
+            .handshake_permits
+            .clone()
+            .try_acquire_owned()
+            .expect("a free handshake place");
+        t.admit(source, permit)
+    }
+
     fn unauth(t: &Arc<ConnTracker>, source: IpAddr) -> Result<Slot, Refusal> {
-        t.admit(source)?.unauthenticated()
+        admit(t, source).unauthenticated()
     }
 
     #[test]
@@ -279,7 +302,7 @@ mod tests {
         let a1 = unauth(&t, A).unwrap();
         let _a2 = unauth(&t, A).unwrap();
         // Handshakes from a full source go on (the peer may show a certificate)...
-        let a3 = t.admit(A).unwrap();
+        let a3 = admit(&t, A);
         // ...but without a certificate it is refused.
         assert_eq!(a3.unauthenticated().unwrap_err(), Refusal::PerSource);
         let _b1 = unauth(&t, B).unwrap();
@@ -292,7 +315,7 @@ mod tests {
     fn unauthenticated_connections_are_capped_in_total_but_handshakes_go_on() {
         let t = tracker(2, 10);
         let kept: Vec<Slot> = (0..2).map(|_| unauth(&t, A).unwrap()).collect();
-        let third = t.admit(B).unwrap();
+        let third = admit(&t, B);
         assert_eq!(t.unauthenticated(), 3);
         assert_eq!(third.unauthenticated().unwrap_err(), Refusal::Total);
         assert_eq!(t.unauthenticated(), 2);
@@ -301,16 +324,27 @@ mod tests {
         assert!(t.counts().by_source.is_empty());
     }
 
-    #[test]
-    fn handshakes_in_progress_are_capped() {
+    #[tokio::test]
+    async fn handshakes_beyond_the_cap_wait_for_a_place() {
         let t = Arc::new(ConnTracker::new(ConnectionLimits {
             max_handshakes: 2,
             ..ConnectionLimits::default()
         }));
-        let h: Vec<Slot> = (0..2).map(|_| t.admit(A).unwrap()).collect();
-        assert_eq!(t.admit(B).unwrap_err(), Refusal::Handshakes);
-        drop(h);
-        assert!(t.admit(B).is_ok());
+        let first = t.admit(A, t.handshake_permit().await);
+        let second = t.admit(A, t.handshake_permit().await);
+        // A zero timeout polls the wait once: it is pending while two are in progress.
+        let waited = tokio::time::timeout(Duration::ZERO, t.handshake_permit()).await;
+        assert!(
+            waited.is_err(),
+            "a third handshake waits while two are in progress"
+        );
+        // A handshake that ends unauthenticated gives its place back at once.
+        let _kept = first.unauthenticated().unwrap();
+        let third = t.admit(B, t.handshake_permit().await);
+        assert_eq!(t.unauthenticated(), 3);
+        drop((second, third));
+        assert_eq!(t.unauthenticated(), 1);
+        assert_eq!(t.handshake_permits.available_permits(), 2);
     }
 
     #[test]
