@@ -5,7 +5,6 @@
 //! of (baseline, results, threshold) → rows with a verdict; reading the files, printing the table
 //! and rewriting the baseline (`--update-baseline`) sit around it. It measures nothing itself.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -417,7 +416,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<Outcome> {
         )
     };
     // A closed pipe (`| head`) is not an error of the comparison.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::report::print_out(&text);
     if args.update_baseline {
         let mut measured = measured;
         if let (Some(note), Value::Object(m)) = (load_note(&measured), &mut measured) {

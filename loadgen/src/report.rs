@@ -123,7 +123,14 @@ pub fn print_table(title: &str, rows: &[(String, String)]) {
     for (k, v) in rows {
         table.add_row(vec![k, v]);
     }
-    println!("\n{title}\n{table}");
+    print_out(&format!("\n{title}\n{table}\n"));
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error: the run goes on
+/// and still writes its JSON.
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Writes `value` as pretty JSON to `path`, creating its directory.

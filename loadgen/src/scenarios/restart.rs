@@ -90,10 +90,11 @@ pub async fn restart(
     let peak_a = report::peak_rate(&attempts, 0.1);
     let lost = k.saturating_sub(done.succeeded as usize);
 
-    println!("\nreconnects after the kill ({BUCKET_SECS} s buckets, seconds since SIGKILL):");
-    println!("{}", bars(&w_hist, BUCKET_SECS, "s"));
-    println!("connection attempts after the kill:");
-    println!("{}", bars(&a_hist, BUCKET_SECS, "s"));
+    report::print_out(&format!(
+        "\nreconnects after the kill ({BUCKET_SECS} s buckets, seconds since SIGKILL):\n{}\nconnection attempts after the kill:\n{}\n",
+        bars(&w_hist, BUCKET_SECS, "s"),
+        bars(&a_hist, BUCKET_SECS, "s")
+    ));
 
     let mut s = Section::new(
         "restart",
