@@ -67,8 +67,10 @@ pub(super) async fn commit_and_notify_all(
 
 /// Sends each message to its node's session; a node offline gets it when it connects, a node
 /// whose queue stays full has its session closed so it reconnects.
-/// A queue with room takes its message without yielding (see [`Outbound::send`](crate::sessions::Outbound::send)), so a submit
-/// to 10,000 nodes queues every Assign before the sessions it wakes run.
+///
+/// A queue with room takes its message without yielding (see
+/// [`Outbound::send`](crate::sessions::Outbound::send)), so a submit to 10,000 nodes queues
+/// every Assign before the sessions it wakes run.
 pub(super) async fn send_all(cx: &Cx<'_>, outgoing: Outgoing) {
     for (node, m) in outgoing {
         let Some(tx) = cx.sessions.sender(&node) else {
